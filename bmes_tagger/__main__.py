@@ -1,0 +1,3 @@
+from bmes_tagger.cli import main
+
+main()

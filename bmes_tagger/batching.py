@@ -1,0 +1,158 @@
+"""Turning sentences into tensors once, and tensors into length-bucketed, padded batches.
+
+The corpus is encoded a single time into one flat id tensor plus offsets, so an epoch does no
+per-character Python work: a batch is a few tensor slices and one ``pad_sequence``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from .corpus import Sentence
+from .vocab import Vocab, normalize_width
+
+# Chunks of over-long lines preferably end after one of these, so a forced boundary is harmless.
+BREAK_AFTER = frozenset("。！？；，、：!?;,:…）)」』”")
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``chars``/``tags``/``mask``: (batch, seq_len); ``lengths``: (batch,)."""
+
+    chars: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+    tags: torch.Tensor | None = None
+    index: torch.Tensor | None = None  # (batch,) positions of these rows in the encoded corpus
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+class EncodedCorpus:
+    """Sentences as one flat id tensor (and tag-id tensor) with per-sentence offsets.
+
+    Args:
+        chars: token lists (one per sentence, none empty).
+        vocab: character vocabulary.
+        tag_index: tag -> id; required when ``tags`` are given.
+        tags: optional BMES tag lists aligned with ``chars``.
+        normalize: apply :func:`normalize_width` before lookup.
+    """
+
+    def __init__(
+        self,
+        chars: Sequence[Sequence[str]],
+        vocab: Vocab,
+        tag_index: dict[str, int] | None = None,
+        tags: Sequence[Sequence[str]] | None = None,
+        normalize: bool = True,
+    ) -> None:
+        lengths = [len(c) for c in chars]
+        assert all(n > 0 for n in lengths), "empty sentences must be filtered out before encoding"
+        flat = [t for sent in chars for t in sent]
+        if normalize:
+            flat = [normalize_width(t) for t in flat]
+        # (total_tokens,)
+        self.ids = torch.tensor(vocab.encode(flat), dtype=torch.long)
+        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
+        torch.cumsum(self.lengths, 0, out=self.offsets[1:])
+        self.tag_ids: torch.Tensor | None = None
+        if tags is not None:
+            assert tag_index is not None
+            self.tag_ids = torch.tensor([tag_index[t] for sent in tags for t in sent],
+                                        dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        """Pad the sentences at ``indices`` into one :class:`Batch`."""
+        starts = self.offsets[list(indices)].tolist()
+        lens = self.lengths[list(indices)].tolist()
+        chars = pad_sequence([self.ids[s:s + n] for s, n in zip(starts, lens)], batch_first=True)
+        lengths = torch.tensor(lens, dtype=torch.long)
+        # (batch, seq_len)
+        mask = torch.arange(chars.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        tags = None
+        if self.tag_ids is not None:
+            tags = pad_sequence([self.tag_ids[s:s + n] for s, n in zip(starts, lens)],
+                                batch_first=True)
+        return Batch(chars=chars, mask=mask, lengths=lengths, tags=tags,
+                     index=torch.tensor(list(indices), dtype=torch.long))
+
+
+def bucketed_batches(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
+    pool_batches: int = 50,
+) -> list[list[int]]:
+    """Group sentence indices into batches of similar length.
+
+    With a ``generator`` (training): shuffle, sort within pools of ``pool_batches`` batches, cut
+    into batches and shuffle the batch order, so batches have little padding yet vary between
+    epochs. Without one (evaluation): sort everything by length, longest first.
+    """
+    n = len(lengths)
+    if generator is None:
+        order = torch.argsort(lengths, descending=True, stable=True).tolist()
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    perm = torch.randperm(n, generator=generator)
+    pool = batch_size * pool_batches
+    batches: list[list[int]] = []
+    for start in range(0, n, pool):
+        chunk = perm[start:start + pool]
+        chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)].tolist()
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def chunk_bounds(
+    n: int, max_len: int, can_end_at: Callable[[int], bool]
+) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into chunks of at most ``max_len``.
+
+    A chunk preferably ends right after a position ``i`` with ``can_end_at(i)`` true, searching
+    back to half of ``max_len``; otherwise it is cut at ``max_len``.
+    """
+    bounds = []
+    start = 0
+    while n - start > max_len:
+        end = start + max_len
+        for i in range(start + max_len - 1, start + max_len // 2 - 1, -1):
+            if can_end_at(i):
+                end = i + 1
+                break
+        bounds.append((start, end))
+        start = end
+    bounds.append((start, n))
+    return bounds
+
+
+def split_long_sentences(sentences: Sequence[Sentence], max_len: int) -> list[Sentence]:
+    """Cut labelled sentences longer than ``max_len`` at span boundaries (after E/S/O tags)."""
+    out: list[Sentence] = []
+    for s in sentences:
+        if len(s.chars) <= max_len:
+            out.append(s)
+            continue
+        assert s.tags is not None
+        tags = s.tags
+
+        def ends_span(i: int, tags: list[str] = tags) -> bool:
+            return tags[i][0] in "ESO"
+
+        for a, b in chunk_bounds(len(s.chars), max_len, ends_span):
+            out.append(Sentence(chars=s.chars[a:b], tags=tags[a:b], line=s.line))
+    return out
+
+
+def iterate_chunks(tokens: Sequence[str], max_len: int) -> Iterator[tuple[int, int]]:
+    """Chunk bounds for unlabelled text: prefer cutting after punctuation."""
+    yield from chunk_bounds(len(tokens), max_len, lambda i: tokens[i] in BREAK_AFTER)

@@ -1,0 +1,111 @@
+"""Self-contained checkpoints: written atomically, loaded without executing code.
+
+A checkpoint is a plain dict of tensors and Python builtins (loadable with
+``torch.load(..., weights_only=True)``, which refuses any pickled object that would run code):
+
+- ``format``: ``"bmes_tagger"``; ``format_version``: int (refused if newer than we read)
+- ``config``: the resolved config as a nested dict
+- ``chars``: the character vocabulary (list, id order); ``tags``: the tag list (id order)
+- ``train_words``: sorted training word types (CWS OOV metrics); empty for NER
+- ``model``: the model's state dict
+- ``scores``: best dev scores and the epoch/step they were reached at
+- ``training`` (``last.pt`` only): optimizer, RNG and loop state for ``--resume``
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import CheckpointError
+
+FORMAT = "bmes_tagger"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("config", "chars", "tags", "model")
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
+
+    No partial file ever exists under the final name, even if the process is killed mid-write.
+    """
+    path = Path(path)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "bmes_tagger_version": __version__, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: missing file, not a checkpoint (truncated, random bytes, another
+            program's file), unsafe content (objects that would execute code), or a format
+            version newer than this program reads.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        hint = " (did you mean best.pt inside it?)" if (path / "best.pt").exists() else ""
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file{hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: refused to load: it references Python objects that are not plain "
+                f"tensors or values, and loading them could run code ({unsafe[0][:160]})"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not written by "
+                              "torch.save)") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): "
+                              f"{reason[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a bmes_tagger checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: checkpoint has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is newer than this bmes_tagger "
+            f"({__version__}) reads (version {FORMAT_VERSION}); upgrade bmes_tagger"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return payload
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (POSIX); harmless to skip where directories can't be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,253 @@
+"""The ``tagger`` command line: thin typer wrappers over the library functions.
+
+Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line on stderr);
+2 wrong command-line usage (typer); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import BmesTaggerError
+
+app = typer.Typer(
+    name="tagger",
+    help="Train, run and evaluate character-level BiLSTM taggers for Chinese word segmentation "
+    "(CWS) and named-entity recognition (NER) with BMES tags.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="SECTION.KEY=VALUE",
+                 help="Override a config key, e.g. --set train.lr=0.002 (repeatable)."),
+]
+
+
+@contextlib.contextmanager
+def _user_errors(debug: bool) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 1 (130 on Ctrl-C)."""
+    try:
+        yield
+    except BmesTaggerError as exc:
+        if debug:
+            raise
+        _fail(str(exc))
+    except (OSError, UnicodeError) as exc:
+        if debug:
+            raise
+        name = getattr(exc, "filename", None)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        _fail(f"{name}: {reason}" if name else reason)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message.splitlines()[0] if message else 'failed'}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("train")
+def train_cli(
+    config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Run directory (default: output.dir).")]
+    = None,
+    overrides: SetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run "
+                                         "directory from its last.pt.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a run directory that "
+                                        "already holds a run.")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a tagger as CONFIG describes and write best.pt, last.pt, config.yaml,
+    metrics.jsonl and train.log into the run directory.
+
+    Example: tagger train configs/sample-cws.yaml --set train.epochs=5
+    """
+    from .config import load_config
+    from .train import train
+
+    with _user_errors(debug):
+        cfg = load_config(config, overrides or [])
+        log = None if quiet else _log_line
+        result = train(cfg, output, resume=resume, force=force, progress=not quiet, log=log)
+    if result.interrupted:
+        raise typer.Exit(130)
+    best = result.best_scores
+    typer.echo(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
+               f"R {best.get('recall', 0.0):.4f}) at epoch {result.best_epoch}; "
+               f"model: {result.run_dir / 'best.pt'}")
+
+
+@app.command("predict")
+def predict_cli(
+    input: Annotated[str, typer.Argument(help="Text file, one input per line, or - for stdin.",
+                                         show_default=False)],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead "
+                                                "of stdout.")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f",
+        help="CWS: segmented (default; words joined by two spaces), conll, jsonl. "
+        "NER: jsonl (default; text and entities), conll.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1,
+                                            help="Sentences per forward pass.")] = 64,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")]
+    = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Tag raw text with a trained model: one output line per input line, in order.
+
+    Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
+    """
+    from .corpus import iter_lines, iter_stream_lines
+    from .predict import Tagger, predict_lines
+
+    with _user_errors(debug):
+        if output is not None and output.exists() and not force:
+            raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
+        tagger = Tagger.load(model)
+        if input == "-":
+            lines = (text for _, text in iter_stream_lines(sys.stdin.buffer, "<stdin>"))
+        else:
+            lines = (text for _, text in iter_lines(input))
+        try:
+            records = predict_lines(tagger, lines, format, batch_size)
+        except ValueError as exc:
+            raise BmesTaggerError(f"--format: {exc}") from None
+        if output is None:
+            for record in records:
+                sys.stdout.write(record + ("" if record.endswith("\n") else "\n"))
+            sys.stdout.flush()
+        else:
+            with _atomic_text(output) as f:
+                for record in records:
+                    f.write(record + ("" if record.endswith("\n") else "\n"))
+
+
+@app.command("eval")
+def evaluate_cli(
+    config: Annotated[Path | None, typer.Argument(
+        help="Config of a trained run: evaluates its best.pt on data.test.", show_default=False)]
+    = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint to evaluate "
+                                               "(default: the config's run best.pt).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled file "
+                                              "(default: the config's data.test).")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", help="Format of --data: segmented or conll (default: the model's).")]
+    = None,
+    scheme: Annotated[str | None, typer.Option(
+        "--scheme", help="Tag scheme of a conll --data file: bmes, bioes or bio.")] = None,
+    train_words: Annotated[Path | None, typer.Option(
+        "--train-words", help="Word list for CWS OOV metrics (default: the checkpoint's).")]
+    = None,
+    overrides: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+    = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score a model on a labelled file: span P/R/F1 (CWS: as the SIGHAN scorer, with OOV and
+    IV recall; NER: strict seqeval with a per-type table).
+
+    Examples: tagger eval configs/sample-cws.yaml |
+    tagger eval --model runs/x/best.pt --data test.txt --format segmented --json
+    """
+    from .config import load_config
+    from .corpus import read_word_list
+    from .evaluate import evaluate, read_eval_data
+    from .predict import Tagger
+
+    with _user_errors(debug):
+        if config is None and (model is None or data is None):
+            raise BmesTaggerError("give a CONFIG, or both --model and --data")
+        repair = False
+        if config is not None:
+            cfg = load_config(config, overrides or [])
+            model = model or Path(cfg.output.dir or "") / "best.pt"
+            if data is None:
+                if cfg.data.test is None:
+                    raise BmesTaggerError(f"{config}: data.test is not set; pass --data FILE")
+                data = Path(cfg.data.test)
+            format = format or cfg.data.format
+            scheme = scheme or cfg.data.scheme
+            repair = cfg.data.repair_gold
+        if format is not None and format not in ("segmented", "conll"):
+            raise BmesTaggerError(f"--format: {format!r} is not one of segmented, conll")
+        if scheme is not None and scheme not in ("bmes", "bioes", "bio"):
+            raise BmesTaggerError(f"--scheme: {scheme!r} is not one of bmes, bioes, bio")
+        tagger = Tagger.load(model)
+        sentences = read_eval_data(tagger, data, format, scheme, repair)
+        words = read_word_list(train_words) if train_words is not None else None
+        scores = evaluate(tagger, sentences, words)
+    result = scores.to_dict()
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(format_scores(result, tagger.task, str(data), str(model)))
+
+
+def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> str:
+    """Human-readable score report."""
+    lines = [f"model {model}", f"data  {data}", "",
+             f"precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
+             f"F1 {result['f1']:.4f}"]
+    if task == "cws":
+        lines.append(f"words: gold {result['gold_words']}  predicted {result['pred_words']}  "
+                     f"correct {result['correct_words']}")
+        if result.get("oov_rate") is not None:
+            lines.append(f"OOV rate {result['oov_rate']:.4f}  OOV recall "
+                         f"{result['oov_recall']:.4f}  IV recall {result['iv_recall']:.4f}")
+    else:
+        lines.append(f"entities: gold {result['gold_entities']}  predicted "
+                     f"{result['pred_entities']}  correct {result['correct_entities']}")
+        per_type = result.get("per_type") or {}
+        if per_type:
+            width = max(8, *(len(k) for k in per_type))
+            lines += ["", f"{'type':<{width}}  precision  recall      F1  support"]
+            for label, s in sorted(per_type.items()):
+                lines.append(f"{label:<{width}}  {s['precision']:>9.4f}  {s['recall']:>6.4f}  "
+                             f"{s['f1']:>6.4f}  {s['support']:>7}")
+    return "\n".join(lines)
+
+
+def _log_line(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _atomic_text(path: Path) -> Iterator[Any]:
+    """Write a text file via a temporary file + rename, so a failure leaves nothing behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main() -> None:
+    """Entry point for ``python -m bmes_tagger``."""
+    app(prog_name="tagger")

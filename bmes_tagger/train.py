@@ -1,0 +1,468 @@
+"""The training loop: read data, build vocabularies and model, train, evaluate, checkpoint.
+
+Read it top to bottom in :func:`train`. A run directory holds ``best.pt`` (best dev F1),
+``last.pt`` (everything needed to resume), ``config.yaml`` (resolved), ``metrics.jsonl`` (one
+line per evaluation) and ``train.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .batching import EncodedCorpus, bucketed_batches, split_long_sentences
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, config_from_dict, write_config
+from .corpus import Sentence, read_corpus, read_word_list
+from .errors import BmesTaggerError, ConfigError
+from .evaluate import evaluate
+from .model import BiLSTMTagger
+from .predict import Tagger, build_model
+from .tags import split_tag, tags_to_words
+from .vocab import Vocab, normalize_width, tag_inventory
+
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
+
+
+class RunDirError(BmesTaggerError):
+    """The run directory is locked by another run, or holds a run that must not be overwritten."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run achieved."""
+
+    run_dir: Path
+    best_scores: dict[str, Any]
+    best_epoch: int
+    epochs_run: int
+    steps: int
+    stopped_early: bool = False
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(
+    config: Config,
+    output_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a tagger as ``config`` says and write the run directory.
+
+    Args:
+        config: resolved config (see :func:`bmes_tagger.config.load_config`).
+        output_dir: run directory; default ``config.output.dir``.
+        resume: continue from ``last.pt`` in the run directory (same final result as an
+            uninterrupted run with the same seed on CPU).
+        force: overwrite a run directory that already holds a run.
+        progress: show a tqdm bar on stderr.
+        log: callback for log lines (they also go to ``train.log``).
+
+    Returns:
+        The best dev scores and where they were reached.
+
+    Raises:
+        BmesTaggerError: bad data, bad config, a locked or already used run directory.
+    """
+    run_dir = Path(output_dir or config.output.dir or "runs/default")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        state = _prepare_run_dir(run_dir, config, resume=resume, force=force)
+        if state is not None:
+            config = _resumed_config(config, state["config"], run_dir)
+        return _train(config, run_dir, state, progress, log)
+
+
+def _train(
+    config: Config, run_dir: Path, state: dict[str, Any] | None, progress: bool,
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    tcfg, dcfg = config.train, config.data
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    logger = _Logger(run_dir / "train.log", log)
+    random.seed(tcfg.seed)
+    torch.manual_seed(tcfg.seed)
+
+    # --- data --------------------------------------------------------------------------------
+    train_sents, dev_sents = load_training_data(config)
+    if state is None:
+        vocab, tags = build_vocabularies(train_sents, config)
+        train_words = sorted(_word_list(train_sents, config))
+    else:
+        vocab, tags, train_words = Vocab(state["chars"]), list(state["tags"]), state["train_words"]
+    tag_index = {t: i for i, t in enumerate(tags)}
+    _check_tags_known(train_sents + dev_sents, tag_index, dcfg.train or "train")
+    pieces = split_long_sentences(train_sents, dcfg.max_len)
+    encoded = EncodedCorpus([s.chars for s in pieces], vocab, tag_index,
+                            [s.tags or [] for s in pieces], normalize=dcfg.normalize_width)
+    logger(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
+           f"dev: {len(dev_sents)} sentences; {len(vocab)} characters, {len(tags)} tags")
+
+    # --- model and optimiser -----------------------------------------------------------------
+    model = build_model(config, len(vocab), tags)
+    optimizer = make_optimizer(model, config)
+    loop = _LoopState()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        training = state["training"]
+        optimizer.load_state_dict(training["optimizer"])
+        loop = _LoopState(**training["loop"])
+        torch.set_rng_state(training["torch_rng"])
+        random.setstate(_to_random_state(training["python_rng"]))
+        _truncate_metrics(run_dir / "metrics.jsonl", loop.step)
+        logger(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, step {loop.step}")
+    else:
+        write_config(config, run_dir / "config.yaml")
+    n_params = sum(p.numel() for p in model.parameters())
+    logger(f"model: {config.model.cell} x{config.model.num_layers} "
+           f"{'bi' if config.model.bidirectional else 'uni'}directional, "
+           f"head {config.model.head}, {n_params:,} parameters")
+    tagger = Tagger(model, vocab, tags, config, frozenset(train_words))
+
+    def checkpoint(path: Path, with_training: bool) -> None:
+        payload = {
+            "config": config.to_dict(), "chars": vocab.tokens, "tags": tags,
+            "train_words": train_words, "model": model.state_dict(),
+            "scores": {"best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
+                       "best_step": loop.best_step, "dev": loop.best_scores},
+        }
+        if with_training:
+            payload["training"] = {
+                "optimizer": optimizer.state_dict(), "loop": loop.as_dict(),
+                "torch_rng": torch.get_rng_state(), "python_rng": _from_random_state(),
+            }
+        save_checkpoint(payload, path)
+
+    def run_evaluation(train_loss: float, chars_per_s: float) -> bool:
+        """Evaluate on dev, log, save best/last; True when patience has run out."""
+        scores = evaluate(tagger, dev_sents)
+        model.train()
+        # Mid-epoch evaluations belong to the epoch in progress, end-of-epoch ones to the last.
+        epoch = loop.epoch + 1 if loop.batch_in_epoch else loop.epoch
+        improved = scores.f1 > loop.best_f1
+        if improved:
+            loop.best_f1, loop.best_epoch, loop.best_step = scores.f1, epoch, loop.step
+            loop.best_scores = scores.to_dict()
+            loop.bad_evals = 0
+        else:
+            loop.bad_evals += 1
+        record = {"epoch": epoch, "step": loop.step, "train_loss": round(train_loss, 6),
+                  "chars_per_s": round(chars_per_s, 1), "dev": scores.to_dict(), "best": improved}
+        with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        history.append(record)
+        logger(f"epoch {epoch} step {loop.step}: loss {train_loss:.4f}  dev "
+               f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
+               f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")
+        if improved:
+            checkpoint(run_dir / "best.pt", with_training=False)
+        checkpoint(run_dir / "last.pt", with_training=True)
+        return tcfg.patience > 0 and loop.bad_evals >= tcfg.patience
+
+    # --- loop ----------------------------------------------------------------------------------
+    history: list[dict[str, Any]] = []
+    stopped_early = interrupted = False
+    model.train()
+    with _StopFlag() as stop:
+        while loop.epoch < tcfg.epochs and not stopped_early:
+            order = bucketed_batches(encoded.lengths, tcfg.batch_size,
+                                     _epoch_generator(tcfg.seed, loop.epoch))
+            bar = tqdm(total=len(order), initial=loop.batch_in_epoch, disable=not progress,
+                       desc=f"epoch {loop.epoch + 1}/{tcfg.epochs}", unit="batch",
+                       leave=False, dynamic_ncols=True)
+            loss_sum, loss_tokens, tokens_seen, started = 0.0, 0, 0, time.perf_counter()
+            for indices in order[loop.batch_in_epoch:]:
+                batch = encoded.batch(indices)
+                assert batch.tags is not None
+                loss = model.loss(batch.chars, batch.lengths, batch.tags, batch.mask)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if tcfg.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
+                optimizer.step()
+                loop.step += 1
+                loop.batch_in_epoch += 1
+                n = batch.num_tokens
+                loss_sum += loss.item() * n
+                loss_tokens += n
+                tokens_seen += n
+                speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / loss_tokens:.4f}", chars_s=f"{speed:,.0f}",
+                                refresh=False)
+                if tcfg.eval_every and loop.step % tcfg.eval_every == 0:
+                    stopped_early = run_evaluation(loss_sum / loss_tokens, speed)
+                if stopped_early or stop.requested:
+                    break
+            bar.close()
+            if stop.requested:
+                break
+            if not stopped_early:
+                loop.epoch += 1
+                loop.batch_in_epoch = 0
+                if not tcfg.eval_every or (loop.epoch == tcfg.epochs
+                                           and loop.step % tcfg.eval_every):
+                    speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
+                    stopped_early = run_evaluation(loss_sum / max(loss_tokens, 1), speed)
+        if stop.requested:
+            interrupted = True
+            checkpoint(run_dir / "last.pt", with_training=True)
+            logger(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; saved "
+                   f"{run_dir / 'last.pt'}. Resume with: tagger train CONFIG --output {run_dir} "
+                   "--resume")
+    if stopped_early:
+        logger(f"early stop: no dev improvement in {tcfg.patience} evaluations")
+    if not interrupted:
+        logger(f"best dev F1 {loop.best_f1:.4f} at epoch {loop.best_epoch}; "
+               f"saved {run_dir / 'best.pt'}")
+    return TrainResult(run_dir=run_dir, best_scores=loop.best_scores, best_epoch=loop.best_epoch,
+                       epochs_run=loop.epoch, steps=loop.step, stopped_early=stopped_early,
+                       interrupted=interrupted, history=history)
+
+
+# --- data preparation --------------------------------------------------------------------------
+
+
+def load_training_data(config: Config) -> tuple[list[Sentence], list[Sentence]]:
+    """Read train and dev; without a dev file, hold out ``data.dev_fraction`` of train."""
+    d = config.data
+    if d.train is None:
+        raise ConfigError("data.train: required for training (set it in the config or with "
+                          "--set data.train=PATH)")
+    train_sents = read_corpus(d.train, d.format, d.task, d.scheme, d.repair_gold)
+    if d.dev is not None:
+        return train_sents, read_corpus(d.dev, d.format, d.task, d.scheme, d.repair_gold)
+    if d.dev_fraction <= 0 or len(train_sents) < 2:
+        raise ConfigError("data.dev: no dev file and data.dev_fraction is 0 (or train has one "
+                          "sentence); model selection needs dev data")
+    generator = torch.Generator().manual_seed(config.train.seed)
+    perm = torch.randperm(len(train_sents), generator=generator).tolist()
+    n_dev = max(1, round(len(train_sents) * d.dev_fraction))
+    dev_ids = set(perm[:n_dev])
+    return ([s for i, s in enumerate(train_sents) if i not in dev_ids],
+            [s for i, s in enumerate(train_sents) if i in dev_ids])
+
+
+def build_vocabularies(sentences: Sequence[Sentence], config: Config) -> tuple[Vocab, list[str]]:
+    """Character vocabulary (normalised if configured) and the task's tag inventory."""
+    normalize = config.data.normalize_width
+    counts: Counter[str] = Counter()
+    labels: set[str] = set()
+    for s in sentences:
+        counts.update(normalize_width(c) for c in s.chars) if normalize else counts.update(s.chars)
+        if config.data.task == "ner":
+            labels.update(split_tag(t)[1] for t in s.tags or [] if t != "O")
+    return Vocab.build(counts, config.data.min_char_freq), tag_inventory(config.data.task, labels)
+
+
+def make_optimizer(model: BiLSTMTagger, config: Config) -> torch.optim.Optimizer:
+    """The optimizer the config names."""
+    t = config.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
+                           weight_decay=t.weight_decay)
+
+
+def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:
+    if config.data.task != "cws":
+        return set()
+    if config.data.train_words is not None:
+        return read_word_list(config.data.train_words)
+    return {w for s in sentences for w in tags_to_words(s.chars, s.tags or [])}
+
+
+def _check_tags_known(
+    sentences: Sequence[Sentence], tag_index: dict[str, int], source: str
+) -> None:
+    for s in sentences:
+        for t in s.tags or []:
+            if t not in tag_index:
+                raise BmesTaggerError(f"{source}:{s.line}: tag {t!r} is not in the model's tag "
+                                      "set (dev/resumed data has a type the training data lacks)")
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    # One generator per epoch, so a resumed run rebuilds the same batch order.
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+# --- run directory -----------------------------------------------------------------------------
+
+
+def _prepare_run_dir(
+    run_dir: Path, config: Config, *, resume: bool, force: bool
+) -> dict[str, Any] | None:
+    """Check the run directory; return the ``last.pt`` payload when resuming."""
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if resume:
+        last = run_dir / "last.pt"
+        if not last.exists():
+            raise RunDirError(f"{run_dir}: nothing to resume (no last.pt); start without "
+                              "--resume")
+        payload = load_checkpoint(last)
+        if "training" not in payload:
+            raise RunDirError(f"{last}: has no training state to resume from")
+        return payload
+    if existing and not force:
+        raise RunDirError(f"{run_dir}: already holds a run ({', '.join(existing)}); use --resume "
+                          "to continue it, --force to overwrite it, or --output DIR")
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def _resumed_config(given: Config, stored: dict[str, Any], run_dir: Path) -> Config:
+    """The stored config, with the given ``train`` section (so epochs can be extended)."""
+    stored_cfg = config_from_dict(stored, source=f"{run_dir / 'last.pt'} (stored config)")
+    for section in ("data", "model"):
+        if getattr(given, section) != getattr(stored_cfg, section):
+            raise ConfigError(f"--resume: the {section} section differs from the run being "
+                              f"resumed in {run_dir}; resume with the same config")
+    return stored_cfg.replace(train=given.train)
+
+
+class RunLock:
+    """An exclusive lock on a run directory: a ``.lock`` file holding the owner's PID.
+
+    A lock left by a dead process is detected and taken over.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+
+    def __enter__(self) -> RunLock:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = _read_pid(self.path)
+                if pid is not None and pid != os.getpid() and _alive(pid):
+                    raise RunDirError(f"{self.path.parent}: another tagger train (PID {pid}) "
+                                      f"is using this run directory") from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise RunDirError(f"{self.path}: could not take the run directory lock")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop evaluations logged after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+@dataclass
+class _LoopState:
+    epoch: int = 0            # epochs completed
+    batch_in_epoch: int = 0   # batches completed in the current epoch
+    step: int = 0             # optimizer steps overall
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    best_step: int = 0
+    bad_evals: int = 0
+    best_scores: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Logger:
+    def __init__(self, path: Path, sink: Callable[[str], None] | None) -> None:
+        self.path, self.sink = path, sink
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        if self.sink is not None:
+            self.sink(message)
+
+
+class _StopFlag(contextlib.AbstractContextManager["_StopFlag"]):
+    """First Ctrl-C asks the loop to stop after the current batch; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopFlag:
+        with contextlib.suppress(ValueError):  # not in the main thread: leave SIGINT alone
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _from_random_state() -> list[Any]:
+    # Python's random state is a nested tuple; checkpoints hold lists (weights_only-safe).
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _to_random_state(state: Sequence[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def iter_metrics(run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """The evaluation records of a run (``metrics.jsonl``)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,72 @@
+"""Vocabularies: characters -> ids (with <pad> and <unk>), and the tag inventory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+PAD, UNK = 0, 1
+PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
+
+# Full-width ASCII forms (U+FF01..U+FF5E) sit at a fixed offset from ASCII (U+0021..U+007E).
+_FULLWIDTH_OFFSET = 0xFEE0
+_WIDTH_TABLE = {cp: cp - _FULLWIDTH_OFFSET for cp in range(0xFF01, 0xFF5F)}
+_WIDTH_TABLE[0x3000] = 0x20
+
+
+def normalize_width(text: str) -> str:
+    """Map full-width digits, Latin letters and ASCII punctuation to their half-width forms.
+
+    People's Daily writes ``１９９８`` where the SIGHAN PKU test writes ``1998``; without this the
+    test's ASCII forms are unknown characters. Output text keeps the original characters; only
+    vocabulary lookup uses the normalised form.
+    """
+    return text.translate(_WIDTH_TABLE)
+
+
+class Vocab:
+    """A token <-> id mapping with ``<pad>`` = 0 and ``<unk>`` = 1.
+
+    Args:
+        tokens: the vocabulary in id order, starting with ``<pad>`` and ``<unk>``.
+    """
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if list(tokens[:2]) != [PAD_TOKEN, UNK_TOKEN]:
+            raise ValueError("a Vocab must start with <pad>, <unk>")
+        self.tokens = list(tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        if len(self.index) != len(self.tokens):
+            raise ValueError("duplicate tokens in vocabulary")
+
+    @classmethod
+    def build(cls, counts: Counter[str], min_freq: int = 1) -> Vocab:
+        """Vocabulary of tokens seen at least ``min_freq`` times, most frequent first."""
+        kept = sorted((t for t, n in counts.items() if n >= min_freq),
+                      key=lambda t: (-counts[t], t))
+        return cls([PAD_TOKEN, UNK_TOKEN, *kept])
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Ids of ``tokens``; unknown tokens map to ``UNK``."""
+        get = self.index.get
+        return [get(t, UNK) for t in tokens]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.index
+
+
+CWS_TAGS = ("B", "M", "E", "S")
+
+
+def tag_inventory(task: str, labels: Iterable[str] = ()) -> list[str]:
+    """The tag list of a task: B/M/E/S for CWS; ``O`` plus B/M/E/S-X for each NER label.
+
+    Every prefix is included for every label, even if unseen in training, so constrained
+    decoding has a complete transition table.
+    """
+    if task == "cws":
+        return list(CWS_TAGS)
+    return ["O"] + [f"{p}-{label}" for label in sorted(set(labels)) for p in CWS_TAGS]

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny configs over the bundled samples, written into tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+CORPORA = REPO.parent / "shared" / "corpora"
+
+TINY = """\
+data:
+  task: {task}
+  format: {format}
+  train: {train}
+  dev: {dev}
+  test: {test}
+  max_len: 40
+model:
+  embedding_dim: 16
+  hidden_size: 16
+  head: {head}
+train:
+  epochs: 2
+  batch_size: 16
+  lr: 0.01
+  seed: 3
+  threads: 1
+output:
+  dir: {out}
+"""
+
+
+def tiny_config(tmp_path: Path, task: str = "cws", head: str = "softmax") -> Path:
+    """A 2-epoch config on the bundled sample of ``task``; the run goes to tmp_path/run."""
+    if task == "cws":
+        files = {s: DATA / "sample-cws" / f"{s}.txt" for s in ("train", "dev", "test")}
+        fmt = "segmented"
+    else:
+        files = {s: DATA / "sample-ner" / f"{s}.bmes" for s in ("train", "dev", "test")}
+        fmt = "conll"
+    path = tmp_path / f"tiny-{task}.yaml"
+    path.write_text(TINY.format(task=task, format=fmt, head=head, out=tmp_path / "run",
+                                **{k: str(v) for k, v in files.items()}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # Tests share 2 cores with other work; one thread avoids OpenMP spinning stalls.
+    torch.set_num_threads(1)
+
+
+def require_corpora() -> Path:
+    if not CORPORA.is_dir():
+        pytest.skip(f"needs the public corpora at {CORPORA} (not part of the repository)")
+    return CORPORA

@@ -1,0 +1,120 @@
+"""Checkpoints: round trip, weights_only loading, atomic writes, and refusing bad files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from bmes_tagger.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from bmes_tagger.config import Config, ModelConfig
+from bmes_tagger.errors import CheckpointError
+from bmes_tagger.predict import Tagger, build_model
+from bmes_tagger.vocab import Vocab
+
+TEXTS = ["我们在北京工作。", "张三去了上海", "", "好"]
+
+
+def make_tagger(task: str = "cws", head: str = "crf") -> Tagger:
+    torch.manual_seed(0)
+    cfg = Config(model=ModelConfig(embedding_dim=8, hidden_size=8, head=head))
+    cfg = cfg.replace(data=cfg.data.__class__(task=task))
+    vocab = Vocab(["<pad>", "<unk>", *"我们在北京工作。张三去了上海好"])
+    tags = ["B", "M", "E", "S"] if task == "cws" else ["O", "B-PER", "M-PER", "E-PER", "S-PER"]
+    model = build_model(cfg, len(vocab), tags)
+    return Tagger(model, vocab, tags, cfg, frozenset({"北京", "工作"}), {"best_f1": 0.5})
+
+
+def payload_of(tagger: Tagger) -> dict:
+    return {"config": tagger.config.to_dict(), "chars": tagger.vocab.tokens,
+            "tags": tagger.tags, "train_words": sorted(tagger.train_words),
+            "model": tagger.model.state_dict(), "scores": tagger.scores}
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_round_trip_identical_predictions(tmp_path: Path, head: str) -> None:
+    tagger = make_tagger(head=head)
+    path = tmp_path / "m.pt"
+    save_checkpoint(payload_of(tagger), path)
+    raw = torch.load(path, weights_only=True)  # plain tensors and Python values only
+    assert raw["format_version"] == FORMAT_VERSION
+    loaded = Tagger.load(path)
+    assert loaded.tag(TEXTS) == tagger.tag(TEXTS)
+    assert loaded.segment(TEXTS) == tagger.segment(TEXTS)
+    assert loaded.train_words == tagger.train_words
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
+
+
+def test_write_failure_leaves_old_file_intact(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(payload_of(make_tagger()), path)
+    before = path.read_bytes()
+    with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+        save_checkpoint({"bad": lambda: 0}, path)  # cannot be pickled mid-write
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_newer_format_version_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    payload = payload_of(make_tagger())
+    save_checkpoint(payload, path)
+    data = torch.load(path, weights_only=True)
+    data["format_version"] = FORMAT_VERSION + 1
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="newer than this bmes_tagger"):
+        load_checkpoint(path)
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "bmes_tagger", "format_version": 1, "x": _RunsCode(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # the same object as a plain pickle file
+    path.write_bytes(pickle.dumps(_RunsCode(str(marker))))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "checkpoint not found"),
+        (b"", "not a readable checkpoint"),
+        (bytes(range(256)) * 16, "not a readable checkpoint"),
+        ("truncate", "not a readable checkpoint"),
+        ("dir", "is a directory"),
+        ("other", "not a bmes_tagger checkpoint"),
+    ],
+    ids=["missing", "empty", "random", "truncated", "directory", "foreign"],
+)
+def test_bad_files(tmp_path: Path, content: object, reason: str) -> None:
+    path = tmp_path / "m.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "truncate":
+        save_checkpoint(payload_of(make_tagger()), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif content == "dir":
+        path.mkdir()
+    elif content == "other":
+        torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=reason) as info:
+        Tagger.load(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)

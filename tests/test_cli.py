@@ -1,0 +1,137 @@
+"""End to end through the command line (typer's CliRunner): train -> predict -> eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import DATA, tiny_config
+from typer.testing import CliRunner
+
+from bmes_tagger.cli import app
+from bmes_tagger.predict import Tagger
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def cws_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("cws")
+    code, out, err = invoke("train", str(tiny_config(tmp, "cws")), "--quiet")
+    assert code == 0, err
+    assert "best dev F1" in out
+    return tmp
+
+
+def test_train_writes_the_run_directory(cws_run: Path) -> None:
+    run = cws_run / "run"
+    for name in ("best.pt", "last.pt", "config.yaml", "metrics.jsonl", "train.log"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(0.0 <= r["dev"]["f1"] <= 1.0 for r in records)
+    assert not (run / ".lock").exists()
+    payload = torch.load(run / "best.pt", weights_only=True)
+    assert payload["format_version"] == 1 and payload["tags"] == ["B", "M", "E", "S"]
+
+
+def test_predict_keeps_lines_and_characters(cws_run: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "in.txt"
+    lines = ["我们在北京工作。", "", "  ", "ＡＢＣ公司 发布了新产品", "好"]
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out_file = tmp_path / "out.txt"
+    code, out, err = invoke("predict", str(raw), "--model", str(cws_run / "run" / "best.pt"),
+                            "--output", str(out_file))
+    assert code == 0, err
+    got = out_file.read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(got) == len(lines)
+    for src, seg in zip(lines, got):
+        assert seg.replace("  ", "") == "".join(src.split())
+    # refuses to overwrite without --force
+    code, _, err = invoke("predict", str(raw), "--model", str(cws_run / "run" / "best.pt"),
+                          "--output", str(out_file))
+    assert code == 1 and "already exists" in err
+
+
+def test_predict_stdin_equals_file(cws_run: Path) -> None:
+    raw = DATA / "sample-cws" / "raw.txt"
+    model = str(cws_run / "run" / "best.pt")
+    code, from_file, _ = invoke("predict", str(raw), "--model", model)
+    assert code == 0
+    result = runner.invoke(app, ["predict", "-", "--model", model],
+                           input=raw.read_bytes())
+    assert result.exit_code == 0 and result.stdout == from_file
+
+
+def test_eval_config_and_explicit_model(cws_run: Path) -> None:
+    cfg = cws_run / "tiny-cws.yaml"
+    code, out, err = invoke("eval", str(cfg), "--json")
+    assert code == 0, err
+    scores = json.loads(out)
+    assert {"precision", "recall", "f1", "oov_rate", "oov_recall", "iv_recall"} <= set(scores)
+    code, out2, _ = invoke("eval", "--model", str(cws_run / "run" / "best.pt"), "--data",
+                           str(DATA / "sample-cws" / "test.txt"), "--format", "segmented",
+                           "--json")
+    assert code == 0 and json.loads(out2)["f1"] == scores["f1"]
+    # the same numbers as the Python API
+    tagger = Tagger.load(cws_run / "run" / "best.pt")
+    assert tagger.task == "cws"
+    code, text, _ = invoke("eval", str(cfg))
+    assert code == 0 and f"F1 {scores['f1']:.4f}" in text
+
+
+def test_second_train_refuses_then_resume_and_force(cws_run: Path) -> None:
+    cfg = str(cws_run / "tiny-cws.yaml")
+    before = (cws_run / "run" / "best.pt").read_bytes()
+    code, _, err = invoke("train", cfg, "--quiet")
+    assert code == 1 and "already holds a run" in err and "--resume" in err
+    assert (cws_run / "run" / "best.pt").read_bytes() == before
+    # resuming a finished run with more epochs continues it
+    code, _, err = invoke("train", cfg, "--quiet", "--resume", "--set", "train.epochs=3")
+    assert code == 0, err
+    records = (cws_run / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in records] == [1, 2, 3]
+
+
+def test_ner_end_to_end(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, "ner", head="crf")
+    code, _, err = invoke("train", str(cfg), "--quiet")
+    assert code == 0, err
+    model = str(tmp_path / "run" / "best.pt")
+    raw = tmp_path / "in.txt"
+    raw.write_text("张伟在北京大学工作。\n\n", encoding="utf-8")
+    code, out, err = invoke("predict", str(raw), "--model", model)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 2 and records[1] == {"text": "", "entities": []}
+    for ent in records[0]["entities"]:
+        assert records[0]["text"][ent["start"]:ent["end"]] == ent["text"]
+    code, out, err = invoke("eval", str(cfg), "--json")
+    assert code == 0, err
+    assert "per_type" in json.loads(out)
+    # a CWS file given to the NER model: the mismatch is explained
+    code, _, err = invoke("eval", "--model", model, "--data",
+                          str(DATA / "sample-cws" / "test.txt"), "--format", "segmented")
+    assert code == 1 and "trained for NER" in err
+
+
+def test_bad_config_key_suggests(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("model:\n  hiden_size: 3\n", encoding="utf-8")
+    code, _, err = invoke("train", str(cfg))
+    assert code == 1
+    assert err.strip().count("\n") == 0
+    assert "bad.yaml:2" in err and "did you mean 'hidden_size'" in err
+    assert "Traceback" not in err
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    code, _, err = invoke("predict", "-", "--model", str(tmp_path / "nope.pt"))
+    assert code == 1 and "checkpoint not found" in err

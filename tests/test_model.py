@@ -1,0 +1,157 @@
+"""Model tests: shapes, gradients, padding invariance, and the cell equations as an oracle.
+
+The recurrences of the design notes (LSTM: input, forget, output gates and cell state; GRU:
+reset and update gates and candidate state; Elman RNN) are written once here in NumPy and run
+with the model's own weights; the encoder must reproduce them for each cell type, in both
+directions and across stacked layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bmes_tagger.config import ModelConfig
+from bmes_tagger.model import BiLSTMTagger
+from bmes_tagger.tags import allowed_transitions, is_legal_bmes
+
+TAGS = ["O", "B-PER", "M-PER", "E-PER", "S-PER", "B-LOC", "M-LOC", "E-LOC", "S-LOC"]
+
+
+def make_model(**kwargs: object) -> BiLSTMTagger:
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{"embedding_dim": 6, "hidden_size": 5, **kwargs})  # type: ignore[arg-type]
+    return BiLSTMTagger(cfg, num_chars=20, num_tags=len(TAGS),
+                        allowed=allowed_transitions(TAGS)).eval()
+
+
+def batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    t = max(lengths)
+    chars = torch.randint(2, 20, (len(lengths), t), generator=gen)
+    lens = torch.tensor(lengths)
+    mask = torch.arange(t)[None, :] < lens[:, None]
+    return chars.masked_fill(~mask, 0), lens, mask
+
+
+# --- NumPy oracle ------------------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh):  # type: ignore[no-untyped-def]
+    gates = w_ih @ x + b_ih + w_hh @ h + b_hh
+    i, f, g, o = np.split(gates, 4)
+    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+    c = f * c + i * g           # forget part of the old cell, write the gated candidate
+    h = o * np.tanh(c)          # expose the gated cell
+    return h, c
+
+
+def gru_step(x, h, w_ih, w_hh, b_ih, b_hh):  # type: ignore[no-untyped-def]
+    xr, xz, xn = np.split(w_ih @ x + b_ih, 3)
+    hr, hz, hn = np.split(w_hh @ h + b_hh, 3)
+    r = sigmoid(xr + hr)        # reset gate
+    z = sigmoid(xz + hz)        # update gate
+    n = np.tanh(xn + r * hn)    # candidate state
+    return (1 - z) * n + z * h
+
+
+def rnn_step(x, h, w_ih, w_hh, b_ih, b_hh):  # type: ignore[no-untyped-def]
+    return np.tanh(w_ih @ x + b_ih + w_hh @ h + b_hh)
+
+
+def run_direction(cell: str, xs: np.ndarray, weights: list[np.ndarray], hidden: int) -> np.ndarray:
+    h = np.zeros(hidden)
+    c = np.zeros(hidden)
+    out = []
+    for x in xs:
+        if cell == "lstm":
+            h, c = lstm_step(x, h, c, *weights)
+        elif cell == "gru":
+            h = gru_step(x, h, *weights)
+        else:
+            h = rnn_step(x, h, *weights)
+        out.append(h)
+    return np.stack(out)
+
+
+def oracle_emissions(model: BiLSTMTagger, chars: list[int]) -> np.ndarray:
+    cfg = model.config
+    params = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    layer_in = params["embedding.weight"][chars]
+    for layer in range(cfg.num_layers):
+        outs = []
+        for suffix in ([""] + (["_reverse"] if cfg.bidirectional else [])):
+            w = [params[f"encoder.{n}_l{layer}{suffix}"]
+                 for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if suffix:
+                outs.append(run_direction(cfg.cell, layer_in[::-1], w, cfg.hidden_size)[::-1])
+            else:
+                outs.append(run_direction(cfg.cell, layer_in, w, cfg.hidden_size))
+        layer_in = np.concatenate(outs, axis=1)  # bidirectional outputs are concatenated
+    return layer_in @ params["output.weight"].T + params["output.bias"]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_encoder_matches_cell_equations(cell: str, bidirectional: bool, num_layers: int) -> None:
+    model = make_model(cell=cell, bidirectional=bidirectional, num_layers=num_layers).double()
+    chars, lengths, _ = batch([7, 4], seed=1)
+    got = model.emissions(chars, lengths).detach().numpy()
+    for row in range(2):
+        n = int(lengths[row])
+        expected = oracle_emissions(model, chars[row, :n].tolist())
+        np.testing.assert_allclose(got[row, :n], expected, rtol=1e-9, atol=1e-9)
+        assert np.all(got[row, n:] == model.output.bias.detach().numpy())
+
+
+# --- behaviour ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_shapes_and_every_parameter_gets_a_gradient(head: str) -> None:
+    model = make_model(head=head, num_layers=2).train()
+    chars, lengths, mask = batch([6, 3, 1])
+    assert model.emissions(chars, lengths).shape == (3, 6, len(TAGS))
+    tags = torch.randint(0, len(TAGS), chars.shape)
+    loss = model.loss(chars, lengths, tags, mask)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        if name != "embedding.weight":
+            assert p.grad.abs().sum() > 0, name
+    # the padding row of the embedding never learns
+    assert model.embedding.weight.grad[0].abs().sum() == 0
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+@pytest.mark.parametrize("constrained", [True, False])
+def test_batched_equals_one_by_one(head: str, constrained: bool) -> None:
+    model = make_model(head=head, constrained=constrained)
+    chars, lengths, mask = batch([9, 5, 2, 7], seed=3)
+    together = model.decode(chars, lengths, mask)
+    emissions = model.emissions(chars, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        alone = model.decode(chars[i:i + 1, :n], lengths[i:i + 1], mask[i:i + 1, :n])
+        assert together[i, :n].tolist() == alone[0].tolist()
+        assert torch.all(together[i, n:] == 0)
+        alone_em = model.emissions(chars[i:i + 1, :n], lengths[i:i + 1])
+        torch.testing.assert_close(emissions[i, :n], alone_em[0])
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_constrained_decoding_is_always_legal(head: str) -> None:
+    model = make_model(head=head, constrained=True)
+    # Push the output layer towards illegal tags so constraints have work to do.
+    with torch.no_grad():
+        model.output.bias.copy_(torch.tensor([-3.0, -2, 3, 3, -2, -2, 3, 3, -2]))
+    chars, lengths, mask = batch([8, 3, 5, 1, 6], seed=5)
+    best = model.decode(chars, lengths, mask)
+    for row, n in zip(best.tolist(), lengths.tolist()):
+        assert is_legal_bmes([TAGS[t] for t in row[:n]])
