@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -186,7 +187,9 @@ def _train(
                                      _epoch_generator(tcfg.seed, loop.epoch))
             bar = tqdm(total=len(order), initial=loop.batch_in_epoch, disable=not progress,
                        desc=f"epoch {loop.epoch + 1}/{tcfg.epochs}", unit="batch",
-                       leave=False, dynamic_ncols=True)
+                       leave=False, dynamic_ncols=True,
+                       # a log file (not a terminal) gets an update every 30 s, not a flood
+                       mininterval=0.1 if sys.stderr.isatty() else 30.0)
             loss_sum, loss_tokens, tokens_seen, started = 0.0, 0, 0, time.perf_counter()
             for indices in order[loop.batch_in_epoch:]:
                 batch = encoded.batch(indices)

@@ -1,0 +1,89 @@
+"""Training loop: determinism, dev hold-out, mid-epoch evaluation, resume equivalence, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config
+
+from bmes_tagger.config import load_config
+from bmes_tagger.predict import Tagger
+from bmes_tagger.train import RunDirError, RunLock, train
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_same_seed_same_result(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path))
+    a = train(cfg, tmp_path / "a", progress=False)
+    b = train(cfg, tmp_path / "b", progress=False)
+    assert [m["dev"] for m in metrics(tmp_path / "a")] == [m["dev"] for m in metrics(tmp_path / "b")]
+    assert a.best_scores == b.best_scores
+    other = train(load_config(tiny_config(tmp_path), ["train.seed=4"]), tmp_path / "c",
+                  progress=False)
+    assert [m["train_loss"] for m in metrics(tmp_path / "c")] != \
+        [m["train_loss"] for m in metrics(tmp_path / "a")]
+    del other
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    path = tiny_config(tmp_path)
+    straight = train(load_config(path, ["train.epochs=3"]), tmp_path / "straight",
+                     progress=False)
+    train(load_config(path, ["train.epochs=1"]), tmp_path / "split", progress=False)
+    resumed = train(load_config(path, ["train.epochs=3"]), tmp_path / "split", resume=True,
+                    progress=False)
+    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert [m["epoch"] for m in b] == [1, 2, 3]
+    for x, y in zip(a, b):
+        assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
+        assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-6)
+    assert straight.best_scores["f1"] == pytest.approx(resumed.best_scores["f1"], abs=1e-6)
+
+
+def test_dev_fraction_and_eval_every(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path), ["data.dev=null", "data.dev_fraction=0.2",
+                                              "train.eval_every=10", "train.epochs=1"])
+    result = train(cfg, tmp_path / "run", progress=False)
+    records = metrics(tmp_path / "run")
+    # 400 training sentences (a few cut at max_len 40) in batches of 16: 20 < steps < 30, so
+    # evaluations at steps 10, 20 and once more at the end of the run
+    assert 20 < result.steps < 30
+    assert [r["step"] for r in records] == [10, 20, result.steps]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "train: 400 sentences" in log and "dev: 100 sentences" in log
+
+
+def test_patience_stops_early(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path), ["train.lr=0.000001", "train.patience=1",
+                                              "train.epochs=6"])
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.stopped_early and result.epochs_run < 6
+
+
+def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(str(os.getppid()))  # a live process that is not us
+    with pytest.raises(RunDirError, match="another tagger train"):
+        train(load_config(tiny_config(tmp_path)), run, progress=False)
+    (run / ".lock").write_text("999999999")  # no such process
+    with RunLock(run):
+        assert (run / ".lock").read_text() == str(os.getpid())
+    assert not (run / ".lock").exists()
+
+
+def test_long_lines_are_split_and_rejoined(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path), ["train.epochs=1"])  # max_len 40
+    train(cfg, tmp_path / "run", progress=False)
+    tagger = Tagger.load(tmp_path / "run" / "best.pt")
+    text = "我们在北京工作，" * 60 + "没有标点的很长的一句话" * 20
+    (words,) = tagger.segment([text])
+    assert "".join(words) == text
+    ((tags),) = tagger.tag_tokens([list(text)])
+    assert len(tags) == len(text)
