@@ -1,5 +1,6 @@
-"""BMES tags: encoding words and spans, strict and lenient decoding, scheme conversion and the
-transition constraints of legal sequences. Pure Python: strings and lists only.
+"""BMES tags: encoding, strict and lenient decoding, scheme conversion, transition constraints.
+
+Pure Python: strings and lists only.
 
 CWS tags are untyped (``B``, ``M``, ``E``, ``S``); NER tags are typed (``B-PER``, ...) plus
 ``O``. A span is ``(label, start, end)`` with ``end`` exclusive; the label is ``""`` for CWS.
@@ -19,7 +20,14 @@ _SCHEME_ALIASES = {"bmes": "bmes", "bioes": "bioes", "iobes": "bioes", "bilou": 
 
 
 def split_tag(tag: str) -> tuple[str, str]:
-    """``"B-PER" -> ("B", "PER")``, ``"B" -> ("B", "")``, ``"O" -> ("O", "")``.
+    """Split a tag into prefix and label: ``"B-PER" -> ("B", "PER")``, ``"B" -> ("B", "")``.
+
+    Args:
+        tag: a BMES tag; the label is everything after the first hyphen (``"B-ORG-x"`` has
+            label ``"ORG-x"``).
+
+    Returns:
+        ``(prefix, label)``, the label ``""`` for untyped tags and ``O``.
 
     Raises:
         ValueError: a prefix outside B/M/E/S/O, a typed ``O`` or an empty label.
@@ -39,7 +47,17 @@ def _join(prefix: str, label: str) -> str:
 
 
 def words_to_tags(words: Sequence[str]) -> list[str]:
-    """CWS encoding: a one-character word is S, a longer one B M* E."""
+    """Encode a segmentation as CWS tags: a one-character word is S, a longer one B M* E.
+
+    Args:
+        words: the words of one sentence.
+
+    Returns:
+        One untyped tag per character, ``sum(len(w) for w in words)`` in all.
+
+    Raises:
+        ValueError: an empty word.
+    """
     tags: list[str] = []
     for word in words:
         n = len(word)
@@ -50,29 +68,42 @@ def words_to_tags(words: Sequence[str]) -> list[str]:
 
 
 def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> list[Span]:
-    """Spans of a BMES sequence (``O`` yields none).
+    """Decode a BMES sequence into spans (``O`` yields none).
 
     Args:
-        tags: the sequence.
+        tags: the sequence, length ``seq_len``.
         strict: gold reading: an illegal sequence raises :class:`TagSequenceError` naming the
             position, the tag and its predecessor. Otherwise (predictions) decoding is lenient,
             like allennlp's ``bmes_tags_to_spans``: B and S always open a new span; M/E continue
             the open span only after B/M of the same label, else they open a new one. Every
             fragment of an illegal sequence becomes its own span, so malformed predictions cost
             precision rather than vanishing.
+
+    Returns:
+        Disjoint ``(label, start, end)`` spans (end exclusive), sorted by start.
+
+    Raises:
+        TagSequenceError: ``strict`` and the sequence is illegal.
+        ValueError: a malformed tag (see :func:`split_tag`).
+    """
+    return _decode(tags, strict, tags)
+
+
+def _decode(tags: Sequence[str], strict: bool, names: Sequence[str]) -> list[Span]:
+    """:func:`tags_to_spans`, with error messages naming ``names[i]`` instead of ``tags[i]``.
+
+    ``to_bmes`` passes the original (BIO/BIOES) tags as ``names`` so that its errors quote what
+    the user's file actually says.
     """
     spans: list[Span] = []
     open_label: str | None = None  # label of the span that M/E may continue
     start = 0
-    prev = "START"
     for i, tag in enumerate(tags):
         prefix, label = split_tag(tag)
         continues = open_label is not None and open_label == label and prefix in "ME"
-        if strict:
-            expected_continuation = open_label is not None
-            if continues != expected_continuation or (prefix in "ME" and not continues):
-                what = "start a sentence" if prev == "START" else f"follow {prev}"
-                raise TagSequenceError(i, f"{tag} cannot {what}")
+        if strict and (continues != (open_label is not None) or (prefix in "ME" and not continues)):
+            what = "start a sentence" if i == 0 else f"follow {names[i - 1]}"
+            raise TagSequenceError(i, f"{names[i]} cannot {what}")
         if continues:
             if prefix == "E":
                 spans.append((label, start, i + 1))
@@ -85,20 +116,30 @@ def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> list[Span]:
                 open_label, start = label, i
             elif prefix in "ES":
                 spans.append((label, i, i + 1))
-        prev = tag
     if open_label is not None:
         if strict:
-            raise TagSequenceError(len(tags) - 1,
-                                   f"sentence ends inside an open span ({prev})")
+            raise TagSequenceError(
+                len(tags) - 1, f"sentence ends inside an open span ({names[-1]})")
         spans.append((open_label, start, len(tags)))
     return spans
 
 
 def tags_to_words(chars: Sequence[str], tags: Sequence[str]) -> list[str]:
-    """Lenient CWS decoding: the words of ``chars``; an ``O`` is a one-character word."""
+    """Join characters into words by lenient CWS decoding; an ``O`` is a one-character word.
+
+    Args:
+        chars: the characters, length ``seq_len``.
+        tags: their tags, length ``seq_len``; illegal sequences are decoded leniently.
+
+    Returns:
+        The words; their concatenation is ``"".join(chars)``.
+
+    Raises:
+        ValueError: ``chars`` and ``tags`` differ in length, or a malformed tag.
+    """
     if len(chars) != len(tags):
         raise ValueError(f"{len(chars)} characters but {len(tags)} tags")
-    words = []
+    words: list[str] = []
     covered = 0
     for _, a, b in tags_to_spans(tags):
         words.extend(chars[covered:a])
@@ -109,7 +150,19 @@ def tags_to_words(chars: Sequence[str], tags: Sequence[str]) -> list[str]:
 
 
 def spans_to_tags(spans: Iterable[Span], length: int) -> list[str]:
-    """BMES tags of ``length`` positions; positions outside every span are ``O``."""
+    """Encode spans as a legal BMES sequence; positions outside every span are ``O``.
+
+    Args:
+        spans: disjoint ``(label, start, end)`` spans, end exclusive; label ``""`` gives
+            untyped (CWS) tags.
+        length: the sequence length.
+
+    Returns:
+        ``length`` tags.
+
+    Raises:
+        ValueError: an empty, out-of-range or overlapping span.
+    """
     tags = ["O"] * length
     for label, a, b in sorted(spans, key=lambda s: s[1]):
         if not 0 <= a < b <= length:
@@ -127,7 +180,14 @@ def spans_to_tags(spans: Iterable[Span], length: int) -> list[str]:
 
 
 def is_legal_bmes(tags: Sequence[str]) -> bool:
-    """Whether ``tags`` is a legal BMES sequence."""
+    """Check whether ``tags`` is a legal BMES sequence.
+
+    Args:
+        tags: the sequence; a malformed tag makes it illegal.
+
+    Returns:
+        True iff ``tags_to_spans(tags, strict=True)`` would succeed.
+    """
     try:
         tags_to_spans(tags, strict=True)
     except (TagSequenceError, ValueError):
@@ -136,20 +196,44 @@ def is_legal_bmes(tags: Sequence[str]) -> bool:
 
 
 def repair_bmes(tags: Sequence[str]) -> list[str]:
-    """The legal sequence with the lenient spans of ``tags``."""
+    """Make a sequence legal, keeping its lenient spans (for ``data.repair_gold``).
+
+    Args:
+        tags: any BMES sequence.
+
+    Returns:
+        ``spans_to_tags(tags_to_spans(tags), len(tags))``; equal to ``tags`` if it is legal.
+    """
     return spans_to_tags(tags_to_spans(tags), len(tags))
 
 
 def bmes_to_iobes(tags: Sequence[str]) -> list[str]:
-    """M -> I, everything else unchanged (seqeval has no M prefix)."""
+    """Rename M to I, leaving everything else unchanged (seqeval has no M prefix).
+
+    Args:
+        tags: any sequence; it is not validated.
+
+    Returns:
+        The IOBES sequence.
+    """
     return [("I" + t[1:]) if t.startswith("M") else t for t in tags]
 
 
 def to_bmes(tags: Sequence[str], scheme: str) -> list[str]:
-    """Convert a gold sequence from ``scheme`` (bmes, bioes/iobes/bilou, bio/iob2) to BMES.
+    """Convert a gold sequence from ``scheme`` to BMES, strictly.
+
+    Args:
+        tags: the gold tags, typed or untyped.
+        scheme: ``bmes``, ``bioes`` (alias ``iobes``; BILOU's L/U are accepted as E/S, and
+            ``bilou`` names it too) or ``bio`` (alias ``iob2``); case-insensitive.
+
+    Returns:
+        The legal BMES sequence with the same spans.
 
     Raises:
-        TagSequenceError: a tag outside the scheme, or an illegal sequence.
+        TagSequenceError: a tag outside the scheme, or an illegal sequence; the message quotes
+            the input tags.
+        ValueError: an unknown scheme name.
     """
     name = _SCHEME_ALIASES.get(scheme.lower())
     if name is None:
@@ -181,18 +265,25 @@ def to_bmes(tags: Sequence[str], scheme: str) -> list[str]:
                 out.append(_join("M" if goes_on else "E", label))
             else:
                 out.append("O")
-    tags_to_spans(out, strict=True)
+    _decode(out, True, tags)
     return out
 
 
 def allowed_transitions(
     tags: Sequence[str],
 ) -> tuple[list[bool], list[list[bool]], list[bool]]:
-    """Which starts, moves and ends a legal BMES sequence over ``tags`` may make.
+    """Compute which starts, moves and ends a legal BMES sequence over ``tags`` may make.
+
+    Args:
+        tags: the tag inventory (``num_tags`` names), e.g. ``["O", "B-PER", ...]``.
 
     Returns:
-        ``(start[j], trans[i][j], end[i])``: START -> B/S/O; B-x -> M-x/E-x; M-x -> M-x/E-x;
+        ``(start[j], trans[i][j], end[i])``, of sizes ``num_tags``, ``(num_tags, num_tags)``
+        (from ``i`` to ``j``) and ``num_tags``: START -> B/S/O; B-x -> M-x/E-x; M-x -> M-x/E-x;
         E/S/O -> B/S/O; only E/S/O may end a sentence.
+
+    Raises:
+        ValueError: a name in ``tags`` is not a BMES tag (see :func:`split_tag`).
     """
     parsed = [split_tag(t) for t in tags]
     start = [p in "BSO" for p, _ in parsed]

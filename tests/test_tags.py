@@ -170,6 +170,11 @@ def test_lenient_decoding_table(tags: list[str], spans: list[tuple[str, int, int
         (["O", "I-PER"], "bio", "I-PER cannot follow O"),
         (["M-PER"], "bio", "not a BIO tag"),
         (["B-PER", "B-PER"], "bioes", "B-PER cannot follow B-PER"),
+        # errors quote the input tags, not their BMES conversion (I-PER, not M-PER)
+        (["B-PER", "I-PER", "O"], "bioes", "O cannot follow I-PER"),
+        (["O", "L-PER"], "iobes", "L-PER cannot follow O"),
+        (["B-PER", "I-PER"], "BIOES", r"open span \(I-PER\)"),
+        (["E-PER"], "bio", "not a BIO tag"),
         (["X-PER"], "bmes", "not a BMES tag"),
     ],
 )
