@@ -1,12 +1,13 @@
 """A linear-chain CRF and a constrained Viterbi decoder. Tensors only: no tag strings here.
 
-Conventions (batch first): ``emissions`` (batch, seq_len, num_tags); ``tags`` (batch, seq_len)
-long; ``mask`` (batch, seq_len) bool, left-aligned with the first column all True. Padding may
-hold anything and never affects results. Every algorithm is vectorised over the batch and loops
-only over time.
+Conventions (batch first): ``emissions`` (batch, seq_len, num_tags) float; ``tags``
+(batch, seq_len) long; ``mask`` (batch, seq_len) bool, left-aligned (each row is a run of True
+then a run of False) with the first column all True. Padding positions may hold any tag id and
+any emission value (even NaN) and never affect results. Every algorithm is vectorised over the
+batch; Python loops run over time steps only.
 
 Constraints ``allowed = (start (num_tags,), transitions (num_tags, num_tags) [from, to],
-end (num_tags,))`` are boolean tables of legal moves; they apply when decoding only, never to
+end (num_tags,))`` are boolean tables of legal moves. They apply when decoding only, never to
 the likelihood, so training sees the unconstrained model.
 """
 
@@ -17,12 +18,14 @@ from torch import nn
 
 Allowed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-# Added to disallowed moves: far below any real path score, yet finite so no NaN appears.
-_FORBIDDEN = -1e4
+REDUCTIONS = ("none", "sum", "mean", "token_mean")
 
 
 class CRF(nn.Module):
     """Linear-chain conditional random field over ``num_tags`` tags.
+
+    Start and end scores are parameters of their own, so the tag inventory needs no START/STOP
+    entries.
 
     Args:
         num_tags: number of tags (> 0).
@@ -30,32 +33,50 @@ class CRF(nn.Module):
 
     def __init__(self, num_tags: int) -> None:
         if num_tags <= 0:
-            raise ValueError(f"invalid number of tags: {num_tags}")
+            raise ValueError(f"invalid number of tags: expected > 0, got {num_tags}")
         super().__init__()
         self.num_tags = num_tags
-        self.start_transitions = nn.Parameter(torch.empty(num_tags).uniform_(-0.1, 0.1))
-        self.end_transitions = nn.Parameter(torch.empty(num_tags).uniform_(-0.1, 0.1))
-        # transitions[i, j]: score of moving from tag i to tag j
-        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags).uniform_(-0.1, 0.1))
+        # (num_tags,)
+        self.start_transitions = nn.Parameter(torch.empty(num_tags))
+        # (num_tags,)
+        self.end_transitions = nn.Parameter(torch.empty(num_tags))
+        # (num_tags, num_tags); transitions[i, j] is the score of moving from tag i to tag j
+        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every score from uniform(-0.1, 0.1), as pytorch-crf does."""
+        nn.init.uniform_(self.start_transitions, -0.1, 0.1)
+        nn.init.uniform_(self.end_transitions, -0.1, 0.1)
+        nn.init.uniform_(self.transitions, -0.1, 0.1)
+
+    def extra_repr(self) -> str:
+        return f"num_tags={self.num_tags}"
 
     def forward(
-        self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
+        self,
+        emissions: torch.Tensor,
+        tags: torch.Tensor,
+        mask: torch.Tensor,
         reduction: str = "sum",
     ) -> torch.Tensor:
-        """Log-likelihood of ``tags`` (not a loss: negate it to minimise).
+        """Log-likelihood of the gold ``tags`` (not a loss: negate it to minimise).
 
         Args:
-            emissions: (batch, seq_len, num_tags).
-            tags: (batch, seq_len).
-            mask: (batch, seq_len) bool.
-            reduction: ``none`` (batch,), ``sum``, ``mean`` (over sentences) or
-                ``token_mean`` (over real tokens).
+            emissions: (batch, seq_len, num_tags) unnormalised tag scores.
+            tags: (batch, seq_len) gold tag ids; padding positions are ignored.
+            mask: (batch, seq_len) bool, left-aligned, first column all True.
+            reduction: ``"none"`` gives (batch,); ``"sum"`` and ``"mean"`` sum or average over
+                sentences; ``"token_mean"`` divides the sum by the number of real tokens.
+
+        Returns:
+            (batch,) for ``"none"``, otherwise a scalar.
         """
-        if reduction not in ("none", "sum", "mean", "token_mean"):
-            raise ValueError(f"invalid reduction: {reduction}")
-        self._validate(emissions, mask, tags)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"invalid reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        _validate(emissions, mask, self.num_tags, tags)
         # (batch,)
-        llh = self._path_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+        llh = self._path_score(emissions, tags, mask) - self._log_partition(emissions, mask)
         if reduction == "none":
             return llh
         if reduction == "sum":
@@ -65,145 +86,170 @@ class CRF(nn.Module):
         return llh.sum() / mask.sum()
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Log of the sum of exp-scores of all paths (forward algorithm), shape (batch,)."""
-        self._validate(emissions, mask)
-        # (batch, num_tags)
-        alpha = self.start_transitions + emissions[:, 0]
-        for t in range(1, emissions.shape[1]):
-            # (batch, from, to) = alpha over "from" + transition + emission over "to"
-            scores = alpha.unsqueeze(2) + self.transitions + emissions[:, t].unsqueeze(1)
-            alpha = torch.where(mask[:, t, None], torch.logsumexp(scores, dim=1), alpha)
-        return torch.logsumexp(alpha + self.end_transitions, dim=1)
+        """Log of the summed exp-scores of all tag paths (forward algorithm).
+
+        Args:
+            emissions: (batch, seq_len, num_tags).
+            mask: (batch, seq_len) bool, left-aligned, first column all True.
+
+        Returns:
+            (batch,) log partition function per sentence.
+        """
+        _validate(emissions, mask, self.num_tags)
+        return self._log_partition(emissions, mask)
 
     def decode(
         self, emissions: torch.Tensor, mask: torch.Tensor, allowed: Allowed | None = None
     ) -> torch.Tensor:
-        """Best tag paths, (batch, seq_len) long; padding positions hold 0."""
-        self._validate(emissions, mask)
+        """Highest-scoring tag path per sentence (Viterbi).
+
+        Args:
+            emissions: (batch, seq_len, num_tags).
+            mask: (batch, seq_len) bool, left-aligned, first column all True.
+            allowed: optional ``(start, transitions, end)`` boolean legality tables; a
+                disallowed move is never taken when any legal path exists.
+
+        Returns:
+            (batch, seq_len) long tag ids; padding positions hold 0.
+        """
+        _validate(emissions, mask, self.num_tags)
         return viterbi_decode(emissions, mask, self.start_transitions, self.transitions,
                               self.end_transitions, allowed)
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position (forward-backward).
 
+        Args:
+            emissions: (batch, seq_len, num_tags).
+            mask: (batch, seq_len) bool, left-aligned, first column all True.
+
         Returns:
-            (batch, seq_len, num_tags); rows sum to 1 on real positions and are 0 on padding.
+            (batch, seq_len, num_tags); each real position's row sums to 1, padding rows are 0.
         """
-        self._validate(emissions, mask)
-        batch, seq_len, _ = emissions.shape
-        lengths = mask.sum(1)
-        alphas = [self.start_transitions + emissions[:, 0]]
-        for t in range(1, seq_len):
-            scores = alphas[-1].unsqueeze(2) + self.transitions + emissions[:, t].unsqueeze(1)
-            alphas.append(torch.where(mask[:, t, None], torch.logsumexp(scores, dim=1),
-                                      alphas[-1]))
-        # beta[t]: log-sum of scores from position t+1 to the end, given tag at t
-        betas = [emissions.new_zeros(batch, self.num_tags)] * seq_len
-        last = (lengths - 1).view(-1, 1)
-        beta = beta_next = self.end_transitions.expand(batch, -1)
-        for t in range(seq_len - 1, -1, -1):
-            at_end = (last.squeeze(1) == t)[:, None]
-            if t < seq_len - 1:
-                # (batch, from, to)
-                scores = self.transitions + (emissions[:, t + 1] + beta_next).unsqueeze(1)
-                stepped = torch.logsumexp(scores, dim=2)
-                beta = torch.where(at_end, self.end_transitions.expand(batch, -1), stepped)
-            betas[t] = beta
-            beta_next = beta
+        _validate(emissions, mask, self.num_tags)
+        _, trans, end = self._scores(emissions.dtype)
+        batch, seq_len, num_tags = emissions.shape
+        # (batch, seq_len, num_tags); alphas are carried unchanged through padding
+        log_alpha = self._forward_alphas(emissions, mask, keep_all=True)
+        # (batch, 1, 1)
+        log_z = torch.logsumexp(log_alpha[:, -1] + end, dim=1).view(batch, 1, 1)
+        # beta[t, i]: log-sum of the scores of everything after position t, given tag i at t.
+        # At the last real position (and on padding) only the end score remains.
+        beta = end.expand(batch, num_tags)
+        betas = [beta]
+        for t in range(seq_len - 2, -1, -1):
+            # (batch, from, to) -> (batch, from)
+            stepped = torch.logsumexp(trans + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
+            beta = torch.where(mask[:, t + 1].unsqueeze(1), stepped, end)
+            betas.append(beta)
+        betas.reverse()
         # (batch, seq_len, num_tags)
-        log_alpha = torch.stack(alphas, 1)
-        log_beta = torch.stack(betas, 1)
-        log_z = self.log_partition(emissions, mask).view(-1, 1, 1)
+        log_beta = torch.stack(betas, dim=1)
         probs = torch.exp(log_alpha + log_beta - log_z)
-        return probs * mask.unsqueeze(2)
+        return probs.masked_fill(~mask.unsqueeze(2), 0.0)
 
     def nbest(
         self, emissions: torch.Tensor, mask: torch.Tensor, k: int, allowed: Allowed | None = None
     ) -> list[list[tuple[list[int], float]]]:
-        """Up to ``k`` best paths per sentence with their unnormalised scores, best first.
+        """Up to ``k`` best tag paths per sentence with their scores (list Viterbi).
 
-        List Viterbi keeping the k best partial paths per tag at each step.
+        Args:
+            emissions: (batch, seq_len, num_tags).
+            mask: (batch, seq_len) bool, left-aligned, first column all True.
+            k: how many paths to return per sentence (>= 1).
+            allowed: optional legality tables as in :meth:`decode`; paths with a disallowed
+                move are left out, so a sentence may get fewer than ``k`` paths.
+
+        Returns:
+            For each sentence, up to ``k`` ``(path, score)`` pairs, best first; ``path`` has the
+            sentence's real length and ``score`` is the unnormalised path score.
         """
-        self._validate(emissions, mask)
+        _validate(emissions, mask, self.num_tags)
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        start, trans, end = _constrained_scores(
-            self.start_transitions, self.transitions, self.end_transitions, allowed)
+            raise ValueError(f"invalid k: expected >= 1, got {k}")
+        start, trans, end = _decode_scores(emissions, self.start_transitions, self.transitions,
+                                           self.end_transitions, allowed)
+        emissions = emissions.detach()
+        batch, seq_len, num_tags = emissions.shape
+        # scores[b, r, j]: score of the r-th best partial path ending in tag j. Only slot 0 is
+        # filled at the start; -inf slots stand for paths that do not exist.
+        # (batch, k, num_tags)
+        scores = emissions.new_full((batch, k, num_tags), float("-inf"))
+        scores[:, 0] = start + emissions[:, 0]
+        # Padding steps point every (slot, tag) at itself, so the backtrace passes through them.
+        # (batch, k, num_tags) of flat indices slot * num_tags + tag
+        identity = torch.arange(k * num_tags, device=emissions.device).view(1, k, num_tags)
+        identity = identity.expand(batch, k, num_tags)
+        backpointers = []
+        for t in range(1, seq_len):
+            # (batch, k * from, to)
+            cand = (scores.unsqueeze(3) + trans).reshape(batch, k * num_tags, num_tags)
+            # (batch, k, to); idx is the flat (slot, from) index of each survivor's predecessor
+            top, idx = cand.topk(k, dim=1)
+            real = mask[:, t].view(batch, 1, 1)
+            scores = torch.where(real, top + emissions[:, t].unsqueeze(1), scores)
+            backpointers.append(torch.where(real, idx, identity))
+        # (batch, k): the k best complete paths as flat (slot, tag) indices
+        best, current = (scores + end).reshape(batch, k * num_tags).topk(k, dim=1)
+        steps = [current % num_tags]
+        for bp in reversed(backpointers):
+            current = bp.reshape(batch, k * num_tags).gather(1, current)
+            steps.append(current % num_tags)
+        steps.reverse()
+        # (batch, k, seq_len)
+        paths = torch.stack(steps, dim=2).tolist()
+        lengths = mask.sum(1).tolist()
         results = []
-        for b in range(emissions.shape[0]):
-            n = int(mask[b].sum())
-            em = emissions[b, :n]
-            # scores: (k_paths, num_tags); paths: k_paths x num_tags lists
-            scores = (start + em[0]).unsqueeze(0)
-            paths = [[[j] for j in range(self.num_tags)]]
-            for t in range(1, n):
-                # (k_paths, from, to)
-                cand = scores.unsqueeze(2) + trans.unsqueeze(0) + em[t].view(1, 1, -1)
-                flat = cand.permute(2, 0, 1).reshape(self.num_tags, -1)  # (to, k_paths*from)
-                kk = min(k, flat.shape[1])
-                top, idx = flat.topk(kk, dim=1)
-                new_paths = []
-                for r in range(kk):
-                    row = []
-                    for j in range(self.num_tags):
-                        p, i = divmod(int(idx[j, r]), self.num_tags)
-                        row.append(paths[p][i] + [j])
-                    new_paths.append(row)
-                scores = top.t()
-                paths = new_paths
-            final = (scores + end.unsqueeze(0)).reshape(-1)
-            kk = min(k, final.numel())
-            top, idx = final.topk(kk)
-            best = []
-            for s, i in zip(top.tolist(), idx.tolist()):
-                p, j = divmod(i, self.num_tags)
-                if s <= _FORBIDDEN / 2:
-                    break  # only forbidden paths remain
-                best.append((paths[p][j], s))
-            results.append(best)
+        for b, row in enumerate(best.tolist()):
+            results.append([(paths[b][r][: lengths[b]], score)
+                            for r, score in enumerate(row) if score != float("-inf")])
         return results
+
+    def _scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.start_transitions.to(dtype), self.transitions.to(dtype),
+                self.end_transitions.to(dtype))
+
+    def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # (batch, num_tags)
+        alpha = self._forward_alphas(emissions, mask, keep_all=False)
+        return torch.logsumexp(alpha + self.end_transitions.to(emissions.dtype), dim=1)
+
+    def _forward_alphas(
+        self, emissions: torch.Tensor, mask: torch.Tensor, keep_all: bool
+    ) -> torch.Tensor:
+        """Forward variables: (batch, seq_len, num_tags) if ``keep_all`` else the last step."""
+        start, trans, _ = self._scores(emissions.dtype)
+        # alpha[b, j]: log-sum of the scores of all prefixes ending in tag j
+        # (batch, num_tags)
+        alpha = start + emissions[:, 0]
+        alphas = [alpha]
+        for t in range(1, emissions.shape[1]):
+            # Sum over the previous tag in log space. The emission does not depend on it, so it
+            # is added after the reduction: cheaper, and torch.where then keeps padding values
+            # (even NaN) out of both the result and the gradients.
+            # (batch, from, to) -> (batch, to)
+            stepped = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), stepped, alpha)
+            if keep_all:
+                alphas.append(alpha)
+        return torch.stack(alphas, dim=1) if keep_all else alpha
 
     def _path_score(
         self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """Unnormalised score of the given paths, (batch,)."""
-        batch, seq_len, _ = emissions.shape
-        maskf = mask.to(emissions.dtype)
+        """Unnormalised score of the given paths, (batch,); padding tags may be anything."""
+        start, trans, end = self._scores(emissions.dtype)
+        tags = tags.masked_fill(~mask, 0)
         # (batch, seq_len)
-        emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
-        score = self.start_transitions[tags[:, 0]] + (emit * maskf).sum(1)
-        if seq_len > 1:
-            trans = self.transitions[tags[:, :-1], tags[:, 1:]]  # (batch, seq_len - 1)
-            score = score + (trans * maskf[:, 1:]).sum(1)
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2).masked_fill(~mask, 0.0)
+        score = start[tags[:, 0]] + emitted.sum(1)
+        if tags.shape[1] > 1:
+            # (batch, seq_len - 1)
+            moves = trans[tags[:, :-1], tags[:, 1:]].masked_fill(~mask[:, 1:], 0.0)
+            score = score + moves.sum(1)
+        # (batch,)
         last_tags = tags.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)
-        return score + self.end_transitions[last_tags]
-
-    def _validate(
-        self, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None
-    ) -> None:
-        if emissions.dim() != 3:
-            raise ValueError(f"emissions must have dimension of 3, got {emissions.dim()}")
-        if emissions.shape[2] != self.num_tags:
-            raise ValueError(f"expected last dimension of emissions is {self.num_tags}, "
-                             f"got {emissions.shape[2]}")
-        if mask.shape != emissions.shape[:2]:
-            raise ValueError(f"the first two dimensions of emissions and mask must match, got "
-                             f"{tuple(emissions.shape[:2])} and {tuple(mask.shape)}")
-        if tags is not None and tags.shape != emissions.shape[:2]:
-            raise ValueError(f"the first two dimensions of emissions and tags must match, got "
-                             f"{tuple(emissions.shape[:2])} and {tuple(tags.shape)}")
-        if emissions.shape[1] == 0 or not bool(mask[:, 0].all()):
-            raise ValueError("mask of the first timestep must all be on")
-
-
-def _constrained_scores(
-    start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor, allowed: Allowed | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if allowed is None:
-        return start, trans, end
-    ok_start, ok_trans, ok_end = (a.to(start.device) for a in allowed)
-    return (start + (~ok_start) * _FORBIDDEN, trans + (~ok_trans) * _FORBIDDEN,
-            end + (~ok_end) * _FORBIDDEN)
+        return score + end[last_tags]
 
 
 def viterbi_decode(
@@ -219,43 +265,118 @@ def viterbi_decode(
     Args:
         emissions: (batch, seq_len, num_tags).
         mask: (batch, seq_len) bool, left-aligned, first column all True.
-        start_scores: (num_tags,); default zeros.
-        transition_scores: (num_tags, num_tags) [from, to]; default zeros.
-        end_scores: (num_tags,); default zeros.
-        allowed: optional legality tables; disallowed moves are effectively impossible.
+        start_scores: (num_tags,); zeros if None.
+        transition_scores: (num_tags, num_tags) [from, to]; zeros if None.
+        end_scores: (num_tags,); zeros if None.
+        allowed: optional ``(start, transitions, end)`` boolean legality tables; a disallowed
+            move is never taken when any legal path exists.
 
     Returns:
-        (batch, seq_len) long; padding positions hold 0. With zero scores and no constraints
-        this is ``emissions.argmax(-1)``.
+        (batch, seq_len) long tag ids; padding positions hold 0. With all scores None and no
+        ``allowed`` this equals ``emissions.argmax(-1)`` on real positions.
     """
+    _validate(emissions, mask)
+    start, trans, end = _decode_scores(emissions, start_scores, transition_scores, end_scores,
+                                       allowed)
+    # Decoding is never differentiated; detaching keeps autograd from recording the loop.
+    emissions = emissions.detach()
     batch, seq_len, num_tags = emissions.shape
-    zeros = emissions.new_zeros(num_tags)
-    start = zeros if start_scores is None else start_scores
-    trans = emissions.new_zeros(num_tags, num_tags) if transition_scores is None \
-        else transition_scores
-    end = zeros if end_scores is None else end_scores
-    start, trans, end = _constrained_scores(start, trans, end, allowed)
-    # (batch, num_tags)
+    # (batch, num_tags): best score of any prefix ending in each tag
     score = start + emissions[:, 0]
+    # Padding steps point every tag at itself, so the backtrace can start at the last column.
+    # (batch, num_tags)
+    identity = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)
     backpointers = []
     for t in range(1, seq_len):
-        # (batch, from, to)
-        cand = score.unsqueeze(2) + trans
-        best, idx = cand.max(dim=1)
-        backpointers.append(idx)
-        score = torch.where(mask[:, t, None], best + emissions[:, t], score)
-    score = score + end
-    lengths = mask.sum(1)
-    # Backtrace from each sentence's own last position; before it, padding steps are skipped
-    # by carrying the current tag through unchanged.
-    best_last = score.argmax(dim=1)  # (batch,)
-    path = torch.zeros(batch, seq_len, dtype=torch.long, device=emissions.device)
-    current = best_last
-    for t in range(seq_len - 1, -1, -1):
-        active = t < lengths  # (batch,)
-        path[:, t] = torch.where(active, current, torch.zeros_like(current))
-        if t > 0:
-            prev = backpointers[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
-            # only step back once we are inside the sentence (t <= last index)
-            current = torch.where(active, prev, current)
-    return path
+        # (batch, from, to) -> (batch, to)
+        best, idx = (score.unsqueeze(2) + trans).max(dim=1)
+        real = mask[:, t].unsqueeze(1)
+        score = torch.where(real, best + emissions[:, t], score)
+        backpointers.append(torch.where(real, idx, identity))
+    # (batch,)
+    current = (score + end).argmax(dim=1)
+    steps = [current]
+    for bp in reversed(backpointers):
+        current = bp.gather(1, current.unsqueeze(1)).squeeze(1)
+        steps.append(current)
+    steps.reverse()
+    # (batch, seq_len)
+    return torch.stack(steps, dim=1).masked_fill(~mask, 0)
+
+
+def _decode_scores(
+    emissions: torch.Tensor,
+    start: torch.Tensor | None,
+    trans: torch.Tensor | None,
+    end: torch.Tensor | None,
+    allowed: Allowed | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Detached start/transition/end scores in the emissions' dtype, with -inf where disallowed.
+
+    -inf (rather than a large finite penalty) guarantees a legal path wins whenever one exists;
+    decoding only adds and takes maxima, so it can never produce NaN.
+    """
+    num_tags = emissions.shape[2]
+    like = {"dtype": emissions.dtype, "device": emissions.device}
+    checked = []
+    for name, scores, shape in (("start_scores", start, (num_tags,)),
+                                ("transition_scores", trans, (num_tags, num_tags)),
+                                ("end_scores", end, (num_tags,))):
+        if scores is None:
+            checked.append(torch.zeros(shape, **like))
+            continue
+        if scores.shape != shape:
+            raise ValueError(f"expected {name} of shape {shape}, got {tuple(scores.shape)}")
+        checked.append(scores.detach().to(**like))
+    if allowed is None:
+        return checked[0], checked[1], checked[2]
+    if len(allowed) != 3:
+        raise ValueError(f"allowed must be (start, transitions, end), got {len(allowed)} items")
+    legal = []
+    for name, table, scores in zip(("start", "transitions", "end"), allowed, checked):
+        if table.dtype != torch.bool or table.shape != scores.shape:
+            raise ValueError(f"expected allowed {name} to be a bool tensor of shape "
+                             f"{tuple(scores.shape)}, got {table.dtype} {tuple(table.shape)}")
+        legal.append(scores.masked_fill(~table.to(emissions.device), float("-inf")))
+    return legal[0], legal[1], legal[2]
+
+
+def _validate(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    num_tags: int | None = None,
+    tags: torch.Tensor | None = None,
+) -> None:
+    """Reject inputs that break the conventions in the module docstring (ValueError)."""
+    if emissions.dim() != 3:
+        raise ValueError(f"emissions must have 3 dimensions (batch, seq_len, num_tags), "
+                         f"got {emissions.dim()}")
+    if not emissions.is_floating_point():
+        raise ValueError(f"emissions must be a floating point tensor, got {emissions.dtype}")
+    if num_tags is not None and emissions.shape[2] != num_tags:
+        raise ValueError(f"expected last dimension of emissions is {num_tags}, "
+                         f"got {emissions.shape[2]}")
+    if emissions.shape[2] == 0:
+        raise ValueError("emissions must have at least one tag")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
+    if mask.shape != emissions.shape[:2]:
+        raise ValueError(f"the first two dimensions of emissions and mask must match, "
+                         f"got {tuple(emissions.shape[:2])} and {tuple(mask.shape)}")
+    if emissions.shape[1] == 0:
+        raise ValueError("seq_len must be at least 1, got 0")
+    if not bool(mask[:, 0].all()):
+        raise ValueError("mask of the first timestep must all be on")
+    if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+        raise ValueError("mask must be left-aligned: no position may be on after one that is off")
+    if tags is not None:
+        if tags.shape != mask.shape:
+            raise ValueError(f"the first two dimensions of emissions and tags must match, "
+                             f"got {tuple(emissions.shape[:2])} and {tuple(tags.shape)}")
+        if tags.dtype != torch.long:
+            raise ValueError(f"tags must be a long tensor, got {tags.dtype}")
+        out_of_range = ((tags < 0) | (tags >= emissions.shape[2])) & mask
+        if bool(out_of_range.any()):
+            bad = int(tags[out_of_range][0])
+            raise ValueError(f"tags on real positions must be in [0, {emissions.shape[2]}), "
+                             f"got {bad}")
