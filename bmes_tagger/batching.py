@@ -6,13 +6,16 @@ per-character Python work: a batch is a few tensor slices and one ``pad_sequence
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from .config import Config
 from .corpus import Sentence
+from .features import bigram_keys, char_class, first_bigram
 from .vocab import Vocab, normalize_width
 
 # Chunks of over-long lines preferably end after one of these, so a forced boundary is harmless.
@@ -28,6 +31,8 @@ class Batch:
     lengths: torch.Tensor
     tags: torch.Tensor | None = None
     index: torch.Tensor | None = None  # (batch,) positions of these rows in the encoded corpus
+    bigrams: torch.Tensor | None = None  # (batch, seq_len, 1 or 2) bigram ids (next[, prev])
+    classes: torch.Tensor | None = None  # (batch, seq_len) character-class ids
 
     @property
     def num_tokens(self) -> int:
@@ -43,6 +48,9 @@ class EncodedCorpus:
         tag_index: tag -> id; required when ``tags`` are given.
         tags: optional BMES tag lists aligned with ``chars``.
         normalize: apply :func:`normalize_width` before lookup.
+        bigram_vocab: if given, also encode bigram ids (see :mod:`bmes_tagger.features`).
+        bigram_context: ``next`` (t[i]t[i+1]) or ``both`` (also t[i-1]t[i]).
+        classes: also encode character classes.
     """
 
     def __init__(
@@ -52,6 +60,9 @@ class EncodedCorpus:
         tag_index: dict[str, int] | None = None,
         tags: Sequence[Sequence[str]] | None = None,
         normalize: bool = True,
+        bigram_vocab: Vocab | None = None,
+        bigram_context: str = "next",
+        classes: bool = False,
     ) -> None:
         lengths = [len(c) for c in chars]
         assert all(n > 0 for n in lengths), "empty sentences must be filtered out before encoding"
@@ -64,6 +75,13 @@ class EncodedCorpus:
         self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
         torch.cumsum(self.lengths, 0, out=self.offsets[1:])
         self.tag_ids: torch.Tensor | None = None
+        # (total_tokens, 1 or 2) bigram ids; (total_tokens,) class ids
+        self.bigram_ids: torch.Tensor | None = None
+        self.class_ids: torch.Tensor | None = None
+        if bigram_vocab is not None:
+            self.bigram_ids = _encode_bigrams(flat, lengths, bigram_vocab, bigram_context)
+        if classes:
+            self.class_ids = torch.tensor([char_class(t) for t in flat], dtype=torch.long)
         if tags is not None:
             assert tag_index is not None
             self.tag_ids = torch.tensor([tag_index[t] for sent in tags for t in sent],
@@ -84,8 +102,61 @@ class EncodedCorpus:
         if self.tag_ids is not None:
             tags = pad_sequence([self.tag_ids[s:s + n] for s, n in zip(starts, lens)],
                                 batch_first=True)
+        bigrams = classes = None
+        if self.bigram_ids is not None:
+            bigrams = pad_sequence([self.bigram_ids[s:s + n] for s, n in zip(starts, lens)],
+                                   batch_first=True)
+        if self.class_ids is not None:
+            classes = pad_sequence([self.class_ids[s:s + n] for s, n in zip(starts, lens)],
+                                   batch_first=True)
         return Batch(chars=chars, mask=mask, lengths=lengths, tags=tags,
-                     index=torch.tensor(list(indices), dtype=torch.long))
+                     index=torch.tensor(list(indices), dtype=torch.long), bigrams=bigrams,
+                     classes=classes)
+
+
+def encode_for_model(
+    chars: Sequence[Sequence[str]], config: Config, vocab: Vocab, bigram_vocab: Vocab | None,
+    tag_index: dict[str, int] | None = None, tags: Sequence[Sequence[str]] | None = None,
+) -> EncodedCorpus:
+    """Encode sentences with every input feature the config's model uses."""
+    return EncodedCorpus(
+        chars, vocab, tag_index, tags, normalize=config.data.normalize_width,
+        bigram_vocab=bigram_vocab if config.model.bigram_dim > 0 else None,
+        bigram_context=config.model.bigram_context, classes=config.model.class_dim > 0,
+    )
+
+
+def _encode_bigrams(
+    flat: Sequence[str], lengths: Sequence[int], vocab: Vocab, context: str
+) -> torch.Tensor:
+    """(total_tokens, 1 or 2) ids of each token's next (and previous) bigram."""
+    nxt: list[str] = []
+    firsts: list[str] = []
+    start = 0
+    for n in lengths:
+        tokens = flat[start:start + n]
+        nxt.extend(bigram_keys(tokens))
+        firsts.append(first_bigram(tokens))
+        start += n
+    next_ids = torch.tensor(vocab.encode(nxt), dtype=torch.long)
+    if context == "next":
+        return next_ids.unsqueeze(1)
+    # previous bigram of token i is the next bigram of token i-1, except at sentence starts
+    prev_ids = torch.roll(next_ids, 1)
+    starts = torch.cumsum(torch.tensor([0, *lengths[:-1]]), 0)
+    prev_ids[starts] = torch.tensor(vocab.encode(firsts), dtype=torch.long)
+    return torch.stack([next_ids, prev_ids], dim=1)
+
+
+def count_bigrams(sentences: Sequence[Sequence[str]], normalize: bool) -> Counter[str]:
+    """Counts of every bigram key (both directions' keys) in ``sentences``."""
+    counts: Counter[str] = Counter()
+    for tokens in sentences:
+        if normalize:
+            tokens = [normalize_width(t) for t in tokens]
+        counts.update(bigram_keys(tokens))
+        counts[first_bigram(tokens)] += 1
+    return counts
 
 
 def bucketed_batches(

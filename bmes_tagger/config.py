@@ -60,6 +60,8 @@ class DataConfig:
     min_char_freq: int = _opt(1, "characters rarer than this in train map to <unk>", min=1)
     train_words: str | None = _opt(None, "word list (one per line) for CWS OOV metrics; default: "
                                    "the words of the training corpus", path=True)
+    min_bigram_freq: int = _opt(2, "character bigrams rarer than this in train map to <unk> "
+                                "(used when model.bigram_dim > 0)", min=1)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,19 @@ class ModelConfig:
                                     max_exclusive=True)
     dropout: float = _opt(0.3, "dropout between recurrent layers and before the output layer",
                           min=0.0, max=1.0, max_exclusive=True)
+    bigram_dim: int = _opt(0, "size of character-bigram embeddings (c[i], c[i+1]) concatenated "
+                           "to the character embedding; 0 = no bigram features", min=0)
+    bigram_context: str = _opt("next", "bigrams used: next (c[i]c[i+1]) or both (also "
+                               "c[i-1]c[i], sharing one table)", choices=("next", "both"))
+    class_dim: int = _opt(0, "size of a character-class embedding (digit, Latin letter, "
+                          "punctuation, CJK, other) concatenated to the input; 0 = off", min=0)
+    char_vectors: str | None = _opt(None, "pretrained character vectors (word2vec text format, "
+                                    "header optional) to initialise the embedding", path=True)
+    bigram_vectors: str | None = _opt(None, "pretrained bigram vectors (word2vec text format)",
+                                      path=True)
+    freeze_vectors: bool = _opt(False, "keep pretrained vectors fixed during training")
+    locked_dropout: bool = _opt(False, "use one dropout mask per sentence across time "
+                                "(variational dropout) for embedding and output dropout")
     head: str = _opt("softmax", "output layer: softmax (per-character) or crf",
                      choices=("softmax", "crf"))
     constrained: bool = _opt(True, "forbid illegal BMES transitions when decoding")
@@ -90,6 +105,13 @@ class TrainConfig:
     weight_decay: float = _opt(0.0, "weight decay", min=0.0)
     clip_norm: float = _opt(5.0, "gradient-norm clipping threshold; 0 disables", min=0.0)
     epochs: int = _opt(10, "maximum number of epochs", min=1)
+    lr_schedule: str = _opt("none", "learning-rate schedule: none, linear (warm-up then linear "
+                            "decay to 0) or plateau (halve when dev F1 stops improving)",
+                            choices=("none", "linear", "plateau"))
+    warmup_steps: int = _opt(0, "linear warm-up steps (lr_schedule linear)", min=0)
+    ema_decay: float = _opt(0.0, "keep an exponential moving average of the weights with this "
+                            "decay and evaluate/save it; 0 = off (try 0.999)", min=0.0, max=1.0,
+                            max_exclusive=True)
     batch_size: int = _opt(32, "sentences per batch", min=1)
     eval_every: int = _opt(0, "evaluate on dev every N steps; 0 = once per epoch", min=0)
     patience: int = _opt(5, "stop after this many evaluations without dev F1 improvement; "
@@ -164,10 +186,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         _apply_override(raw, item)
     cfg = config_from_dict(raw, source=str(path), lines=lines)
     cfg = resolve_paths(cfg, base=path.resolve().parent, default_run=f"runs/{path.stem}")
-    for f in dataclasses.fields(DataConfig):
-        value = getattr(cfg.data, f.name)
-        if f.metadata.get("path") and value is not None:
-            where = _where(str(path), lines, f"data.{f.name}")
+    for section, name, value in _paths(cfg):
+        if value is not None:
+            where = _where(str(path), lines, f"{section}.{name}")
             if not Path(value).exists():
                 raise ConfigError(f"{where}: file not found: {value}")
             if Path(value).is_dir():
@@ -207,16 +228,23 @@ def config_from_dict(
 
 
 def resolve_paths(cfg: Config, base: Path, default_run: str | None = None) -> Config:
-    """Make data paths absolute against ``base`` and fill in the default run directory."""
-    data_updates: dict[str, Any] = {}
-    for f in dataclasses.fields(DataConfig):
-        value = getattr(cfg.data, f.name)
-        if f.metadata.get("path") and value is not None:
-            data_updates[f.name] = str((base / Path(value).expanduser()).resolve())
+    """Make data and vector paths absolute against ``base``; fill in the default run dir."""
+    updates: dict[str, dict[str, Any]] = {"data": {}, "model": {}}
+    for section, name, value in _paths(cfg):
+        if value is not None:
+            updates[section][name] = str((base / Path(value).expanduser()).resolve())
     output = cfg.output
     if output.dir is None and default_run is not None:
         output = OutputConfig(dir=default_run)
-    return cfg.replace(data=dataclasses.replace(cfg.data, **data_updates), output=output)
+    return cfg.replace(data=dataclasses.replace(cfg.data, **updates["data"]),
+                       model=dataclasses.replace(cfg.model, **updates["model"]), output=output)
+
+
+def _paths(cfg: Config) -> list[tuple[str, str, str | None]]:
+    """``(section, key, value)`` of every path-valued key."""
+    return [(section, f.name, getattr(getattr(cfg, section), f.name))
+            for section in ("data", "model")
+            for f in dataclasses.fields(SECTIONS[section]) if f.metadata.get("path")]
 
 
 def write_config(cfg: Config, path: str | Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .batching import EncodedCorpus, bucketed_batches, iterate_chunks
+from .batching import bucketed_batches, encode_for_model, iterate_chunks
 from .checkpoint import load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError
@@ -44,9 +44,11 @@ class Tagger:
     def __init__(
         self, model: BiLSTMTagger, vocab: Vocab, tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
+        bigram_vocab: Vocab | None = None,
     ) -> None:
         self.model = model.eval()
         self.vocab = vocab
+        self.bigram_vocab = bigram_vocab
         self.tags = list(tags)
         self.config = config
         self.train_words = train_words
@@ -68,14 +70,15 @@ class Tagger:
         try:
             config = config_from_dict(payload["config"], source=f"{source} (stored config)")
             vocab = Vocab(payload["chars"])
+            bigrams = Vocab(payload["bigrams"]) if payload.get("bigrams") else None
             tags = list(payload["tags"])
-            model = build_model(config, len(vocab), tags)
+            model = build_model(config, len(vocab), tags, len(bigrams) if bigrams else 0)
             model.load_state_dict(payload["model"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0][:200]
             raise CheckpointError(f"{source}: inconsistent checkpoint: {reason}") from None
         return cls(model, vocab, tags, config, frozenset(payload.get("train_words", ())),
-                   payload.get("scores"))
+                   payload.get("scores"), bigrams)
 
     # --- tagging ---------------------------------------------------------------------------
 
@@ -98,13 +101,14 @@ class Tagger:
         results: list[list[str]] = [[] for _ in sentences]
         if not pieces:
             return results
-        encoded = EncodedCorpus(pieces, self.vocab, normalize=self.config.data.normalize_width)
+        encoded = encode_for_model(pieces, self.config, self.vocab, self.bigram_vocab)
         piece_tags: list[list[str]] = [[] for _ in pieces]
         with torch.inference_mode():
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
                 # (batch, seq_len)
-                best = self.model.decode(batch.chars, batch.lengths, batch.mask).tolist()
+                best = self.model.decode(batch.chars, batch.lengths, batch.mask, batch.bigrams,
+                                         batch.classes).tolist()
                 for row, idx, n in zip(best, indices, batch.lengths.tolist()):
                     piece_tags[idx] = [self.tags[t] for t in row[:n]]
         for owner, tags in zip(owners, piece_tags):
@@ -148,9 +152,12 @@ class Tagger:
         return out
 
 
-def build_model(config: Config, num_chars: int, tags: Sequence[str]) -> BiLSTMTagger:
+def build_model(
+    config: Config, num_chars: int, tags: Sequence[str], num_bigrams: int = 0
+) -> BiLSTMTagger:
     """The model a config describes, with BMES constraints for ``tags``."""
-    return BiLSTMTagger(config.model, num_chars, len(tags), allowed_transitions(tags))
+    return BiLSTMTagger(config.model, num_chars, len(tags), allowed_transitions(tags),
+                        num_bigrams)
 
 
 def predict_lines(

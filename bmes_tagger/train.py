@@ -23,12 +23,18 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .batching import EncodedCorpus, bucketed_batches, split_long_sentences
+from .batching import (
+    bucketed_batches,
+    count_bigrams,
+    encode_for_model,
+    split_long_sentences,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_from_dict, write_config
 from .corpus import Sentence, read_corpus, read_word_list
 from .errors import BmesTaggerError, ConfigError
 from .evaluate import evaluate
+from .features import load_vectors
 from .model import BiLSTMTagger
 from .predict import Tagger, build_model
 from .tags import split_tag, tags_to_words
@@ -103,27 +109,44 @@ def _train(
 
     # --- data --------------------------------------------------------------------------------
     train_sents, dev_sents = load_training_data(config)
+    bigram_vocab: Vocab | None = None
     if state is None:
         vocab, tags = build_vocabularies(train_sents, config)
         train_words = sorted(_word_list(train_sents, config))
+        if config.model.bigram_dim > 0:
+            counts = count_bigrams([s.chars for s in train_sents], dcfg.normalize_width)
+            bigram_vocab = Vocab.build(counts, dcfg.min_bigram_freq)
     else:
         vocab, tags, train_words = Vocab(state["chars"]), list(state["tags"]), state["train_words"]
+        bigram_vocab = Vocab(state["bigrams"]) if state.get("bigrams") else None
     tag_index = {t: i for i, t in enumerate(tags)}
     _check_tags_known(train_sents + dev_sents, tag_index, dcfg.train or "train")
     pieces = split_long_sentences(train_sents, dcfg.max_len)
-    encoded = EncodedCorpus([s.chars for s in pieces], vocab, tag_index,
-                            [s.tags or [] for s in pieces], normalize=dcfg.normalize_width)
+    encoded = encode_for_model([s.chars for s in pieces], config, vocab, bigram_vocab, tag_index,
+                               [s.tags or [] for s in pieces])
     logger(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
-           f"dev: {len(dev_sents)} sentences; {len(vocab)} characters, {len(tags)} tags")
+           f"dev: {len(dev_sents)} sentences; {len(vocab)} characters, {len(tags)} tags"
+           + (f", {len(bigram_vocab)} bigrams" if bigram_vocab is not None else ""))
 
     # --- model and optimiser -----------------------------------------------------------------
-    model = build_model(config, len(vocab), tags)
+    model = build_model(config, len(vocab), tags, len(bigram_vocab) if bigram_vocab else 0)
+    if state is None:
+        for line in init_pretrained(model, config, vocab, bigram_vocab):
+            logger(line)
     optimizer = make_optimizer(model, config)
+    batches_per_epoch = len(bucketed_batches(encoded.lengths, tcfg.batch_size,
+                                             _epoch_generator(tcfg.seed, 0)))
+    scheduler = make_scheduler(optimizer, config, batches_per_epoch * tcfg.epochs)
+    ema = WeightAverage(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     loop = _LoopState()
     if state is not None:
         model.load_state_dict(state["model"])
         training = state["training"]
         optimizer.load_state_dict(training["optimizer"])
+        if scheduler is not None and training.get("scheduler"):
+            scheduler.load_state_dict(training["scheduler"])
+        if ema is not None and training.get("ema"):
+            ema.load_state_dict(training["ema"])
         loop = _LoopState(**training["loop"])
         torch.set_rng_state(training["torch_rng"])
         random.setstate(_to_random_state(training["python_rng"]))
@@ -135,26 +158,35 @@ def _train(
     logger(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters")
-    tagger = Tagger(model, vocab, tags, config, frozenset(train_words))
+    tagger = Tagger(model, vocab, tags, config, frozenset(train_words), bigram_vocab=bigram_vocab)
 
-    def checkpoint(path: Path, with_training: bool) -> None:
+    def checkpoint(path: Path, with_training: bool, weights: dict[str, Any] | None = None
+                   ) -> None:
         payload = {
             "config": config.to_dict(), "chars": vocab.tokens, "tags": tags,
-            "train_words": train_words, "model": model.state_dict(),
+            "bigrams": bigram_vocab.tokens if bigram_vocab is not None else [],
+            "train_words": train_words, "model": weights or model.state_dict(),
             "scores": {"best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
                        "best_step": loop.best_step, "dev": loop.best_scores},
         }
         if with_training:
             payload["training"] = {
                 "optimizer": optimizer.state_dict(), "loop": loop.as_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "ema": ema.state_dict() if ema is not None else {},
                 "torch_rng": torch.get_rng_state(), "python_rng": _from_random_state(),
             }
         save_checkpoint(payload, path)
 
     def run_evaluation(train_loss: float, chars_per_s: float) -> bool:
         """Evaluate on dev, log, save best/last; True when patience has run out."""
-        scores = evaluate(tagger, dev_sents)
+        # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
+        with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
+            scores = evaluate(tagger, dev_sents)
+            shipped = {k: v.clone() for k, v in model.state_dict().items()}
         model.train()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(scores.f1)
         # Mid-epoch evaluations belong to the epoch in progress, end-of-epoch ones to the last.
         epoch = loop.epoch + 1 if loop.batch_in_epoch else loop.epoch
         improved = scores.f1 > loop.best_f1
@@ -173,7 +205,7 @@ def _train(
                f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
                f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")
         if improved:
-            checkpoint(run_dir / "best.pt", with_training=False)
+            checkpoint(run_dir / "best.pt", with_training=False, weights=shipped)
         checkpoint(run_dir / "last.pt", with_training=True)
         return tcfg.patience > 0 and loop.bad_evals >= tcfg.patience
 
@@ -194,12 +226,17 @@ def _train(
             for indices in order[loop.batch_in_epoch:]:
                 batch = encoded.batch(indices)
                 assert batch.tags is not None
-                loss = model.loss(batch.chars, batch.lengths, batch.tags, batch.mask)
+                loss = model.loss(batch.chars, batch.lengths, batch.tags, batch.mask,
+                                  batch.bigrams, batch.classes)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if tcfg.clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
                 optimizer.step()
+                if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                    scheduler.step()
+                if ema is not None:
+                    ema.update(model)
                 loop.step += 1
                 loop.batch_in_epoch += 1
                 n = batch.num_tokens
@@ -284,6 +321,90 @@ def make_optimizer(model: BiLSTMTagger, config: Config) -> torch.optim.Optimizer
         return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                            weight_decay=t.weight_decay)
+
+
+def init_pretrained(
+    model: BiLSTMTagger, config: Config, vocab: Vocab, bigram_vocab: Vocab | None
+) -> list[str]:
+    """Copy pretrained vectors into the embeddings; returns log lines with coverage."""
+    lines = []
+    m = config.model
+    targets = [(m.char_vectors, model.embedding, vocab, m.embedding_dim, "character")]
+    if bigram_vocab is not None and model.bigram_embedding is not None:
+        targets.append((m.bigram_vectors, model.bigram_embedding, bigram_vocab, m.bigram_dim,
+                        "bigram"))
+    for path, embedding, table, dim, name in targets:
+        if path is None:
+            continue
+        vectors, coverage = load_vectors(path, table, dim)
+        found = ~torch.isnan(vectors).any(dim=1)
+        with torch.no_grad():
+            embedding.weight[found] = vectors[found]
+        if m.freeze_vectors:
+            embedding.weight.requires_grad_(False)
+        lines.append(f"{name} vectors: {path} covers {coverage:.1%} of the vocabulary"
+                     f"{' (frozen)' if m.freeze_vectors else ''}")
+    return lines
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: Config, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """The learning-rate schedule the config names (None for a constant rate)."""
+    t = config.train
+    if t.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5,
+                                                          patience=1)
+    if t.lr_schedule == "linear":
+        warmup = t.warmup_steps
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return None
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point state (parameters and buffers).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not
+    dominated by the random initialisation.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
+                       if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        """Fold the model's current weights into the average."""
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
+        """Temporarily load the averaged weights into ``model``."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({**backup, **self.shadow})
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
 
 
 def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:

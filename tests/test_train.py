@@ -22,7 +22,8 @@ def test_same_seed_same_result(tmp_path: Path) -> None:
     cfg = load_config(tiny_config(tmp_path))
     a = train(cfg, tmp_path / "a", progress=False)
     b = train(cfg, tmp_path / "b", progress=False)
-    assert [m["dev"] for m in metrics(tmp_path / "a")] == [m["dev"] for m in metrics(tmp_path / "b")]
+    dev_a, dev_b = metrics(tmp_path / "a"), metrics(tmp_path / "b")
+    assert [m["dev"] for m in dev_a] == [m["dev"] for m in dev_b]
     assert a.best_scores == b.best_scores
     other = train(load_config(tiny_config(tmp_path), ["train.seed=4"]), tmp_path / "c",
                   progress=False)
@@ -87,3 +88,36 @@ def test_long_lines_are_split_and_rejoined(tmp_path: Path) -> None:
     assert "".join(words) == text
     ((tags),) = tagger.tag_tokens([list(text)])
     assert len(tags) == len(text)
+
+
+FEATURES = ["model.bigram_dim=8", "model.bigram_context=both", "model.class_dim=4",
+            "model.locked_dropout=true", "model.head=crf", "train.lr_schedule=linear",
+            "train.warmup_steps=5", "train.ema_decay=0.99", "data.min_bigram_freq=1"]
+
+
+def test_all_features_train_deterministically_and_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path), [*FEATURES, "train.epochs=3"])
+    result = train(cfg, tmp_path / "a", progress=False)
+    train(cfg, tmp_path / "b", progress=False)
+    dev_a, dev_b = metrics(tmp_path / "a"), metrics(tmp_path / "b")
+    assert [m["dev"] for m in dev_a] == [m["dev"] for m in dev_b]
+    assert result.best_scores["f1"] > 0.5
+    tagger = Tagger.load(tmp_path / "a" / "best.pt")
+    assert tagger.bigram_vocab is not None and tagger.model.crf is not None
+    texts = ["我们在北京工作。", "ＡＢＣ公司发布了新产品", "x"]
+    assert Tagger.load(tmp_path / "b" / "best.pt").segment(texts) == tagger.segment(texts)
+    assert "".join(tagger.segment(texts)[1]) == texts[1]
+
+
+def test_plateau_schedule_and_ema_resume_exactly(tmp_path: Path) -> None:
+    path = tiny_config(tmp_path)
+    opts = ["model.bigram_dim=8", "train.lr_schedule=plateau", "train.ema_decay=0.9"]
+    train(load_config(path, [*opts, "train.epochs=3"]), tmp_path / "straight", progress=False)
+    train(load_config(path, [*opts, "train.epochs=1"]), tmp_path / "split", progress=False)
+    train(load_config(path, [*opts, "train.epochs=3"]), tmp_path / "split", resume=True,
+          progress=False)
+    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert len(a) == len(b) == 3
+    for x, y in zip(a, b):
+        assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
+        assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-6)

@@ -1,0 +1,96 @@
+"""Input features: bigram keys, character classes, pretrained vectors; the model consuming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bmes_tagger.batching import EncodedCorpus, count_bigrams
+from bmes_tagger.config import ModelConfig
+from bmes_tagger.errors import BmesTaggerError
+from bmes_tagger.features import (
+    CJK,
+    DIGIT,
+    LATIN,
+    OTHER,
+    PUNCT,
+    bigram_keys,
+    char_class,
+    first_bigram,
+    load_vectors,
+)
+from bmes_tagger.model import BiLSTMTagger
+from bmes_tagger.vocab import UNK, Vocab
+
+
+def test_bigram_keys_and_encoding_both_directions() -> None:
+    keys = bigram_keys(["我", "们", "好"])
+    assert len(keys) == 3 and keys[0] != keys[1]
+    sents = [list("我们好"), list("好我们")]
+    counts = count_bigrams(sents, normalize=True)
+    vocab = Vocab.build(counts)
+    enc = EncodedCorpus(sents, Vocab(["<pad>", "<unk>", *"我们好"]), bigram_vocab=vocab,
+                        bigram_context="both")
+    assert enc.bigram_ids is not None and enc.bigram_ids.shape == (6, 2)
+    ids = enc.bigram_ids.tolist()
+    # prev bigram of a token is the next bigram of the token before it, inside a sentence
+    assert ids[1][1] == ids[0][0] and ids[2][1] == ids[1][0]
+    assert ids[0][1] == vocab.index[first_bigram(list("我们好"))]
+    assert ids[3][1] == vocab.index[first_bigram(list("好我们"))]
+    assert UNK not in [i for row in ids for i in row]
+    unseen = EncodedCorpus([list("们们")], Vocab(["<pad>", "<unk>", "们"]), bigram_vocab=vocab)
+    assert unseen.bigram_ids is not None and unseen.bigram_ids[0, 0] == UNK
+
+
+@pytest.mark.parametrize(("token", "cls"), [("7", DIGIT), ("a", LATIN), ("Z", LATIN),
+                                            ("，", PUNCT), ("%", PUNCT), ("中", CJK),
+                                            ("𠀀", CJK), ("α", OTHER)])
+def test_char_classes(token: str, cls: int) -> None:
+    assert char_class(token) == cls
+
+
+def test_load_vectors_header_optional_and_checked(tmp_path: Path) -> None:
+    vocab = Vocab(["<pad>", "<unk>", "我", "们", "好"])
+    f = tmp_path / "v.txt"
+    f.write_text("2 3\n我 1 2 3\n他 0 0 0\n好 4 5 6\n", encoding="utf-8")
+    vectors, coverage = load_vectors(f, vocab, 3)
+    assert coverage == pytest.approx(2 / 3)
+    assert vectors[2].tolist() == [1, 2, 3] and torch.isnan(vectors[3]).all()
+    f.write_text("我 1 2 3\n", encoding="utf-8")  # no header
+    assert load_vectors(f, vocab, 3)[1] == pytest.approx(1 / 3)
+    f.write_text("2 4\n我 1 2 3 4\n", encoding="utf-8")
+    with pytest.raises(BmesTaggerError, match="v.txt:1: vectors have dimension 4"):
+        load_vectors(f, vocab, 3)
+    f.write_text("我 1 2\n", encoding="utf-8")
+    with pytest.raises(BmesTaggerError, match="v.txt:1: expected 3 values"):
+        load_vectors(f, vocab, 3)
+    f.write_text("我 1 x 3\n", encoding="utf-8")
+    with pytest.raises(BmesTaggerError, match="non-numeric"):
+        load_vectors(f, vocab, 3)
+
+
+def test_model_with_bigrams_and_classes_is_padding_invariant_and_trains() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(embedding_dim=6, hidden_size=5, bigram_dim=4, bigram_context="both",
+                      class_dim=3, head="crf", locked_dropout=True)
+    model = BiLSTMTagger(cfg, num_chars=20, num_tags=4, num_bigrams=30)
+    gen = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([6, 3])
+    mask = torch.arange(6)[None] < lengths[:, None]
+    chars = torch.randint(2, 20, (2, 6), generator=gen) * mask
+    bigrams = torch.randint(2, 30, (2, 6, 2), generator=gen) * mask[..., None]
+    classes = torch.randint(1, 6, (2, 6), generator=gen) * mask
+    model.train()
+    model.loss(chars, lengths, torch.zeros(2, 6, dtype=torch.long), mask, bigrams,
+               classes).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+    model.eval()
+    together = model.decode(chars, lengths, mask, bigrams, classes)
+    alone = model.decode(chars[1:, :3], lengths[1:], mask[1:, :3], bigrams[1:, :3],
+                         classes[1:, :3])
+    assert together[1, :3].tolist() == alone[0].tolist()
+    with pytest.raises(ValueError, match="pass bigrams"):
+        model.emissions(chars, lengths)
