@@ -86,9 +86,14 @@ def train_cli(
 
     with _user_errors(debug):
         cfg = load_config(config, overrides or [])
+        if cfg.data.train is None and not resume:
+            raise BmesTaggerError(f"{config}: data.train: required for training (set it in the "
+                                  "config or with --set data.train=PATH)")
         log = None if quiet else _log_line
         result = train(cfg, output, resume=resume, force=force, progress=not quiet, log=log)
     if result.interrupted:
+        typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
+                   f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(130)
     best = result.best_scores
     typer.echo(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
@@ -118,20 +123,21 @@ def predict_cli(
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
     from .corpus import iter_lines, iter_stream_lines
-    from .predict import Tagger, predict_lines
+    from .predict import OUTPUT_FORMATS, Tagger, predict_lines
 
     with _user_errors(debug):
         if output is not None and output.exists() and not force:
             raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
         tagger = Tagger.load(model)
+        # predict_lines is a generator: check the format now, not at the first output line.
+        if format is not None and format not in OUTPUT_FORMATS[tagger.task]:
+            raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
+                                  f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
         if input == "-":
             lines = (text for _, text in iter_stream_lines(sys.stdin.buffer, "<stdin>"))
         else:
             lines = (text for _, text in iter_lines(input))
-        try:
-            records = predict_lines(tagger, lines, format, batch_size)
-        except ValueError as exc:
-            raise BmesTaggerError(f"--format: {exc}") from None
+        records = predict_lines(tagger, lines, format, batch_size)
         if output is None:
             for record in records:
                 sys.stdout.write(record + ("" if record.endswith("\n") else "\n"))
@@ -178,6 +184,8 @@ def evaluate_cli(
     with _user_errors(debug):
         if config is None and (model is None or data is None):
             raise BmesTaggerError("give a CONFIG, or both --model and --data")
+        if config is None and overrides:
+            raise BmesTaggerError(f"--set {overrides[0]}: --set needs a CONFIG to override")
         repair = False
         if config is not None:
             cfg = load_config(config, overrides or [])

@@ -222,7 +222,7 @@ def _train(
                        leave=False, dynamic_ncols=True,
                        # a log file (not a terminal) gets an update every 30 s, not a flood
                        mininterval=0.1 if sys.stderr.isatty() else 30.0)
-            loss_sum, loss_tokens, tokens_seen, started = 0.0, 0, 0, time.perf_counter()
+            tokens_seen, started = 0, time.perf_counter()
             for indices in order[loop.batch_in_epoch:]:
                 batch = encoded.batch(indices)
                 assert batch.tags is not None
@@ -240,15 +240,16 @@ def _train(
                 loop.step += 1
                 loop.batch_in_epoch += 1
                 n = batch.num_tokens
-                loss_sum += loss.item() * n
-                loss_tokens += n
+                # kept in the loop state so a run resumed mid-epoch logs the same mean loss
+                loop.loss_sum += loss.item() * n
+                loop.loss_tokens += n
                 tokens_seen += n
                 speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
                 bar.update()
-                bar.set_postfix(loss=f"{loss_sum / loss_tokens:.4f}", chars_s=f"{speed:,.0f}",
+                bar.set_postfix(loss=f"{loop.mean_loss:.4f}", chars_s=f"{speed:,.0f}",
                                 refresh=False)
                 if tcfg.eval_every and loop.step % tcfg.eval_every == 0:
-                    stopped_early = run_evaluation(loss_sum / loss_tokens, speed)
+                    stopped_early = run_evaluation(loop.mean_loss, speed)
                 if stopped_early or stop.requested:
                     break
             bar.close()
@@ -257,10 +258,12 @@ def _train(
             if not stopped_early:
                 loop.epoch += 1
                 loop.batch_in_epoch = 0
+                epoch_loss = loop.mean_loss
+                loop.loss_sum, loop.loss_tokens = 0.0, 0
                 if not tcfg.eval_every or (loop.epoch == tcfg.epochs
                                            and loop.step % tcfg.eval_every):
                     speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
-                    stopped_early = run_evaluation(loss_sum / max(loss_tokens, 1), speed)
+                    stopped_early = run_evaluation(epoch_loss, speed)
         if stop.requested:
             interrupted = True
             checkpoint(run_dir / "last.pt", with_training=True)
@@ -533,6 +536,12 @@ class _LoopState:
     best_step: int = 0
     bad_evals: int = 0
     best_scores: dict[str, Any] = field(default_factory=dict)
+    loss_sum: float = 0.0     # training loss summed over the characters of the current epoch
+    loss_tokens: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.loss_tokens, 1)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
