@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -116,6 +117,10 @@ def predict_cli(
                                             help="Sentences per forward pass.")] = 64,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")]
     = False,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="I/N", help="Tag only the I-th of N contiguous blocks of lines "
+        "(0-based), so N jobs can split a file; their outputs concatenate to the whole.")]
+    = None,
     debug: DebugOpt = False,
 ) -> None:
     """Tag raw text with a trained model: one output line per input line, in order.
@@ -123,7 +128,14 @@ def predict_cli(
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
     from .corpus import iter_lines, iter_stream_lines
-    from .predict import OUTPUT_FORMATS, Tagger, predict_lines
+    from .predict import (
+        OUTPUT_FORMATS,
+        Tagger,
+        count_lines,
+        parse_shard,
+        predict_lines,
+        shard_range,
+    )
 
     with _user_errors(debug):
         if output is not None and output.exists() and not force:
@@ -134,9 +146,18 @@ def predict_cli(
             raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
                                   f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
         if input == "-":
+            if shard is not None:
+                raise BmesTaggerError("--shard needs a file, not stdin (it counts the lines)")
             lines = (text for _, text in iter_stream_lines(sys.stdin.buffer, "<stdin>"))
         else:
             lines = (text for _, text in iter_lines(input))
+            if shard is not None:
+                try:
+                    index, count = parse_shard(shard)
+                except ValueError as exc:
+                    raise BmesTaggerError(str(exc)) from None
+                lo, hi = shard_range(count_lines(input), index, count)
+                lines = itertools.islice(lines, lo, hi)
         records = predict_lines(tagger, lines, format, batch_size)
         if output is None:
             for record in records:

@@ -195,6 +195,35 @@ def predict_lines(
         yield from _format_block(tagger, buffer, fmt, batch_size)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"--shard: expected I/N such as 0/4, got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard: need 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard_range(total_lines: int, index: int, count: int) -> tuple[int, int]:
+    """Line range ``[start, end)`` of shard ``index`` of ``count``: contiguous blocks, so the
+    shards' outputs concatenated in order equal the unsharded output."""
+    return total_lines * index // count, total_lines * (index + 1) // count
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of lines of a file (a last line without newline counts)."""
+    n = 0
+    last = b"\n"
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
 def _format_block(tagger: Tagger, texts: list[str], fmt: str, batch_size: int) -> Iterator[str]:
     if fmt == "conll":
         for pairs in tagger.tag(texts, batch_size):

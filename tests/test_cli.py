@@ -135,3 +135,21 @@ def test_bad_config_key_suggests(tmp_path: Path) -> None:
 def test_missing_checkpoint(tmp_path: Path) -> None:
     code, _, err = invoke("predict", "-", "--model", str(tmp_path / "nope.pt"))
     assert code == 1 and "checkpoint not found" in err
+
+
+def test_predict_shards_concatenate_to_the_whole(cws_run: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "in.txt"
+    raw.write_text("".join(f"第{i}行我们在北京工作。\n" if i % 7 else "\n" for i in range(23)),
+                   encoding="utf-8")
+    model = str(cws_run / "run" / "best.pt")
+    code, whole, _ = invoke("predict", str(raw), "--model", model)
+    assert code == 0
+    parts = []
+    for i in range(4):
+        code, out, err = invoke("predict", str(raw), "--model", model, "--shard", f"{i}/4")
+        assert code == 0, err
+        parts.append(out)
+    assert "".join(parts) == whole and whole.count("\n") == 23
+    for bad in ("4/4", "x", "1/0"):
+        code, _, err = invoke("predict", str(raw), "--model", model, "--shard", bad)
+        assert code == 1 and "--shard" in err
