@@ -112,7 +112,8 @@ def predict_cli(
     format: Annotated[str | None, typer.Option(
         "--format", "-f",
         help="CWS: segmented (default; words joined by two spaces), conll, jsonl. "
-        "NER: jsonl (default; text and entities), conll.")] = None,
+        "NER: jsonl (default; text and entities), conll. "
+        "POS: pos (default; word/POS joined by two spaces), conll.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1,
                                             help="Sentences per forward pass.")] = 64,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")]
@@ -179,7 +180,8 @@ def evaluate_cli(
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled file "
                                               "(default: the config's data.test).")] = None,
     format: Annotated[str | None, typer.Option(
-        "--format", "-f", help="Format of --data: segmented or conll (default: the model's).")]
+        "--format", "-f", help="Format of --data: segmented, conll, jsonl, conllu or pos "
+        "(default: the model's).")]
     = None,
     scheme: Annotated[str | None, typer.Option(
         "--scheme", help="Tag scheme of a conll --data file: bmes, bioes or bio.")] = None,
@@ -198,7 +200,7 @@ def evaluate_cli(
     tagger eval --model runs/x/best.pt --data test.txt --format segmented --json
     """
     from .config import load_config
-    from .corpus import read_word_list
+    from .corpus import FORMATS, read_word_list
     from .evaluate import evaluate, read_eval_data
     from .predict import Tagger
 
@@ -218,8 +220,8 @@ def evaluate_cli(
             format = format or cfg.data.format
             scheme = scheme or cfg.data.scheme
             repair = cfg.data.repair_gold
-        if format is not None and format not in ("segmented", "conll"):
-            raise BmesTaggerError(f"--format: {format!r} is not one of segmented, conll")
+        if format is not None and format not in FORMATS:
+            raise BmesTaggerError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
         if scheme is not None and scheme not in ("bmes", "bioes", "bio"):
             raise BmesTaggerError(f"--scheme: {scheme!r} is not one of bmes, bioes, bio")
         tagger = Tagger.load(model)
@@ -233,6 +235,43 @@ def evaluate_cli(
         typer.echo(format_scores(result, tagger.task, str(data), str(model)))
 
 
+@app.command("convert")
+def convert_cli(
+    input: Annotated[Path, typer.Argument(help="Labelled corpus to read.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="File to write.", show_default=False)],
+    from_fmt: Annotated[str, typer.Option(
+        "--from", help="Input format: segmented, conll, jsonl, conllu or pos.")],
+    to_fmt: Annotated[str, typer.Option(
+        "--to", help="Output format: segmented, conll, jsonl, conllu or pos.")],
+    scheme: Annotated[str, typer.Option(
+        "--scheme", help="Tag scheme of conll files: bmes, bioes or bio.")] = "bmes",
+    to_scheme: Annotated[str | None, typer.Option(
+        "--to-scheme", help="Tag scheme of conll output, if it differs from --scheme.")] = None,
+    task: Annotated[str | None, typer.Option(
+        "--task", help="What to read: cws, ner or pos (default: what the input holds; cws on "
+        "POS data drops the POS).")] = None,
+    pos_column: Annotated[str, typer.Option(
+        "--pos-column", help="CoNLL-U column of the POS: upos or xpos.")] = "upos",
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Repair illegal conll gold sequences and overlapping jsonl "
+        "mentions (the longest wins) instead of failing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")]
+    = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Convert a labelled corpus between formats; conversions that would lose annotation
+    (e.g. NER spans to segmented text) are refused.
+
+    Example: tagger convert train.json train.bmes --from jsonl --to conll --scheme bio
+    """
+    from .formats import convert
+
+    with _user_errors(debug):
+        n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
+                    to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
+    typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+
+
 def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> str:
     """Human-readable score report."""
     lines = [f"model {model}", f"data  {data}", "",
@@ -242,19 +281,30 @@ def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> s
         lines.append(f"words: gold {result['gold_words']}  predicted {result['pred_words']}  "
                      f"correct {result['correct_words']}")
         if result.get("oov_rate") is not None:
-            lines.append(f"OOV rate {result['oov_rate']:.4f}  OOV recall "
-                         f"{result['oov_recall']:.4f}  IV recall {result['iv_recall']:.4f}")
+            lines.append(f"OOV rate {_fraction(result['oov_rate'])}  OOV recall "
+                         f"{_fraction(result['oov_recall'])}  IV recall "
+                         f"{_fraction(result['iv_recall'])}")
     else:
-        lines.append(f"entities: gold {result['gold_entities']}  predicted "
+        if task == "pos":
+            lines.append(f"segmentation only: precision {result['seg_precision']:.4f}  recall "
+                         f"{result['seg_recall']:.4f}  F1 {result['seg_f1']:.4f}")
+        unit = "words" if task == "pos" else "entities"
+        lines.append(f"{unit}: gold {result['gold_entities']}  predicted "
                      f"{result['pred_entities']}  correct {result['correct_entities']}")
         per_type = result.get("per_type") or {}
         if per_type:
             width = max(8, *(len(k) for k in per_type))
-            lines += ["", f"{'type':<{width}}  precision  recall      F1  support"]
+            kind = "POS" if task == "pos" else "type"
+            lines += ["", f"{kind:<{width}}  precision  recall      F1  support"]
             for label, s in sorted(per_type.items()):
                 lines.append(f"{label:<{width}}  {s['precision']:>9.4f}  {s['recall']:>6.4f}  "
                              f"{s['f1']:>6.4f}  {s['support']:>7}")
     return "\n".join(lines)
+
+
+def _fraction(value: float | None) -> str:
+    """Four decimals, or ``--`` where a figure is undefined (as the SIGHAN scorer prints)."""
+    return "--" if value is None else f"{value:.4f}"
 
 
 def _log_line(message: str) -> None:

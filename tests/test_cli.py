@@ -153,3 +153,12 @@ def test_predict_shards_concatenate_to_the_whole(cws_run: Path, tmp_path: Path) 
     for bad in ("4/4", "x", "1/0"):
         code, _, err = invoke("predict", str(raw), "--model", model, "--shard", bad)
         assert code == 1 and "--shard" in err
+
+
+def test_format_scores_prints_undefined_figures_as_dashes() -> None:
+    from bmes_tagger.cli import format_scores
+
+    text = format_scores({"precision": 1.0, "recall": 1.0, "f1": 1.0, "gold_words": 2,
+                          "pred_words": 2, "correct_words": 2, "oov_rate": 0.0,
+                          "oov_recall": None, "iv_recall": 1.0}, "cws", "d", "m")
+    assert "OOV recall --" in text and "IV recall 1.0000" in text
