@@ -88,22 +88,39 @@ def train(
         BmesTaggerError: bad data, bad config, a locked or already used run directory.
     """
     run_dir = Path(output_dir or config.output.dir or "runs/default")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir):
-        state = _prepare_run_dir(run_dir, config, resume=resume, force=force)
-        if state is not None:
-            config = _resumed_config(config, state["config"], run_dir)
-        return _train(config, run_dir, state, progress, log)
+    ctx = DistContext.from_env()
+    try:
+        if not ctx.is_main:
+            # Rank 0 owns the run directory; the others wait until it is ready, then read it.
+            if not ctx.broadcast_flag(False):
+                raise RunDirError(f"{run_dir}: rank 0 could not prepare the run directory")
+            state = load_checkpoint(run_dir / "last.pt") if resume else None
+            if state is not None:
+                config = _resumed_config(config, state["config"], run_dir)
+            return _train(config, run_dir, state, False, None, ctx)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir):
+            try:
+                state = _prepare_run_dir(run_dir, config, resume=resume, force=force)
+            except BaseException:
+                ctx.broadcast_flag(False)
+                raise
+            ctx.broadcast_flag(True)
+            if state is not None:
+                config = _resumed_config(config, state["config"], run_dir)
+            return _train(config, run_dir, state, progress, log, ctx)
+    finally:
+        ctx.close()
 
 
 def _train(
     config: Config, run_dir: Path, state: dict[str, Any] | None, progress: bool,
-    log: Callable[[str], None] | None,
+    log: Callable[[str], None] | None, ctx: DistContext,
 ) -> TrainResult:
     tcfg, dcfg = config.train, config.data
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    logger = _Logger(run_dir / "train.log", log)
+    logger = _Logger(run_dir / "train.log" if ctx.is_main else None, log)
     random.seed(tcfg.seed)
     torch.manual_seed(tcfg.seed)
 
@@ -150,10 +167,14 @@ def _train(
         loop = _LoopState(**training["loop"])
         torch.set_rng_state(training["torch_rng"])
         random.setstate(_to_random_state(training["python_rng"]))
-        _truncate_metrics(run_dir / "metrics.jsonl", loop.step)
+        if ctx.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", loop.step)
         logger(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, step {loop.step}")
-    else:
+    elif ctx.is_main:
         write_config(config, run_dir / "config.yaml")
+    ctx.broadcast_parameters(model)
+    if ctx.enabled:
+        logger(f"data parallel: {ctx.world} processes, rank 0 evaluates and writes")
     n_params = sum(p.numel() for p in model.parameters())
     logger(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
@@ -179,12 +200,22 @@ def _train(
         save_checkpoint(payload, path)
 
     def run_evaluation(train_loss: float, chars_per_s: float) -> bool:
-        """Evaluate on dev, log, save best/last; True when patience has run out."""
+        """Evaluate on dev (rank 0), log, save best/last; True when patience has run out."""
+        if not ctx.is_main:
+            f1 = ctx.broadcast_value(0.0)
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(f1)
+            return ctx.broadcast_flag(False)
+        stop = _evaluate_and_save(train_loss, chars_per_s)
+        return ctx.broadcast_flag(stop)
+
+    def _evaluate_and_save(train_loss: float, chars_per_s: float) -> bool:
         # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
         with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
             scores = evaluate(tagger, dev_sents)
             shipped = {k: v.clone() for k, v in model.state_dict().items()}
         model.train()
+        ctx.broadcast_value(scores.f1)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(scores.f1)
         # Mid-epoch evaluations belong to the epoch in progress, end-of-epoch ones to the last.
@@ -215,8 +246,8 @@ def _train(
     model.train()
     with _StopFlag() as stop:
         while loop.epoch < tcfg.epochs and not stopped_early:
-            order = bucketed_batches(encoded.lengths, tcfg.batch_size,
-                                     _epoch_generator(tcfg.seed, loop.epoch))
+            order = ctx.my_share(bucketed_batches(encoded.lengths, tcfg.batch_size,
+                                                  _epoch_generator(tcfg.seed, loop.epoch)))
             bar = tqdm(total=len(order), initial=loop.batch_in_epoch, disable=not progress,
                        desc=f"epoch {loop.epoch + 1}/{tcfg.epochs}", unit="batch",
                        leave=False, dynamic_ncols=True,
@@ -230,6 +261,7 @@ def _train(
                                   batch.bigrams, batch.classes)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                ctx.average_gradients(model)
                 if tcfg.clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
                 optimizer.step()
@@ -250,7 +282,8 @@ def _train(
                                 refresh=False)
                 if tcfg.eval_every and loop.step % tcfg.eval_every == 0:
                     stopped_early = run_evaluation(loop.mean_loss, speed)
-                if stopped_early or stop.requested:
+                if stopped_early or ctx.any(stop.requested):
+                    stop.requested = stop.requested or not stopped_early
                     break
             bar.close()
             if stop.requested:
@@ -266,7 +299,8 @@ def _train(
                     stopped_early = run_evaluation(epoch_loss, speed)
         if stop.requested:
             interrupted = True
-            checkpoint(run_dir / "last.pt", with_training=True)
+            if ctx.is_main:
+                checkpoint(run_dir / "last.pt", with_training=True)
             logger(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; saved "
                    f"{run_dir / 'last.pt'}. Resume with: tagger train CONFIG --output {run_dir} "
                    "--resume")
@@ -310,7 +344,7 @@ def build_vocabularies(sentences: Sequence[Sentence], config: Config) -> tuple[V
     labels: set[str] = set()
     for s in sentences:
         counts.update(normalize_width(c) for c in s.chars) if normalize else counts.update(s.chars)
-        if config.data.task == "ner":
+        if config.data.task in ("ner", "pos"):
             labels.update(split_tag(t)[1] for t in s.tags or [] if t != "O")
     return Vocab.build(counts, config.data.min_char_freq), tag_inventory(config.data.task, labels)
 
@@ -548,10 +582,12 @@ class _LoopState:
 
 
 class _Logger:
-    def __init__(self, path: Path, sink: Callable[[str], None] | None) -> None:
+    def __init__(self, path: Path | None, sink: Callable[[str], None] | None) -> None:
         self.path, self.sink = path, sink
 
     def __call__(self, message: str) -> None:
+        if self.path is None:
+            return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -599,3 +635,90 @@ def iter_metrics(run_dir: str | Path) -> Iterator[dict[str, Any]]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+class DistContext:
+    """Data-parallel training under ``torchrun`` (one process per core or GPU).
+
+    Every rank sees the same batch order and takes every ``world``-th batch; gradients are
+    averaged across ranks after each backward pass, so all ranks keep identical weights. Rank 0
+    alone evaluates, logs and writes files, and broadcasts its decisions (early stop, dev F1).
+    Without ``WORLD_SIZE`` > 1 every method is a no-op.
+    """
+
+    def __init__(self, rank: int = 0, world: int = 1) -> None:
+        self.rank, self.world = rank, world
+        self.enabled = world > 1
+        self._owns_group = False
+
+    @classmethod
+    def from_env(cls) -> DistContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        ctx = cls(int(os.environ.get("RANK", "0")), world)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            ctx._owns_group = True
+        return ctx
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def my_share(self, batches: list[list[int]]) -> list[list[int]]:
+        """This rank's batches; every rank gets the same number (the remainder is dropped)."""
+        if not self.enabled:
+            return batches
+        usable = len(batches) // self.world * self.world
+        return batches[self.rank:usable:self.world]
+
+    def average_gradients(self, model: torch.nn.Module) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for p in model.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad.div_(self.world)
+
+    def broadcast_parameters(self, model: torch.nn.Module) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for v in model.state_dict().values():
+            dist.broadcast(v, src=0)
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank."""
+        return bool(self.broadcast_value(float(flag)))
+
+    def broadcast_value(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.broadcast(t, src=0)
+        return float(t)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is true on any (e.g. Ctrl-C reached one process)."""
+        if not self.enabled:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([float(flag)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t)
+
+    def close(self) -> None:
+        if self._owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self._owns_group = False
