@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         hint = " (did you mean best.pt inside it?)" if (path / "best.pt").exists() else ""
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file{hint}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle (not torch.save's zip) triggers a multi-line warning on stderr
+            # before the refusal below; the refusal alone is the message.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsafe = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
         if unsafe:

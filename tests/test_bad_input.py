@@ -1,0 +1,613 @@
+"""Bad input through the command line, table-driven.
+
+Every case in ``BAD`` must exit 1 with exactly one line on stderr that names the file (with its
+line number or config key where there is one) and the problem, print no traceback, and leave the
+working directory exactly as it was: no new or changed file (no ``*.tmp``, no ``.lock``, no
+``best.pt``/``last.pt``, no partial ``--output``); only empty directories may appear. The
+cases in ``GOOD`` are awkward but valid inputs that must succeed.
+
+Real models are trained once per module (one tiny CWS, one tiny NER, one epoch each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import DATA, tiny_config
+from typer.testing import CliRunner, Result
+
+from bmes_tagger.checkpoint import FORMAT_VERSION
+from bmes_tagger.cli import app
+
+runner = CliRunner()
+
+CWS_TRAIN = DATA / "sample-cws" / "train.txt"
+CWS_DEV = DATA / "sample-cws" / "dev.txt"
+NER_DEV = DATA / "sample-ner" / "dev.bmes"
+TINY_MODEL = "model:\n  embedding_dim: 4\n  hidden_size: 4\ntrain:\n  epochs: 1\n  threads: 1\n"
+
+
+@dataclass(frozen=True)
+class Models:
+    cws: Path
+    ner: Path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    paths = {}
+    for task, head in (("cws", "softmax"), ("ner", "crf")):
+        tmp = tmp_path_factory.mktemp(f"model-{task}")
+        result = runner.invoke(app, ["train", str(tiny_config(tmp, task, head)), "--quiet",
+                                     "--set", "train.epochs=1"])
+        assert result.exit_code == 0, result.output
+        paths[task] = tmp / "run" / "best.pt"
+    return Models(**paths)
+
+
+class _RunsCode:
+    """Pickles to a call of ``os.system``: loading it unsafely would run the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (self.command,))
+
+
+class Env:
+    """Builds one case's inputs in its own tmp_path, which is also the working directory."""
+
+    def __init__(self, tmp: Path, models: Models) -> None:
+        self.tmp = tmp
+        self.cws = models.cws
+        self.ner = models.ner
+        self.run = tmp / "run"
+        self.marker = tmp / "PWNED"
+        self.stdin: bytes | None = None
+
+    # --- files ---------------------------------------------------------------------------
+
+    def file(self, name: str, content: str | bytes) -> Path:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        return path
+
+    def dir(self, name: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def pipe(self, data: bytes) -> str:
+        self.stdin = data
+        return "-"
+
+    def payload(self, task: str = "cws") -> dict[str, Any]:
+        return torch.load(self.cws if task == "cws" else self.ner, weights_only=True)
+
+    def checkpoint(self, name: str, payload: Any) -> Path:
+        path = self.tmp / name
+        torch.save(payload, path)
+        return path
+
+    def evil_pickle(self, name: str, protocol: int) -> Path:
+        path = self.tmp / name
+        path.write_bytes(pickle.dumps(_RunsCode(f"touch {self.marker}"), protocol=protocol))
+        return path
+
+    # --- command lines -------------------------------------------------------------------
+
+    def train(self, body: str, *extra: str) -> list[str]:
+        """``tagger train`` on ./c.yaml holding ``body`` (output goes to ./run)."""
+        cfg = self.file("c.yaml", body + ("" if "output:" in body else
+                                          f"output:\n  dir: {self.run}\n"))
+        return ["train", str(cfg), "--quiet", *extra]
+
+    def train_data(self, train: Path | str = CWS_TRAIN, dev: Path | str | None = CWS_DEV,
+                   task: str = "cws", fmt: str = "segmented", extra: tuple[str, ...] = ()
+                   ) -> list[str]:
+        """``tagger train`` of a tiny model on the given files, with extra arguments."""
+        dev_line = f"  dev: {dev}\n" if dev is not None else ""
+        body = (f"data:\n  task: {task}\n  format: {fmt}\n  train: {train}\n{dev_line}"
+                + TINY_MODEL)
+        return self.train(body, *extra)
+
+    def eval_ner(self, name: str, content: str | bytes, *extra: str) -> list[str]:
+        data = self.file(name, content)
+        return ["eval", "--model", str(self.ner), "--data", str(data), "--format", "conll",
+                *extra]
+
+    def eval_cws(self, name: str, content: str | bytes, fmt: str = "segmented") -> list[str]:
+        data = self.file(name, content)
+        return ["eval", "--model", str(self.cws), "--data", str(data), "--format", fmt]
+
+    def predict(self, model: Path | str, *extra: str, text: str = "我们在北京工作。\n"
+                ) -> list[str]:
+        return ["predict", str(self.file("in.txt", text)), "--model", str(model), *extra]
+
+
+Build = Callable[[Env], list[str]]
+
+
+def last(*steps: Any) -> Any:
+    """Lets a one-line case do some setup first: the arguments are evaluated in order, and the
+    last one (the command line) is returned."""
+    return steps[-1]
+
+
+def case(id: str, build: Build, *needles: str, marks: Any = ()) -> Any:
+    """One row: ``build`` writes the inputs and returns argv; ``needles`` must all be in the
+    error line (``{tmp}`` is the case's directory)."""
+    return pytest.param(build, needles, id=id, marks=marks)
+
+
+GBK = "我们 在 北京\n".encode("gbk")
+LATIN1 = "ok\ncafé au lait\n".encode("latin-1")
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
+
+BAD = [
+    # --- corpus files ------------------------------------------------------------------------
+    case("corpus/no-tag", lambda e: e.eval_ner("d.bmes", "张 B-PER\n伟\n"),
+         "{tmp}/d.bmes:2", "expected 'CHAR TAG'", "missing tag"),
+    case("corpus/no-tag-train", lambda e: e.train_data(
+        e.file("t.bmes", "张 B-PER\n伟 E-PER\n\n在 O\n京\n"), NER_DEV, "ner", "conll"),
+         "{tmp}/t.bmes:5", "expected 'CHAR TAG'"),
+    case("corpus/tag-outside-scheme", lambda e: e.eval_ner("d.bmes", "张 X-PER\n伟 E-PER\n"),
+         "{tmp}/d.bmes:1", "unknown tag 'X-PER'"),
+    case("corpus/bio-tag-in-bmes-file", lambda e: e.eval_ner("d.bmes", "张 B-PER\n伟 I-PER\n"),
+         "{tmp}/d.bmes:2", "unknown tag 'I-PER' for scheme bmes"),
+    case("corpus/typed-O", lambda e: e.eval_ner("d.bmes", "张 O-PER\n"),
+         "{tmp}/d.bmes:1", "unknown tag 'O-PER'"),
+    case("corpus/empty-type", lambda e: e.eval_ner("d.bmes", "张 O\n伟 S-\n"),
+         "{tmp}/d.bmes:2", "unknown tag 'S-'"),
+    case("corpus/untyped-tag-for-ner", lambda e: e.eval_ner("d.bmes", "张 B\n伟 E\n"),
+         "{tmp}/d.bmes:1", "'B' has no entity type", "trained for NER"),
+    case("gold/B-B", lambda e: e.eval_ner("d.bmes", "张 B-PER\n伟 B-PER\n"),
+         "{tmp}/d.bmes:2", "illegal BMES sequence", "B-PER cannot follow B-PER"),
+    case("gold/M-after-O", lambda e: e.eval_ner("d.bmes", "在 O\n伟 M-PER\n伟 E-PER\n"),
+         "{tmp}/d.bmes:2", "M-PER cannot follow O"),
+    case("gold/E-PER-after-B-LOC", lambda e: e.eval_ner("d.bmes", "北 B-LOC\n京 E-PER\n"),
+         "{tmp}/d.bmes:2", "E-PER cannot follow B-LOC"),
+    case("gold/sentence-ends-in-B", lambda e: e.eval_ner("d.bmes", "在 O\n张 B-PER\n\n好 O\n"),
+         "{tmp}/d.bmes:2", "ends inside an open span"),
+    case("gold/cws-B-B", lambda e: e.eval_cws("d.bmes", "我 B\n们 B\n", "conll"),
+         "{tmp}/d.bmes:2", "B cannot follow B"),
+    case("gold/bio-I-after-O", lambda e: e.eval_ner("d.bio", "在 O\n伟 I-PER\n", "--scheme",
+                                                    "bio"),
+         "{tmp}/d.bio:2", "illegal BIO sequence", "I-PER cannot follow O"),
+    case("gold/bioes-B-then-O", lambda e: e.eval_ner("d.bioes", "张 B-PER\n在 O\n", "--scheme",
+                                                     "bioes"),
+         "{tmp}/d.bioes:2", "illegal BIOES sequence"),
+    case("gold/illegal-in-train", lambda e: e.train_data(
+        e.file("t.bmes", "张 S-PER\n\n在 O\n伟 M-PER\n"), NER_DEV, "ner", "conll"),
+         "{tmp}/t.bmes:4", "M-PER cannot follow O", "repair_gold"),
+    case("encoding/gbk", lambda e: e.eval_cws("d.txt", GBK),
+         "{tmp}/d.txt:1", "not valid UTF-8", "iconv"),
+    case("encoding/latin-1", lambda e: e.eval_cws("d.txt", LATIN1),
+         "{tmp}/d.txt:2", "not valid UTF-8 (byte 0xe9 at column 4)"),
+    case("encoding/gbk-train", lambda e: e.train_data(e.file("t.txt", GBK)),
+         "{tmp}/t.txt:1", "not valid UTF-8"),
+    case("encoding/gbk-dev", lambda e: e.train_data(CWS_TRAIN, e.file("dev.txt", GBK)),
+         "{tmp}/dev.txt:1", "not valid UTF-8"),
+    case("encoding/nul-byte", lambda e: e.eval_cws("d.txt", b"ab cd\nx\x00y\n"),
+         "{tmp}/d.txt:2", "NUL byte"),
+    case("encoding/nul-byte-conll-train", lambda e: e.train_data(
+        e.file("t.bmes", b"\xe5\xbc\xa0 S-PER\n\x00 O\n"), NER_DEV, "ner", "conll"),
+         "{tmp}/t.bmes:2", "NUL byte"),
+    case("file/empty", lambda e: e.eval_cws("d.txt", b""),
+         "{tmp}/d.txt", "no sentences"),
+    case("file/empty-train", lambda e: e.train_data(e.file("t.txt", b"")),
+         "{tmp}/t.txt", "no sentences"),
+    case("file/only-blank-lines", lambda e: e.eval_cws("d.txt", "\n \n\t\n\u3000\n"),
+         "{tmp}/d.txt", "no sentences"),
+    case("file/only-blank-lines-conll", lambda e: e.eval_ner("d.bmes", "\n\n  \n"),
+         "{tmp}/d.bmes", "no sentences"),
+    case("file/data-is-directory", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                              str(e.dir("corpus"))],
+         "{tmp}/corpus", "is a directory"),
+    case("file/data-missing", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                         str(e.tmp / "nope.txt")],
+         "{tmp}/nope.txt", "file not found"),
+    case("file/train-words-gbk", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                            str(CWS_DEV), "--train-words",
+                                            str(e.file("w.txt", GBK))],
+         "{tmp}/w.txt:1", "not valid UTF-8"),
+    case("file/train-words-missing", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                                str(CWS_DEV), "--train-words",
+                                                str(e.tmp / "w.txt")],
+         "{tmp}/w.txt", "file not found"),
+    case("task/cws-model-on-ner-file", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                                  str(e.file("ner.bmes", "张 B-PER\n伟 E-PER\n")),
+                                                  "--format", "conll"],
+         "{tmp}/ner.bmes:1", "not a word-segmentation tag", "trained for word segmentation"),
+    case("task/ner-model-on-segmented-file", lambda e: ["eval", "--model", str(e.ner), "--data",
+                                                        str(e.file("seg.txt", "我们 在 北京\n")),
+                                                        "--format", "segmented"],
+         "{tmp}/seg.txt", "only holds word segmentation", "trained for NER"),
+    case("task/ner-model-on-segmented-file-as-conll",
+         lambda e: ["eval", "--model", str(e.ner), "--data",
+                    str(e.file("seg.txt", "我们 在 北京\n"))],
+         "{tmp}/seg.txt:1", "unknown tag '北京'"),
+    case("task/segmented-format-for-ner-train", lambda e: e.train_data(CWS_TRAIN, None, "ner"),
+         str(CWS_TRAIN), "use format: conll for NER"),
+    # --- config ----------------------------------------------------------------------------
+    case("config/unknown-key", lambda e: e.train("model:\n  hiden_size: 3\n"),
+         "{tmp}/c.yaml:2", "model.hiden_size", "unknown key", "did you mean 'hidden_size'"),
+    case("config/unknown-section", lambda e: e.train("data:\n  task: cws\nmodle:\n  cell: gru\n"),
+         "{tmp}/c.yaml:3", "unknown section 'modle'", "did you mean 'model'"),
+    case("config/wrong-type-string", lambda e: e.train("model:\n  hidden_size: big\n"),
+         "{tmp}/c.yaml:2", "model.hidden_size", "expected an integer", "'big'"),
+    case("config/wrong-type-bool", lambda e: e.train("train:\n  epochs: true\n"),
+         "{tmp}/c.yaml:2", "train.epochs", "got a boolean"),
+    case("config/wrong-type-list", lambda e: e.train("train:\n  lr: [0.1]\n"),
+         "{tmp}/c.yaml:2", "train.lr", "expected a number, got a list"),
+    case("config/wrong-type-float-for-int", lambda e: e.train("data:\n  max_len: 12.5\n"),
+         "{tmp}/c.yaml:2", "data.max_len", "expected an integer"),
+    case("config/negative-hidden-size", lambda e: e.train("model:\n  hidden_size: -3\n"),
+         "{tmp}/c.yaml:2", "model.hidden_size", "must be >= 1, got -3"),
+    case("config/negative-batch-size", lambda e: e.train("train:\n  batch_size: -1\n"),
+         "{tmp}/c.yaml:2", "train.batch_size", "must be >= 1"),
+    case("config/zero-embedding", lambda e: e.train("model:\n  embedding_dim: 0\n"),
+         "{tmp}/c.yaml:2", "model.embedding_dim", "must be >= 1"),
+    case("config/dropout-1", lambda e: e.train("model:\n  dropout: 1.0\n"),
+         "{tmp}/c.yaml:2", "model.dropout", "must be < 1.0"),
+    case("config/embedding-dropout-1.5", lambda e: e.train("model:\n  embedding_dropout: 1.5\n"),
+         "{tmp}/c.yaml:2", "model.embedding_dropout", "must be < 1.0"),
+    case("config/lr-nan", lambda e: e.train("train:\n  lr: .nan\n"),
+         "{tmp}/c.yaml:2", "train.lr", "finite"),
+    case("config/clip-inf", lambda e: e.train("train:\n  clip_norm: .inf\n"),
+         "{tmp}/c.yaml:2", "train.clip_norm", "finite"),
+    case("config/seed-overflow", lambda e: e.train("train:\n  seed: 99999999999999999999\n"),
+         "{tmp}/c.yaml:2", "train.seed", "at most"),
+    case("config/bad-choice", lambda e: e.train("model:\n  cell: lstn\n"),
+         "{tmp}/c.yaml:2", "model.cell", "'lstn' is not one of", "did you mean 'lstm'"),
+    case("config/missing-data-train", lambda e: e.train("data:\n  task: cws\n"),
+         "{tmp}/c.yaml", "data.train", "required for training"),
+    case("config/data-path-missing", lambda e: e.train("data:\n  task: cws\n  train: nope.txt\n"),
+         "{tmp}/c.yaml:3", "data.train", "file not found", "{tmp}/nope.txt"),
+    case("config/dev-is-directory", lambda e: e.train(
+        f"data:\n  train: {CWS_TRAIN}\n  dev: {e.dir('devdir')}\n"),
+         "{tmp}/c.yaml:3", "data.dev", "is a directory"),
+    case("config/path-with-nul", lambda e: e.train('data:\n  train: "a\\0b"\n'),
+         "{tmp}/c.yaml:2", "data.train", "NUL"),
+    case("config/path-unknown-user", lambda e: e.train("data:\n  train: ~no_such_user_x/t\n"),
+         "{tmp}/c.yaml", "data.train", "unusable path"),
+    case("config/env-var-unset", lambda e: e.train("data:\n  train: ${BMES_TEST_UNSET_VAR}\n"),
+         "{tmp}/c.yaml:2", "data.train", "BMES_TEST_UNSET_VAR is not set"),
+    case("config/yaml-syntax-error", lambda e: e.train("data:\n  task: cws\n   train: x\n"),
+         "{tmp}/c.yaml:3", "YAML syntax error"),
+    case("config/yaml-unclosed-bracket", lambda e: e.train("data:\n  task: [cws\nmodel: {}\n"),
+         "{tmp}/c.yaml:", "YAML syntax error"),
+    case("config/yaml-bad-date", lambda e: e.train("data:\n  task: cws\n  train: 2001-13-45\n"),
+         "{tmp}/c.yaml:3", "2001-13-45"),
+    case("config/yaml-bad-int-tag", lambda e: e.train("model:\n  hidden_size: !!int xyz\n"),
+         "{tmp}/c.yaml:2", "'xyz'"),
+    case("config/yaml-too-deep", lambda e: ["train", str(e.file("c.yaml", "[" * 1500))],
+         "{tmp}/c.yaml", "nested too deeply"),
+    case("config/yaml-python-tag", lambda e: e.train(
+        f"data:\n  train: !!python/object/apply:os.system ['touch {e.marker}']\n"),
+         "{tmp}/c.yaml:2", "python/object/apply"),
+    case("config/empty-file", lambda e: ["train", str(e.file("empty.yaml", ""))],
+         "{tmp}/empty.yaml", "config file is empty"),
+    case("config/only-comments", lambda e: ["train", str(e.file("c.yaml", "# nothing\n"))],
+         "{tmp}/c.yaml", "config file is empty"),
+    case("config/is-a-list", lambda e: ["train", str(e.file("c.yaml", "- data\n- model\n"))],
+         "{tmp}/c.yaml", "expected a mapping of sections", "got a list"),
+    case("config/is-a-string", lambda e: ["train", str(e.file("c.yaml", "hello\n"))],
+         "{tmp}/c.yaml", "got a string"),
+    case("config/section-not-mapping", lambda e: e.train("data: 3\n"),
+         "{tmp}/c.yaml:1", "section 'data' must be a mapping"),
+    case("config/not-utf8", lambda e: ["train", str(e.file("c.yaml", "data:\n  task: 我\n"
+                                                               .encode("gbk")))],
+         "{tmp}/c.yaml", "not valid UTF-8"),
+    case("config/missing-file", lambda e: ["train", str(e.tmp / "nope.yaml")],
+         "{tmp}/nope.yaml", "config file not found"),
+    case("config/is-a-directory", lambda e: ["train", str(e.dir("conf"))],
+         "{tmp}/conf", "is a directory"),
+    case("set/no-equals", lambda e: e.train_data(extra=("--set", "train.epochs")),
+         "--set train.epochs", "expected SECTION.KEY=VALUE"),
+    case("set/three-parts", lambda e: e.train_data(extra=("--set", "train.lr.x=1")),
+         "--set train.lr.x=1", "expected SECTION.KEY=VALUE"),
+    case("set/empty-key", lambda e: e.train_data(extra=("--set", "=3")),
+         "--set =3", "expected SECTION.KEY=VALUE"),
+    case("set/unknown-key", lambda e: e.train_data(extra=("--set", "train.epoch=3")),
+         "{tmp}/c.yaml", "train.epoch", "unknown key", "did you mean 'epochs'"),
+    case("set/unknown-section", lambda e: e.train_data(extra=("--set", "trian.epochs=3")),
+         "--set trian.epochs=3", "unknown section 'trian'", "did you mean 'train'"),
+    case("set/wrong-type", lambda e: e.train_data(extra=("--set", "model.hidden_size=[1")),
+         "{tmp}/c.yaml", "model.hidden_size", "expected an integer"),
+    case("set/out-of-range", lambda e: e.train_data(extra=("--set", "data.dev_fraction=0.9")),
+         "{tmp}/c.yaml", "data.dev_fraction", "must be < 0.5"),
+    case("set/section-is-not-mapping", lambda e: e.train("data: [1]\n", "--set", "data.task=cws"),
+         "--set data.task=cws", "not a mapping"),
+    # --- run directory -------------------------------------------------------------------------
+    case("run/already-holds-a-run", lambda e: last(
+        e.file("run/best.pt", e.cws.read_bytes()), e.file("run/config.yaml", "x: 1\n"),
+        e.train_data()),
+         "{tmp}/run", "already holds a run", "--resume", "--force"),
+    case("run/locked", lambda e: last(e.file("run/.lock", "1"), e.train_data()),
+         "{tmp}/run", "another tagger train (PID 1)"),
+    case("run/resume-nothing", lambda e: e.train_data(extra=("--resume",)),
+         "{tmp}/run", "nothing to resume"),
+    case("run/resume-truncated-last", lambda e: last(
+        e.file("run/last.pt", e.cws.read_bytes()[:300]),
+        e.train_data(extra=("--resume",))),
+         "{tmp}/run/last.pt", "not a readable checkpoint"),
+    case("run/resume-without-training-state", lambda e: last(
+        e.file("run/last.pt", e.cws.read_bytes()),
+        e.train_data(extra=("--resume",))),
+         "{tmp}/run/last.pt", "no training state"),
+    # --- checkpoints -------------------------------------------------------------------------
+    case("ckpt/missing", lambda e: e.predict(e.tmp / "nope.pt"),
+         "{tmp}/nope.pt", "checkpoint not found"),
+    case("ckpt/truncated-half", lambda e: e.predict(
+        e.file("half.pt", e.cws.read_bytes()[: e.cws.stat().st_size // 2])),
+         "{tmp}/half.pt", "not a readable checkpoint"),
+    case("ckpt/truncated-10-bytes", lambda e: e.predict(e.file("ten.pt", e.cws.read_bytes()[:10])),
+         "{tmp}/ten.pt", "not a readable checkpoint"),
+    case("ckpt/empty", lambda e: e.predict(e.file("empty.pt", b"")),
+         "{tmp}/empty.pt", "not a readable checkpoint"),
+    case("ckpt/random-bytes", lambda e: e.predict(
+        e.file("rand.pt", random.Random(7).randbytes(4096))),
+         "{tmp}/rand.pt", "not a readable checkpoint"),
+    case("ckpt/directory", lambda e: e.predict(e.dir("ckdir")),
+         "{tmp}/ckdir", "is a directory"),
+    case("ckpt/run-directory", lambda e: e.predict(
+        last(e.file("rd/best.pt", e.cws.read_bytes()), e.tmp / "rd")),
+         "{tmp}/rd", "is a directory", "did you mean best.pt"),
+    case("ckpt/newer-format-version", lambda e: e.predict(
+        e.checkpoint("new.pt", {**e.payload(), "format_version": FORMAT_VERSION + 1})),
+         "{tmp}/new.pt", f"format version {FORMAT_VERSION + 1} is newer", "upgrade"),
+    case("ckpt/format-version-not-int", lambda e: e.predict(
+        e.checkpoint("v.pt", {**e.payload(), "format_version": "1"})),
+         "{tmp}/v.pt", "no valid format_version"),
+    case("ckpt/not-ours", lambda e: e.predict(
+        e.checkpoint("other.pt", {"state_dict": {"w": torch.zeros(2)}})),
+         "{tmp}/other.pt", "not a bmes_tagger checkpoint"),
+    case("ckpt/lacks-model", lambda e: e.predict(
+        e.checkpoint("nomodel.pt", {k: v for k, v in e.payload().items() if k != "model"})),
+         "{tmp}/nomodel.pt", "lacks model"),
+    case("ckpt/bad-stored-config", lambda e: e.predict(
+        e.checkpoint("cfg.pt", {**e.payload(), "config": {"model": {"hiden_size": 4}}})),
+         "{tmp}/cfg.pt (stored config)", "model.hiden_size"),
+    case("ckpt/tags-do-not-fit-weights", lambda e: e.predict(
+        e.checkpoint("tags.pt", {**e.payload(), "tags": ["B", "E"]})),
+         "{tmp}/tags.pt", "inconsistent checkpoint"),
+    case("ckpt/pickle-runs-code", lambda e: e.predict(
+        e.checkpoint("evil.pt", {"format": "bmes_tagger", "format_version": 1,
+                                 "config": _RunsCode(f"touch {e.marker}")})),
+         "{tmp}/evil.pt", "refused to load", "could run code"),
+    case("ckpt/plain-pickle-runs-code-p2", lambda e: e.predict(e.evil_pickle("evil2.pt", 2)),
+         "{tmp}/evil2.pt", "refused to load"),
+    case("ckpt/plain-pickle-runs-code-p5", lambda e: e.predict(e.evil_pickle("evil5.pt", 5)),
+         "{tmp}/evil5.pt", "not a readable checkpoint"),
+    # --- predict -----------------------------------------------------------------------------
+    case("predict/binary-input", lambda e: ["predict", str(e.file("image.png", PNG)), "--model",
+                                            str(e.cws)],
+         "{tmp}/image.png:1", "not valid UTF-8"),
+    case("predict/nul-in-input", lambda e: ["predict", str(e.file("in.txt", b"ok\nab\x00c\n")),
+                                            "--model", str(e.cws)],
+         "{tmp}/in.txt:2", "NUL byte"),
+    case("predict/gbk-input-to-file", lambda e: [
+        "predict", str(e.file("in.txt", "好\n".encode() + GBK)), "--model", str(e.cws),
+        "--output", str(e.tmp / "out.txt")],
+         "{tmp}/in.txt:2", "not valid UTF-8"),
+    case("predict/binary-stdin", lambda e: ["predict", e.pipe(b"ok\n\xff\xfe\n"), "--model",
+                                            str(e.ner)],
+         "<stdin>:2", "not valid UTF-8"),
+    case("predict/input-missing", lambda e: ["predict", str(e.tmp / "in.txt"), "--model",
+                                             str(e.cws)],
+         "{tmp}/in.txt", "file not found"),
+    case("predict/input-is-directory", lambda e: ["predict", str(e.dir("indir")), "--model",
+                                                  str(e.cws)],
+         "{tmp}/indir", "is a directory"),
+    case("predict/output-exists", lambda e: e.predict(
+        e.cws, "--output", str(e.file("out.txt", "keep me\n"))),
+         "{tmp}/out.txt", "already exists", "--force"),
+    case("predict/bad-format-cws", lambda e: e.predict(e.cws, "--format", "entities"),
+         "--format", "'entities' is not available for cws", "segmented, conll, jsonl"),
+    case("predict/bad-format-ner", lambda e: e.predict(e.ner, "--format", "segmented",
+                                                       "--output", str(e.tmp / "out.jsonl")),
+         "--format", "'segmented' is not available for ner"),
+    # --- eval --------------------------------------------------------------------------------
+    case("eval/config-without-test", lambda e: ["eval", str(e.file("c.yaml",
+                                                                   "data:\n  task: cws\n"))],
+         "{tmp}/c.yaml", "data.test is not set", "--data"),
+    case("eval/nothing-given", lambda e: ["eval"],
+         "give a CONFIG", "--model", "--data"),
+    case("eval/model-without-data", lambda e: ["eval", "--model", str(e.cws)],
+         "give a CONFIG", "--data"),
+    case("eval/set-without-config", lambda e: ["eval", "--model", str(e.cws), "--data",
+                                               str(CWS_DEV), "--set", "train.epochs=3"],
+         "--set train.epochs=3", "needs a CONFIG"),
+    case("eval/config-run-has-no-model", lambda e: ["eval", str(e.file(
+        "c.yaml", f"data:\n  test: {CWS_DEV}\noutput:\n  dir: {e.run}\n"))],
+         "{tmp}/run/best.pt", "checkpoint not found"),
+    case("eval/bad-format", lambda e: ["eval", "--model", str(e.cws), "--data", str(CWS_DEV),
+                                       "--format", "json"],
+         "--format", "'json' is not one of segmented, conll"),
+    case("eval/bad-scheme", lambda e: ["eval", "--model", str(e.ner), "--data", str(NER_DEV),
+                                       "--scheme", "iob"],
+         "--scheme", "'iob' is not one of"),
+]
+
+
+@pytest.fixture
+def env(tmp_path: Path, models: Models, monkeypatch: pytest.MonkeyPatch) -> Env:
+    # Relative defaults (runs/<name>) must land in tmp_path, where the snapshot sees them.
+    monkeypatch.chdir(tmp_path)
+    return Env(tmp_path, models)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Content hash of every file under ``root`` (hidden ones included)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+def invoke(env: Env, argv: list[str]) -> Result:
+    return runner.invoke(app, argv, input=env.stdin)
+
+
+def assert_no_traceback(result: Result) -> None:
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    # CliRunner swallows an uncaught exception into result.exception: that is a crash too.
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)
+
+
+@pytest.mark.parametrize(("build", "needles"), BAD)
+def test_bad_input_fails_cleanly(env: Env, build: Build, needles: tuple[str, ...]) -> None:
+    argv = build(env)
+    before = snapshot(env.tmp)
+    dirs_before = {p for p in env.tmp.rglob("*") if p.is_dir()}
+    result = invoke(env, argv)
+
+    assert_no_traceback(result)
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and result.stderr.endswith("\n"), result.stderr
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for needle in needles:
+        assert needle.format(tmp=env.tmp) in line, (needle, line)
+
+    after = snapshot(env.tmp)
+    assert after == before, {"new": sorted(set(after) - set(before)),
+                             "changed": sorted(k for k in before if after.get(k) != before[k])}
+    # The same, spelled out for the files a failed run must never leave behind.
+    assert not list(env.tmp.rglob("*.tmp"))
+    for name in ("run/best.pt", "run/last.pt", "run/.lock", "out.txt", "out.jsonl"):
+        assert (name in after) == (name in before), name
+    for new_dir in {p for p in env.tmp.rglob("*") if p.is_dir()} - dirs_before:
+        assert not any(new_dir.iterdir()), new_dir
+    assert not env.marker.exists(), "a pickled/YAML command was executed"
+
+
+def test_the_table_is_large_and_ids_are_unique() -> None:
+    ids = [p.id for p in BAD]
+    assert len(ids) >= 45 and len(set(ids)) == len(ids)
+
+
+# --- inputs that must be tolerated -------------------------------------------------------------
+
+
+def eval_json(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def check_words(n_words: int) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        assert eval_json(result)["gold_words"] == n_words
+
+    return check
+
+
+def check_entities(n_entities: int) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        assert eval_json(result)["gold_entities"] == n_entities
+
+    return check
+
+
+def check_predict_lines(n_lines: int, chars: list[str] | None = None,
+                        output: str | None = None) -> Callable[[Env, Result], None]:
+    """Output has ``n_lines`` lines (from stdout or the --output file) whose non-space
+    characters are ``chars`` line by line (default: all empty)."""
+
+    def check(env: Env, result: Result) -> None:
+        assert result.exit_code == 0, result.output
+        text = (env.tmp / output).read_text(encoding="utf-8") if output else result.stdout
+        got = text.split("\n")
+        assert got[-1] == ""
+        got = got[:-1]
+        assert len(got) == n_lines, got
+        want = chars if chars is not None else [""] * n_lines
+        assert ["".join(g.split()) for g in got] == want
+
+    return check
+
+
+def big_line() -> str:
+    """About 1 MB of words on one line (CJK, with some non-BMP characters)."""
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 400)] + ["😀", "𠀀", "𠀁"]
+    words, size = [], 0
+    while size < 1_000_000:
+        word = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+        words.append(word)
+        size += len(word.encode("utf-8")) + 1
+    return " ".join(words)
+
+
+def check_big_train(env: Env, result: Result) -> None:
+    assert result.exit_code == 0, result.output
+    line = (env.tmp / "big.txt").read_text(encoding="utf-8").strip()
+    n_chars = len("".join(line.split()))
+    log = (env.run / "train.log").read_text(encoding="utf-8")
+    assert f"train: 1 sentences ({n_chars} chars)" in log
+    assert (env.run / "best.pt").is_file()
+
+
+NER_TEXT = "张\tB-PER\r\n伟 \t E-PER\r\n在 O\r\n\r\n北\u3000B-LOC\r\n京 x  E-LOC\r\n"
+
+GOOD = [
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "我们\t在 北京\u3000 工作\n\t好 的  \n"),
+                            "--json"],
+                 check_words(6), id="segmented/tabs-and-spaces"),
+    pytest.param(lambda e: [*e.eval_ner("d.bmes", NER_TEXT.replace("\r\n", "\n")), "--json"],
+                 check_entities(2), id="conll/tabs-and-spaces"),
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "我们 在\r\n\r\n北京 工作\r\n"), "--json"],
+                 check_words(4), id="segmented/crlf"),
+    pytest.param(lambda e: [*e.eval_ner("d.bmes", NER_TEXT), "--json"],
+                 check_entities(2), id="conll/crlf"),
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "\ufeff我们 在\n北京 工作\n"), "--json"],
+                 check_words(4), id="segmented/bom"),
+    pytest.param(lambda e: [*e.eval_ner("d.bmes", "\ufeff" + NER_TEXT), "--json"],
+                 check_entities(2), id="conll/bom-crlf"),
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "我们 😀 在 𠀀北京 𠀀\n"), "--json"],
+                 check_words(5), id="segmented/non-bmp"),
+    pytest.param(lambda e: [*e.eval_ner("d.bmes", "😀 O\n𠀀 B-PER\n伟 E-PER\n"), "--json"],
+                 check_entities(1), id="conll/non-bmp"),
+    pytest.param(lambda e: e.predict(e.cws, text="我们😀在𠀀北京\n\n 𠀁 \n"),
+                 check_predict_lines(3, ["我们😀在𠀀北京", "", "𠀁"]), id="predict/non-bmp"),
+    pytest.param(lambda e: e.predict(e.cws, text="\ufeff我们 在\r\n北京\r\n"),
+                 check_predict_lines(2, ["我们在", "北京"]), id="predict/bom-crlf"),
+    pytest.param(lambda e: e.predict(e.cws, text=""), check_predict_lines(0),
+                 id="predict/empty-input"),
+    pytest.param(lambda e: e.predict(e.ner, "--output", "out.jsonl", text=""),
+                 check_predict_lines(0, output="out.jsonl"), id="predict/empty-input-to-file"),
+    pytest.param(lambda e: e.predict(e.cws, text="\n\n  \n\t\n\n"), check_predict_lines(5),
+                 id="predict/only-blank-lines"),
+    pytest.param(lambda e: e.predict(e.cws, "--output", str(e.file("out.txt", "old\n")),
+                                     "--force", text="\n\n"),
+                 check_predict_lines(2, output="out.txt"), id="predict/force-overwrites"),
+    pytest.param(lambda e: e.train_data(
+        e.file("big.txt", big_line() + "\n"),
+        extra=("--set", "model.embedding_dim=2", "--set", "model.hidden_size=2",
+               "--set", "train.batch_size=1024", "--set", "data.max_len=40")),
+                 check_big_train, id="train/1MB-single-line"),
+]
+
+
+@pytest.mark.parametrize(("build", "check"), GOOD)
+def test_awkward_input_is_tolerated(
+    env: Env, build: Build, check: Callable[[Env, Result], None]
+) -> None:
+    result = invoke(env, build(env))
+    assert_no_traceback(result)
+    assert result.stderr == "", result.stderr
+    check(env, result)
+    assert not list(env.tmp.rglob("*.tmp")) and not list(env.tmp.rglob(".lock"))
