@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import BmesTaggerError
+from .errors import BmesTaggerError, ConfigError
 
 app = typer.Typer(
     name="tagger",
@@ -91,7 +91,13 @@ def train_cli(
             raise BmesTaggerError(f"{config}: data.train: required for training (set it in the "
                                   "config or with --set data.train=PATH)")
         log = None if quiet else _log_line
-        result = train(cfg, output, resume=resume, force=force, progress=not quiet, log=log)
+        try:
+            result = train(cfg, output, resume=resume, force=force, progress=not quiet,
+                           log=log)
+        except ConfigError as exc:
+            if str(exc).startswith(("data.", "model.", "train.", "--resume")):
+                raise ConfigError(f"{config}: {exc}") from None
+            raise
     if result.interrupted:
         typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
                    f"{config} --output {result.run_dir} --resume", err=True)
@@ -118,6 +124,12 @@ def predict_cli(
                                             help="Sentences per forward pass.")] = 64,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")]
     = False,
+    user_dict: Annotated[Path | None, typer.Option(
+        "--dict", help="Word-segmentation user dictionary (one word per line): listed words "
+        "stay whole.")] = None,
+    nbest: Annotated[int, typer.Option(
+        "--nbest", min=0, help="Print the K best analyses per line with probabilities as JSON "
+        "lines (CRF models).")] = 0,
     shard: Annotated[str | None, typer.Option(
         "--shard", metavar="I/N", help="Tag only the I-th of N contiguous blocks of lines "
         "(0-based), so N jobs can split a file; their outputs concatenate to the whole.")]
@@ -132,6 +144,7 @@ def predict_cli(
     from .predict import (
         OUTPUT_FORMATS,
         Tagger,
+        UserDict,
         count_lines,
         parse_shard,
         predict_lines,
@@ -159,7 +172,12 @@ def predict_cli(
                     raise BmesTaggerError(str(exc)) from None
                 lo, hi = shard_range(count_lines(input), index, count)
                 lines = itertools.islice(lines, lo, hi)
-        records = predict_lines(tagger, lines, format, batch_size)
+        dictionary = UserDict.load(user_dict) if user_dict is not None else None
+        try:
+            records = predict_lines(tagger, lines, format, batch_size, user_dict=dictionary,
+                                    nbest=nbest)
+        except ValueError as exc:
+            raise BmesTaggerError(str(exc)) from None
         if output is None:
             for record in records:
                 sys.stdout.write(record + ("" if record.endswith("\n") else "\n"))
@@ -270,6 +288,41 @@ def convert_cli(
         n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
                     to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
     typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+
+
+@app.command("info")
+def info_cli(
+    model: Annotated[Path, typer.Argument(help="Checkpoint file.", show_default=False)],
+    debug: DebugOpt = False,
+) -> None:
+    """Show a checkpoint's task, config, tag set, sizes, parameter count and best scores.
+
+    Example: tagger info runs/sample-cws/best.pt
+    """
+    from .checkpoint import load_checkpoint
+    from .report import checkpoint_info
+
+    with _user_errors(debug):
+        typer.echo(checkpoint_info(load_checkpoint(model), model))
+
+
+@app.command("plot")
+def plot_cli(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (holds metrics.jsonl).",
+                                            show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG file (default: "
+                                                "RUN_DIR/training.png).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Plot training loss and dev F1 per evaluation to a PNG (needs matplotlib: the plot
+    extra).
+
+    Example: tagger plot runs/sample-cws
+    """
+    from .report import plot_run
+
+    with _user_errors(debug):
+        typer.echo(plot_run(run_dir, output or run_dir / "training.png"))
 
 
 def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import types
@@ -27,7 +28,7 @@ import yaml
 
 from .errors import ConfigError
 
-TASKS = ("cws", "ner")
+TASKS = ("cws", "ner", "pos")
 
 
 def _opt(default: Any, help: str, **checks: Any) -> Any:
@@ -39,11 +40,14 @@ def _opt(default: Any, help: str, **checks: Any) -> Any:
 class DataConfig:
     """Where the corpora are and how to read them."""
 
-    task: str = _opt("cws", "cws (word segmentation, tags B/M/E/S) or ner (B-X/M-X/E-X/S-X/O)",
+    task: str = _opt("cws", "cws (word segmentation, tags B/M/E/S), ner (B-X/M-X/E-X/S-X/O) "
+                     "or pos (joint segmentation + POS, B-X/M-X/E-X/S-X with X the POS)",
                      choices=TASKS)
-    format: str = _opt("segmented", "corpus format: segmented (words separated by whitespace) or "
-                       "conll (one 'CHAR TAG' per line, blank line between sentences)",
-                       choices=("segmented", "conll"))
+    format: str = _opt("segmented", "corpus format: segmented (words separated by whitespace), "
+                       "conll (one 'CHAR TAG' per line, blank line between sentences), jsonl "
+                       "(CLUENER spans; ner), conllu (CoNLL-U; cws, or pos from UPOS) or pos "
+                       "(People's Daily word/POS text; cws or pos)",
+                       choices=("segmented", "conll", "jsonl", "conllu", "pos"))
     scheme: str = _opt("bmes", "tag scheme of conll files, converted to BMES on load",
                        choices=("bmes", "bioes", "bio"))
     train: str | None = _opt(None, "training corpus (required for train)", path=True)
@@ -185,13 +189,20 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     for item in overrides:
         _apply_override(raw, item)
     cfg = config_from_dict(raw, source=str(path), lines=lines)
-    cfg = resolve_paths(cfg, base=path.resolve().parent, default_run=f"runs/{path.stem}")
+    try:
+        cfg = resolve_paths(cfg, base=path.resolve().parent, default_run=f"runs/{path.stem}")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     for section, name, value in _paths(cfg):
         if value is not None:
             where = _where(str(path), lines, f"{section}.{name}")
-            if not Path(value).exists():
+            try:
+                exists, is_dir = Path(value).exists(), Path(value).is_dir()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{where}: unusable path: {exc}"[:300]) from None
+            if not exists:
                 raise ConfigError(f"{where}: file not found: {value}")
-            if Path(value).is_dir():
+            if is_dir:
                 raise ConfigError(f"{where}: is a directory, expected a file: {value}")
     return cfg
 
@@ -232,7 +243,10 @@ def resolve_paths(cfg: Config, base: Path, default_run: str | None = None) -> Co
     updates: dict[str, dict[str, Any]] = {"data": {}, "model": {}}
     for section, name, value in _paths(cfg):
         if value is not None:
-            updates[section][name] = str((base / Path(value).expanduser()).resolve())
+            try:
+                updates[section][name] = str((base / Path(value).expanduser()).resolve())
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise ConfigError(f"{section}.{name}: unusable path {value!r}: {exc}") from None
     output = cfg.output
     if output.dir is None and default_run is not None:
         output = OutputConfig(dir=default_run)
@@ -270,6 +284,21 @@ def config_reference() -> str:
 
 # --- internals ---------------------------------------------------------------------------------
 
+_MAX_INT = 2**31 - 1
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader whose value errors (``2001-13-45``, ``!!int x``) are YAML errors with a line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}"[:200],
+                node.start_mark) from None
+
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -290,7 +319,9 @@ def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]
     """Parse YAML and record the line of every ``section.key`` for error messages."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_SafeLoader)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML syntax error: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -325,8 +356,8 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     if section not in SECTIONS:
         raise ConfigError(f"{where}: unknown section '{section}'{_suggest(section, SECTIONS)}")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
-    except yaml.YAMLError:
+        value = yaml.load(value_text, Loader=_SafeLoader) if value_text.strip() else None
+    except (yaml.YAMLError, RecursionError):
         value = value_text
     target = raw.setdefault(section, {})
     if target is None:
@@ -392,6 +423,11 @@ def _check_value(value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> 
         close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
         hint_text = f"; did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}{hint_text}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    # Larger integers overflow torch (seeds, thread counts) and no size needs them.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+        raise ConfigError(f"{where}: must be at most {_MAX_INT}, got {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
@@ -402,6 +438,8 @@ def _check_value(value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> 
             raise ConfigError(f"{where}: must be {op} {hi}, got {value}")
     if isinstance(value, str) and meta.get("path") and not value.strip():
         raise ConfigError(f"{where}: empty path")
+    if isinstance(value, str) and meta.get("path") and "\x00" in value:
+        raise ConfigError(f"{where}: path contains a NUL character")
     return value
 
 

@@ -15,7 +15,9 @@ from typing import IO
 from .errors import CorpusFormatError, TagSequenceError
 from .tags import repair_bmes, split_tag, to_bmes, words_to_tags
 
-FORMATS = ("segmented", "conll")
+FORMATS = ("segmented", "conll", "jsonl", "conllu", "pos")
+# Read by bmes_tagger.formats: CLUENER JSON lines, CoNLL-U, People's Daily word/POS text.
+_EXTRA_FORMATS = ("jsonl", "conllu", "pos")
 
 
 @dataclass
@@ -84,7 +86,8 @@ def read_conll(
 
     Args:
         path: the file.
-        task: ``"cws"`` (untyped B/M/E/S tags) or ``"ner"`` (typed tags and ``O``).
+        task: ``"cws"`` (untyped B/M/E/S tags), ``"ner"`` (typed tags and ``O``) or ``"pos"``
+            (typed tags, no ``O``: joint segmentation + POS).
         scheme: the file's tag scheme (bmes, bioes or bio); tags are converted to BMES.
         repair: make illegal gold sequences legal (lenient spans) instead of failing.
 
@@ -125,11 +128,15 @@ def read_conll(
 def read_corpus(
     path: str | Path, fmt: str, task: str, scheme: str = "bmes", repair: bool = False
 ) -> list[Sentence]:
-    """Read a labelled corpus in ``fmt`` (``segmented`` or ``conll``)."""
+    """Read a labelled corpus in ``fmt`` (one of :data:`FORMATS`) for ``task`` (cws/ner/pos)."""
+    if fmt in _EXTRA_FORMATS:
+        from .formats import read_format  # formats builds on this module
+
+        return read_format(path, fmt, task, scheme, repair)
     if fmt == "segmented":
         if task != "cws":
             raise CorpusFormatError(path, None, "the segmented format only holds word "
-                                    "segmentation; use format: conll for NER")
+                                    f"segmentation; use format: conll for {task.upper()}")
         return read_segmented(path)
     if fmt == "conll":
         return read_conll(path, task=task, scheme=scheme, repair=repair)
@@ -183,6 +190,9 @@ def _check_tag(path: str | Path, number: int, tag: str, task: str, scheme: str) 
     if task == "ner" and prefix != "O" and not label:
         raise CorpusFormatError(path, number, f"tag {tag!r} has no entity type "
                                 "(expected e.g. B-PER; is data.task cws?)")
+    if task == "pos" and (prefix == "O" or not label):
+        raise CorpusFormatError(path, number, f"tag {tag!r} is not a joint segmentation+POS "
+                                "tag (expected e.g. B-NOUN, and no O; is data.task cws or ner?)")
 
 
 def _finish_conll(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from .corpus import Sentence, read_corpus
 from .errors import CorpusFormatError
-from .metrics import CWSScores, NERScores, cws_scores, ner_scores
+from .metrics import CWSScores, NERScores, POSScores, cws_scores, ner_scores, pos_scores
 from .predict import Tagger
 from .tags import tags_to_words
 
-Scores = CWSScores | NERScores
+Scores = CWSScores | NERScores | POSScores
 
 
 def evaluate(
@@ -28,7 +28,9 @@ def evaluate(
 
     Returns:
         :class:`CWSScores` (word P/R/F1 as the SIGHAN scorer counts, OOV figures) for CWS,
-        :class:`NERScores` (strict span P/R/F1 with a per-type table) for NER.
+        :class:`NERScores` (strict span P/R/F1 with a per-type table) for NER,
+        :class:`POSScores` (joint word+POS P/R/F1, per-POS table, and segmentation P/R/F1) for
+        joint segmentation + POS.
     """
     chars = [s.chars for s in sentences]
     gold = [s.tags or [] for s in sentences]
@@ -40,6 +42,8 @@ def evaluate(
             [tags_to_words(c, t) for c, t in zip(chars, pred)],
             words or None,
         )
+    if tagger.task == "pos":
+        return pos_scores(chars, gold, pred)
     return ner_scores(gold, pred)
 
 
@@ -54,10 +58,16 @@ def read_eval_data(
         return read_corpus(path, fmt, tagger.task, scheme or data_cfg.scheme, repair)
     except CorpusFormatError as exc:
         if "not a word-segmentation tag" in exc.reason or "has no entity type" in exc.reason \
-                or "only holds word segmentation" in exc.reason:
+                or "only holds word segmentation" in exc.reason \
+                or "not a joint segmentation+POS tag" in exc.reason:
             trained = ("word segmentation (tags B/M/E/S)" if tagger.task == "cws"
-                       else "NER (tags " + ", ".join(tagger.tags[:5]) + ", ...)")
+                       else ("joint segmentation+POS" if tagger.task == "pos" else "NER")
+                       + " (tags " + ", ".join(tagger.tags[:5]) + ", ...)")
             raise CorpusFormatError(exc.path, exc.line, f"{exc.reason}; the model was trained "
                                     f"for {trained}, so it cannot be evaluated on this "
                                     "file") from None
+        if exc.reason.startswith(("unknown tag", "expected 'CHAR TAG'")) and fmt == "conll":
+            raise CorpusFormatError(exc.path, exc.line, f"{exc.reason} (read as conll, the "
+                                    "model's format; is the file in another format? use "
+                                    "--format)") from None
         raise

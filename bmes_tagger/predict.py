@@ -4,6 +4,7 @@ streaming prediction over files with output in input order."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ from .batching import bucketed_batches, encode_for_model, iterate_chunks
 from .checkpoint import load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError
-from .model import BiLSTMTagger
+from .model import BiLSTMTagger, migrate_state_dict
 from .tags import allowed_transitions, tags_to_spans
 from .vocab import Vocab
 
-OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll")}
+OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll"),
+                  "pos": ("pos", "conll")}
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Tagger:
 
     @property
     def task(self) -> str:
-        """``"cws"`` or ``"ner"``."""
+        """``"cws"``, ``"ner"`` or ``"pos"`` (joint segmentation + POS)."""
         return self.config.data.task
 
     @classmethod
@@ -73,9 +75,15 @@ class Tagger:
             bigrams = Vocab(payload["bigrams"]) if payload.get("bigrams") else None
             tags = list(payload["tags"])
             model = build_model(config, len(vocab), tags, len(bigrams) if bigrams else 0)
-            model.load_state_dict(payload["model"])
+            model.load_state_dict(migrate_state_dict(payload["model"]))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            reason = str(exc).strip().splitlines()[0][:200]
+            lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+            # torch's load_state_dict error puts the useful part on its second line
+            detail = next((x for x in lines if x.startswith(("size mismatch", "Missing key",
+                                                             "Unexpected key"))), None)
+            reason = (f"the weights do not fit the model its config and vocabularies describe "
+                      f"({detail[:160]})" if detail else (lines[0][:200] if lines else
+                                                            type(exc).__name__))
             raise CheckpointError(f"{source}: inconsistent checkpoint: {reason}") from None
         return cls(model, vocab, tags, config, frozenset(payload.get("train_words", ())),
                    payload.get("scores"), bigrams)
@@ -83,21 +91,32 @@ class Tagger:
     # --- tagging ---------------------------------------------------------------------------
 
     def tag_tokens(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 64
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+        forced_words: Sequence[Sequence[tuple[int, int]]] | None = None,
     ) -> list[list[str]]:
         """BMES tags for pre-split token lists (one tag per token; empty input -> empty list).
 
         Sentences longer than ``data.max_len`` are cut into chunks (preferably after
         punctuation), tagged separately and re-joined; nothing is dropped or truncated.
+
+        Args:
+            sentences: token lists.
+            batch_size: pieces per forward pass.
+            forced_words: CWS only: per sentence, ``(start, end)`` token spans (end exclusive,
+                non-overlapping) that must come out as single words; decoding is constrained
+                to them (a user dictionary). Spans crossing a chunk boundary are not forced.
         """
         max_len = self.config.data.max_len
         pieces: list[Sequence[str]] = []
         owners: list[int] = []
+        piece_forced: list[list[tuple[int, int]]] = []
         for i, tokens in enumerate(sentences):
             for a, b in iterate_chunks(tokens, max_len):
                 if b > a:
                     pieces.append(tokens[a:b])
                     owners.append(i)
+                    spans = forced_words[i] if forced_words is not None else ()
+                    piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
         results: list[list[str]] = [[] for _ in sentences]
         if not pieces:
             return results
@@ -106,14 +125,93 @@ class Tagger:
         with torch.inference_mode():
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
+                tag_mask = None
+                if forced_words is not None:
+                    tag_mask = self._forced_mask([piece_forced[i] for i in indices],
+                                                 batch.chars.shape[1])
                 # (batch, seq_len)
                 best = self.model.decode(batch.chars, batch.lengths, batch.mask, batch.bigrams,
-                                         batch.classes).tolist()
+                                         batch.classes, tag_mask).tolist()
                 for row, idx, n in zip(best, indices, batch.lengths.tolist()):
                     piece_tags[idx] = [self.tags[t] for t in row[:n]]
         for owner, tags in zip(owners, piece_tags):
             results[owner].extend(tags)
         return results
+
+    def _forced_mask(self, spans: Sequence[Sequence[tuple[int, int]]], seq_len: int
+                     ) -> torch.Tensor:
+        """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S."""
+        if self.task != "cws":
+            raise ValueError("a user dictionary applies to word segmentation models only")
+        ids = {t: i for i, t in enumerate(self.tags)}
+        mask = torch.ones(len(spans), seq_len, len(self.tags), dtype=torch.bool)
+        for row, row_spans in enumerate(spans):
+            for a, b in row_spans:
+                mask[row, a:b] = False
+                if b - a == 1:
+                    mask[row, a, ids["S"]] = True
+                    continue
+                mask[row, a, ids["B"]] = True
+                mask[row, a + 1:b - 1, ids["M"]] = True
+                mask[row, b - 1, ids["E"]] = True
+        return mask
+
+    def nbest(
+        self, texts: Sequence[str], k: int = 5
+    ) -> list[list[tuple[list[tuple[str, str]], float]]]:
+        """The ``k`` best taggings of each text with their probabilities (CRF head only).
+
+        Whitespace is skipped as in :meth:`tag`. Each text is decoded whole (not cut at
+        ``data.max_len``), so very long lines cost more memory here.
+
+        Returns:
+            Per text, up to ``k`` ``(pairs, probability)`` with ``pairs`` the (character, tag)
+            list, most probable first.
+        """
+        crf = self.model.crf
+        if crf is None:
+            raise ValueError("n-best decoding needs a model trained with model.head: crf")
+        out: list[list[tuple[list[tuple[str, str]], float]]] = []
+        with torch.inference_mode():
+            for text in texts:
+                tokens = _non_space(text)[0]
+                if not tokens:
+                    out.append([([], 1.0)])
+                    continue
+                batch = encode_for_model([tokens], self.config, self.vocab,
+                                         self.bigram_vocab).batch([0])
+                scores = self.model.decoding_scores(batch.chars, batch.lengths, batch.bigrams,
+                                                    batch.classes)
+                log_z = float(crf.log_partition(scores, batch.mask)[0])
+                paths = crf.nbest(scores, batch.mask, k, allowed=self.model.allowed)[0]
+                out.append([(list(zip(tokens, (self.tags[t] for t in path))),
+                             math.exp(score - log_z)) for path, score in paths])
+        return out
+
+    def confidence(self, texts: Sequence[str]) -> list[list[tuple[str, str, float]]]:
+        """(character, best tag, posterior probability of that tag) for each text.
+
+        CRF head: marginals from forward-backward; softmax head: the softmax probability.
+        """
+        out: list[list[tuple[str, str, float]]] = []
+        index = {t: i for i, t in enumerate(self.tags)}
+        with torch.inference_mode():
+            for text, pairs in zip(texts, self.tag(texts)):
+                tokens = _non_space(text)[0]
+                if not tokens:
+                    out.append([])
+                    continue
+                batch = encode_for_model([tokens], self.config, self.vocab,
+                                         self.bigram_vocab).batch([0])
+                emissions = self.model.emissions(batch.chars, batch.lengths, batch.bigrams,
+                                                 batch.classes)
+                if self.model.crf is not None:
+                    probs = self.model.crf.marginals(emissions, batch.mask)[0]
+                else:
+                    probs = torch.softmax(emissions, dim=-1)[0]
+                out.append([(c, t, float(probs[j, index[t]]))
+                            for j, (c, t) in enumerate(pairs)])
+        return out
 
     def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
         """(character, tag) pairs for each text; whitespace characters are skipped."""
@@ -121,20 +219,35 @@ class Tagger:
         return [list(zip(tok, tags)) for tok, tags in zip(tokens, self.tag_tokens(tokens,
                                                                                   batch_size))]
 
-    def segment(self, texts: Sequence[str], batch_size: int = 64) -> list[list[str]]:
-        """Words of each text. Whitespace in the input is a word boundary and is dropped."""
+    def segment(
+        self, texts: Sequence[str], batch_size: int = 64, user_dict: UserDict | None = None
+    ) -> list[list[str]]:
+        """Words of each text. Whitespace in the input is a word boundary and is dropped.
+
+        With a ``user_dict``, its words found in a text (longest match first, left to right)
+        are kept whole; the rest of the segmentation is decoded around them.
+        """
+        return [[w for w, _ in words] for words in self.pos_tag(texts, batch_size, user_dict)]
+
+    def pos_tag(self, texts: Sequence[str], batch_size: int = 64,
+                user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
+        """``(word, label)`` pairs of each text: the POS for a joint segmentation + POS model,
+        ``""`` for CWS. Whitespace in the input is a word boundary and is dropped."""
         out = []
         prepared = [_non_space(t) for t in texts]
-        all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size)
+        forced = None
+        if user_dict is not None:
+            forced = [user_dict.matches(tok) for tok, _ in prepared]
+        all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
         for (tokens, positions), tags in zip(prepared, all_tags):
             words = []
-            for _, a, b in _spans_any(tags):
+            for label, a, b in _spans_any(tags):
                 start = a
                 for j in range(a + 1, b):
                     if positions[j] != positions[j - 1] + 1:
-                        words.append("".join(tokens[start:j]))
+                        words.append(("".join(tokens[start:j]), label))
                         start = j
-                words.append("".join(tokens[start:b]))
+                words.append(("".join(tokens[start:b]), label))
             out.append(words)
         return out
 
@@ -152,6 +265,39 @@ class Tagger:
         return out
 
 
+class UserDict:
+    """Words that segmentation must keep whole (like jieba's and pkuseg's user dictionaries).
+
+    Args:
+        words: the words; whitespace-free, at least one character.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = {w for w in words if w}
+        self.max_len = max((len(w) for w in self.words), default=0)
+
+    @classmethod
+    def load(cls, path: str | Path) -> UserDict:
+        """One word per line (further fields, e.g. jieba's frequency and POS, are ignored)."""
+        from .corpus import read_word_list
+
+        return cls(read_word_list(path))
+
+    def matches(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
+        """Non-overlapping ``(start, end)`` spans of dictionary words, longest match first."""
+        spans = []
+        i, n = 0, len(tokens)
+        while i < n:
+            for j in range(min(n, i + self.max_len), i, -1):
+                if j - i > 1 and "".join(tokens[i:j]) in self.words:
+                    spans.append((i, j))
+                    i = j
+                    break
+            else:
+                i += 1
+        return spans
+
+
 def build_model(
     config: Config, num_chars: int, tags: Sequence[str], num_bigrams: int = 0
 ) -> BiLSTMTagger:
@@ -162,7 +308,8 @@ def build_model(
 
 def predict_lines(
     tagger: Tagger, lines: Iterable[str], output_format: str | None = None,
-    batch_size: int = 64, buffer_lines: int = 2000,
+    batch_size: int = 64, buffer_lines: int = 2000, user_dict: UserDict | None = None,
+    nbest: int = 0,
 ) -> Iterator[str]:
     """Tag a stream of raw lines and yield one output record per input line, in input order.
 
@@ -172,27 +319,44 @@ def predict_lines(
         tagger: the model.
         lines: raw text lines (line terminators are stripped).
         output_format: CWS ``segmented`` (words joined by two spaces, the SIGHAN format),
-            ``conll`` or ``jsonl``; NER ``jsonl`` (``text`` and ``entities``) or ``conll``.
-            Default: ``segmented`` for CWS, ``jsonl`` for NER.
+            ``conll`` or ``jsonl``; NER ``jsonl`` (``text`` and ``entities``) or ``conll``;
+            joint segmentation + POS ``pos`` (``word/POS`` joined by two spaces) or ``conll``.
+            Default: the first of these for the task.
         batch_size: sentences per forward pass.
         buffer_lines: lines read ahead, sorted by length and batched together.
+        user_dict: CWS: words to keep whole (segmented and jsonl output).
+        nbest: if > 0, JSON lines with the ``nbest`` best analyses and their probabilities
+            (CRF models; overrides ``output_format``).
 
     Yields:
         Output text for each input line, without the trailing newline (a ``conll`` record has
         several lines and ends with a blank one).
     """
     fmt = output_format or OUTPUT_FORMATS[tagger.task][0]
+    if nbest > 0 and tagger.model.crf is None:
+        raise ValueError("--nbest needs a model trained with model.head: crf")
+    if user_dict is not None and (tagger.task != "cws" or fmt == "conll"):
+        raise ValueError("--dict works with word-segmentation models and segmented or jsonl "
+                         "output")
     if fmt not in OUTPUT_FORMATS[tagger.task]:
         raise ValueError(f"output format {fmt!r} is not available for {tagger.task}; "
                          f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
+    # validated above, before the first line is read; the stream itself is lazy
+    return _stream(tagger, lines, fmt, batch_size, buffer_lines, user_dict, nbest)
+
+
+def _stream(
+    tagger: Tagger, lines: Iterable[str], fmt: str, batch_size: int, buffer_lines: int,
+    user_dict: UserDict | None, nbest: int,
+) -> Iterator[str]:
     buffer: list[str] = []
     for line in lines:
         buffer.append(line.rstrip("\r\n"))
         if len(buffer) >= buffer_lines:
-            yield from _format_block(tagger, buffer, fmt, batch_size)
+            yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
             buffer = []
     if buffer:
-        yield from _format_block(tagger, buffer, fmt, batch_size)
+        yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -224,20 +388,46 @@ def count_lines(path: str | Path) -> int:
     return n + (last != b"\n")
 
 
-def _format_block(tagger: Tagger, texts: list[str], fmt: str, batch_size: int) -> Iterator[str]:
-    if fmt == "conll":
+def _format_block(
+    tagger: Tagger, texts: list[str], fmt: str, batch_size: int,
+    user_dict: UserDict | None = None, nbest: int = 0,
+) -> Iterator[str]:
+    if nbest > 0:
+        for text, analyses in zip(texts, tagger.nbest(texts, nbest)):
+            yield json.dumps({"text": text, "nbest": [
+                {**_analysis(tagger, text, [t for _, t in pairs]), "prob": round(prob, 6)}
+                for pairs, prob in analyses]}, ensure_ascii=False)
+    elif fmt == "conll":
         for pairs in tagger.tag(texts, batch_size):
             yield "".join(f"{c} {t}\n" for c, t in pairs)
+    elif tagger.task == "pos":
+        for words in tagger.pos_tag(texts, batch_size):
+            yield "  ".join(f"{w}/{label}" if label else w for w, label in words)
     elif tagger.task == "cws" and fmt == "segmented":
-        for words in tagger.segment(texts, batch_size):
+        for words in tagger.segment(texts, batch_size, user_dict):
             yield "  ".join(words)
     elif tagger.task == "cws":
-        for text, words in zip(texts, tagger.segment(texts, batch_size)):
+        for text, words in zip(texts, tagger.segment(texts, batch_size, user_dict)):
             yield json.dumps({"text": text, "words": words}, ensure_ascii=False)
     else:
         for text, ents in zip(texts, tagger.entities(texts, batch_size)):
             yield json.dumps({"text": text, "entities": [asdict(e) for e in ents]},
                              ensure_ascii=False)
+
+
+def _analysis(tagger: Tagger, text: str, tags: list[str]) -> dict[str, Any]:
+    """One n-best entry: words (CWS), word/POS pairs (POS) or entities (NER) of ``tags``."""
+    tokens, positions = _non_space(text)
+    if tagger.task == "ner":
+        ents = []
+        for label, a, b in tags_to_spans(tags):
+            start, end = positions[a], positions[b - 1] + 1
+            ents.append(asdict(Entity(label, start, end, text[start:end])))
+        return {"entities": ents}
+    words = [("".join(tokens[a:b]), label) for label, a, b in _spans_any(tags)]
+    if tagger.task == "cws":
+        return {"words": [w for w, _ in words]}
+    return {"words": [f"{w}/{label}" for w, label in words]}
 
 
 def _non_space(text: str) -> tuple[list[str], list[int]]:

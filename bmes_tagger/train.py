@@ -129,6 +129,9 @@ def _train(
     bigram_vocab: Vocab | None = None
     if state is None:
         vocab, tags = build_vocabularies(train_sents, config)
+        # A label seen only in dev (a rare POS tag, say) still needs tag ids; characters and
+        # everything the model learns come from train alone.
+        tags = build_vocabularies(train_sents + dev_sents, config)[1]
         train_words = sorted(_word_list(train_sents, config))
         if config.model.bigram_dim > 0:
             counts = count_bigrams([s.chars for s in train_sents], dcfg.normalize_width)
@@ -137,7 +140,9 @@ def _train(
         vocab, tags, train_words = Vocab(state["chars"]), list(state["tags"]), state["train_words"]
         bigram_vocab = Vocab(state["bigrams"]) if state.get("bigrams") else None
     tag_index = {t: i for i, t in enumerate(tags)}
-    _check_tags_known(train_sents + dev_sents, tag_index, dcfg.train or "train")
+    by_token = dcfg.format == "conll"  # one token per line, so a tag's line is computable
+    _check_tags_known(dev_sents, tag_index, dcfg.dev or dcfg.train or "dev", by_token)
+    _check_tags_known(train_sents, tag_index, dcfg.train or "train", by_token)
     pieces = split_long_sentences(train_sents, dcfg.max_len)
     encoded = encode_for_model([s.chars for s in pieces], config, vocab, bigram_vocab, tag_index,
                                [s.tags or [] for s in pieces])
@@ -453,13 +458,14 @@ def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:
 
 
 def _check_tags_known(
-    sentences: Sequence[Sentence], tag_index: dict[str, int], source: str
+    sentences: Sequence[Sentence], tag_index: dict[str, int], source: str, by_token: bool
 ) -> None:
     for s in sentences:
-        for t in s.tags or []:
+        for k, t in enumerate(s.tags or []):
             if t not in tag_index:
-                raise BmesTaggerError(f"{source}:{s.line}: tag {t!r} is not in the model's tag "
-                                      "set (dev/resumed data has a type the training data lacks)")
+                line = s.line + k if by_token else s.line
+                raise BmesTaggerError(f"{source}:{line}: tag {t!r} is not in the model's "
+                                      "tag set (the training data has no such entity type)")
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:

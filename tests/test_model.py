@@ -86,7 +86,8 @@ def oracle_emissions(model: BiLSTMTagger, chars: list[int]) -> np.ndarray:
     for layer in range(cfg.num_layers):
         outs = []
         for suffix in ([""] + (["_reverse"] if cfg.bidirectional else [])):
-            w = [params[f"encoder.{n}_l{layer}{suffix}"]
+            direction = 1 if suffix else 0
+            w = [params[f"encoder.layers.{layer}.{direction}.{n}_l0"]
                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             if suffix:
                 outs.append(run_direction(cfg.cell, layer_in[::-1], w, cfg.hidden_size)[::-1])

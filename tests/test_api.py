@@ -1,0 +1,134 @@
+"""The Python API: Tagger.load / segment / entities / tag, user dictionary, n-best, confidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DATA, tiny_config
+
+from bmes_tagger import Tagger
+from bmes_tagger.config import load_config
+from bmes_tagger.predict import UserDict
+from bmes_tagger.train import train
+
+TEXTS = [line for line in (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
+         if line][:40]
+
+
+@pytest.fixture(scope="module")
+def crf_tagger(tmp_path_factory: pytest.TempPathFactory) -> Tagger:
+    tmp = tmp_path_factory.mktemp("api")
+    cfg = load_config(tiny_config(tmp, head="crf"), ["train.epochs=1"])
+    train(cfg, tmp / "run", progress=False)
+    return Tagger.load(tmp / "run" / "best.pt")
+
+
+def spans(words: list[str]) -> list[tuple[int, int]]:
+    out, i = [], 0
+    for w in words:
+        out.append((i, i + len(w)))
+        i += len(w)
+    return out
+
+
+def test_user_dictionary_keeps_a_split_word_whole_and_nothing_else_changes(
+        crf_tagger: Tagger) -> None:
+    before = crf_tagger.segment(TEXTS)
+    tried = 0
+    for text, words in zip(TEXTS, before):
+        for k in range(len(words) - 1):
+            merged = words[k] + words[k + 1]
+            if len(merged) > 4 or not all("\u4e00" <= c <= "\u9fff" for c in merged):
+                continue
+            if merged in text.replace(merged, "", 1):
+                continue  # occurs twice: keep the check simple
+            tried += 1
+            (after,) = crf_tagger.segment([text], user_dict=UserDict([merged]))
+            assert merged in after
+            start = len("".join(words[:k]))
+            region = (start, start + len(merged))
+            far = [s for s in spans(words) if s[1] <= region[0] - 1 or s[0] >= region[1] + 1]
+            assert set(far) <= set(spans(after))
+            break
+        if tried >= 5:
+            break
+    assert tried >= 3
+
+
+def test_user_dictionary_longest_match_first() -> None:
+    d = UserDict(["北京", "北京大学", "大学生"])
+    assert d.matches(list("在北京大学生活")) == [(1, 5)]
+    assert d.matches(list("好")) == []
+
+
+def test_nbest_and_confidence(crf_tagger: Tagger) -> None:
+    (best,) = crf_tagger.nbest([TEXTS[0]], k=4)
+    assert 1 <= len(best) <= 4
+    probs = [p for _, p in best]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert [t for _, t in best[0][0]] == [t for _, t in crf_tagger.tag([TEXTS[0]])[0]]
+    (conf,) = crf_tagger.confidence([TEXTS[0]])
+    assert len(conf) == len(TEXTS[0].replace(" ", ""))
+    assert all(0.0 <= p <= 1.0 for _, _, p in conf)
+    assert crf_tagger.nbest([""]) == [[([], 1.0)]]
+
+
+def test_nbest_needs_crf(tmp_path: Path) -> None:
+    train(load_config(tiny_config(tmp_path), ["train.epochs=1"]), tmp_path / "run",
+          progress=False)
+    with pytest.raises(ValueError, match="model.head: crf"):
+        Tagger.load(tmp_path / "run" / "best.pt").nbest(["好"])
+
+
+def test_cli_dict_and_nbest(crf_tagger: Tagger, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from bmes_tagger.checkpoint import save_checkpoint
+    from bmes_tagger.cli import app
+
+    model = tmp_path / "m.pt"
+    save_checkpoint({"config": crf_tagger.config.to_dict(), "chars": crf_tagger.vocab.tokens,
+                     "tags": crf_tagger.tags, "model": crf_tagger.model.state_dict(),
+                     "bigrams": [], "train_words": []}, model)
+    raw = tmp_path / "in.txt"
+    raw.write_text(TEXTS[0] + "\n\n", encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(raw), "--model", str(model), "--nbest", "3"])
+    assert result.exit_code == 0, result.stderr
+    first, empty = (json.loads(x) for x in result.stdout.splitlines())
+    assert first["text"] == TEXTS[0] and 1 <= len(first["nbest"]) <= 3
+    assert "".join(first["nbest"][0]["words"]) == TEXTS[0].replace(" ", "")
+    assert empty == {"text": "", "nbest": [{"words": [], "prob": 1.0}]}
+    words = tmp_path / "dict.txt"
+    words.write_text(TEXTS[0][:4] + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", str(raw), "--model", str(model), "--dict",
+                                 str(words)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].split("  ")[0] == TEXTS[0][:4]
+    result = runner.invoke(app, ["predict", str(raw), "--model", str(model), "--dict",
+                                 str(words), "--format", "conll"])
+    assert result.exit_code == 1 and "--dict works with" in result.stderr
+
+
+def test_info_and_plot(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    train(load_config(tiny_config(tmp_path), ["train.epochs=2"]), tmp_path / "run",
+          progress=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["info", str(tmp_path / "run" / "last.pt")])
+    assert result.exit_code == 0, result.stderr
+    assert "task         cws" in result.stdout and "tags         4: B M E S" in result.stdout
+    assert "resumable    yes: 2 epochs" in result.stdout and "parameters" in result.stdout
+    pytest.importorskip("matplotlib", reason="tagger plot needs the plot extra")
+    result = runner.invoke(app, ["plot", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.stderr
+    png = tmp_path / "run" / "training.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code == 1 and "no metrics.jsonl" in result.stderr
