@@ -31,6 +31,8 @@ app = typer.Typer(
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's "
+                                         "default).")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="SECTION.KEY=VALUE",
@@ -134,6 +136,7 @@ def predict_cli(
         "--shard", metavar="I/N", help="Tag only the I-th of N contiguous blocks of lines "
         "(0-based), so N jobs can split a file; their outputs concatenate to the whole.")]
     = None,
+    threads: ThreadsOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Tag raw text with a trained model: one output line per input line, in order.
@@ -154,6 +157,7 @@ def predict_cli(
     with _user_errors(debug):
         if output is not None and output.exists() and not force:
             raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
+        _set_threads(threads)
         tagger = Tagger.load(model)
         # predict_lines is a generator: check the format now, not at the first output line.
         if format is not None and format not in OUTPUT_FORMATS[tagger.task]:
@@ -209,6 +213,7 @@ def evaluate_cli(
     overrides: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
     = False,
+    threads: ThreadsOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Score a model on a labelled file: span P/R/F1 (CWS: as the SIGHAN scorer, with OOV and
@@ -242,6 +247,7 @@ def evaluate_cli(
             raise BmesTaggerError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
         if scheme is not None and scheme not in ("bmes", "bioes", "bio"):
             raise BmesTaggerError(f"--scheme: {scheme!r} is not one of bmes, bioes, bio")
+        _set_threads(threads)
         tagger = Tagger.load(model)
         sentences = read_eval_data(tagger, data, format, scheme, repair)
         words = read_word_list(train_words) if train_words is not None else None
@@ -353,6 +359,13 @@ def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> s
                 lines.append(f"{label:<{width}}  {s['precision']:>9.4f}  {s['recall']:>6.4f}  "
                              f"{s['f1']:>6.4f}  {s['support']:>7}")
     return "\n".join(lines)
+
+
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _fraction(value: float | None) -> str:

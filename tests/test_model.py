@@ -156,3 +156,24 @@ def test_constrained_decoding_is_always_legal(head: str) -> None:
     best = model.decode(chars, lengths, mask)
     for row, n in zip(best.tolist(), lengths.tolist()):
         assert is_legal_bmes([TAGS[t] for t in row[:n]])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_encoder_equals_packed_torch_rnn_on_migrated_weights(cell: str) -> None:
+    """The per-direction padded encoder computes exactly what one bidirectional multi-layer
+    torch RNN over packed sequences computes (the layout older checkpoints were saved in)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from bmes_tagger.model import CELLS, migrate_state_dict
+
+    torch.manual_seed(3)
+    reference = CELLS[cell](6, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    model = make_model(cell=cell, num_layers=2).double()
+    old = {f"encoder.{k}": v for k, v in reference.state_dict().items()}
+    model.load_state_dict({**model.state_dict(), **migrate_state_dict(old)})
+    x = torch.randn(3, 7, 6, dtype=torch.float64)
+    lengths = torch.tensor([7, 2, 5])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=7)
+    got = model.encoder(x, lengths)
+    torch.testing.assert_close(got, expected)
