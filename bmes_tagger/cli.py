@@ -77,6 +77,9 @@ def train_cli(
     force: Annotated[bool, typer.Option("--force", help="Overwrite a run directory that "
                                         "already holds a run.")] = False,
     quiet: QuietOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the resolved "
+                                          "config first and all best dev scores at the end.")]
+    = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train a tagger as CONFIG describes and write best.pt, last.pt, config.yaml,
@@ -93,6 +96,11 @@ def train_cli(
             raise BmesTaggerError(f"{config}: data.train: required for training (set it in the "
                                   "config or with --set data.train=PATH)")
         log = None if quiet else _log_line
+        if verbose:
+            import yaml
+
+            typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True),
+                       err=True)
         try:
             result = train(cfg, output, resume=resume, force=force, progress=not quiet,
                            log=log)
@@ -105,6 +113,8 @@ def train_cli(
                    f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(130)
     best = result.best_scores
+    if verbose:
+        typer.echo(json.dumps(best, ensure_ascii=False, indent=2))
     typer.echo(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
                f"R {best.get('recall', 0.0):.4f}) at epoch {result.best_epoch}; "
                f"model: {result.run_dir / 'best.pt'}")

@@ -103,6 +103,11 @@ def cws_scores(
 
     Raises:
         ValueError: different sentence counts, or a sentence whose characters differ.
+
+    Example:
+        >>> s = cws_scores([["共同", "创造", "美好"]], [["共同", "创", "造美好"]], {"共同"})
+        >>> round(s.f1, 4), s.correct_words, s.oov_rate, s.iv_recall
+        (0.3333, 1, 0.6666666666666666, 1.0)
     """
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
@@ -173,6 +178,11 @@ def ner_scores(
 
     Raises:
         ValueError: different sentence counts or lengths, or a malformed tag.
+
+    Example:
+        >>> s = ner_scores([["B-PER", "E-PER", "O", "S-LOC"]], [["B-PER", "E-PER", "O", "O"]])
+        >>> s.precision, s.recall, s.per_type["LOC"]["recall"]
+        (1.0, 0.5, 0.0)
     """
     if len(gold_tags) != len(pred_tags):
         raise ValueError(f"{len(gold_tags)} gold sentences but {len(pred_tags)} predicted")

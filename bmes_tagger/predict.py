@@ -37,10 +37,19 @@ class Entity:
 class Tagger:
     """A trained model ready to predict; built from a checkpoint.
 
-    Example:
-        >>> tagger = Tagger.load("runs/sample-cws/best.pt")  # doctest: +SKIP
-        >>> tagger.segment(["我爱北京天安门"])  # doctest: +SKIP
-        [['我', '爱', '北京', '天安门']]
+    Example (``cws_model`` / ``ner_model``: paths of checkpoints written by ``tagger train``):
+        >>> tagger = Tagger.load(cws_model)
+        >>> tagger.task
+        'cws'
+        >>> words = tagger.segment(["我们在北京工作。", ""])
+        >>> "".join(words[0]), words[1]
+        ('我们在北京工作。', [])
+        >>> [tag for _, tag in tagger.tag(["好"])[0]]  # one character: a one-character word
+        ['S']
+        >>> ner = Tagger.load(ner_model)
+        >>> text = "张伟在北京大学工作。"
+        >>> all(text[e.start:e.end] == e.text for e in ner.entities([text])[0])
+        True
     """
 
     def __init__(

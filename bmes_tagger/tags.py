@@ -57,6 +57,10 @@ def words_to_tags(words: Sequence[str]) -> list[str]:
 
     Raises:
         ValueError: an empty word.
+
+    Example:
+        >>> words_to_tags(["我们", "在", "北京市"])
+        ['B', 'E', 'S', 'B', 'M', 'E']
     """
     tags: list[str] = []
     for word in words:
@@ -85,6 +89,15 @@ def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> list[Span]:
     Raises:
         TagSequenceError: ``strict`` and the sequence is illegal.
         ValueError: a malformed tag (see :func:`split_tag`).
+
+    Example:
+        >>> tags_to_spans(["B-PER", "E-PER", "O", "S-LOC"])
+        [('PER', 0, 2), ('LOC', 3, 4)]
+        >>> tags_to_spans(["B-PER", "B-PER", "E-PER"])  # lenient: the fragment is its own span
+        [('PER', 0, 1), ('PER', 1, 3)]
+        >>> tags_to_spans(["O", "M-PER"], strict=True)
+        Traceback (most recent call last):
+        bmes_tagger.errors.TagSequenceError: tag 1: M-PER cannot follow O
     """
     return _decode(tags, strict, tags)
 
@@ -136,6 +149,10 @@ def tags_to_words(chars: Sequence[str], tags: Sequence[str]) -> list[str]:
 
     Raises:
         ValueError: ``chars`` and ``tags`` differ in length, or a malformed tag.
+
+    Example:
+        >>> tags_to_words(list("我们在北京"), ["B", "E", "S", "B", "E"])
+        ['我们', '在', '北京']
     """
     if len(chars) != len(tags):
         raise ValueError(f"{len(chars)} characters but {len(tags)} tags")
@@ -203,6 +220,10 @@ def repair_bmes(tags: Sequence[str]) -> list[str]:
 
     Returns:
         ``spans_to_tags(tags_to_spans(tags), len(tags))``; equal to ``tags`` if it is legal.
+
+    Example:
+        >>> repair_bmes(["O", "M-ORG", "E-ORG", "B-PER"])
+        ['O', 'B-ORG', 'E-ORG', 'S-PER']
     """
     return spans_to_tags(tags_to_spans(tags), len(tags))
 
@@ -234,6 +255,10 @@ def to_bmes(tags: Sequence[str], scheme: str) -> list[str]:
         TagSequenceError: a tag outside the scheme, or an illegal sequence; the message quotes
             the input tags.
         ValueError: an unknown scheme name.
+
+    Example:
+        >>> to_bmes(["B-ORG", "I-ORG", "I-ORG", "O", "B-PER"], "bio")
+        ['B-ORG', 'M-ORG', 'E-ORG', 'O', 'S-PER']
     """
     name = _SCHEME_ALIASES.get(scheme.lower())
     if name is None:

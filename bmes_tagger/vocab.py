@@ -20,6 +20,10 @@ def normalize_width(text: str) -> str:
     People's Daily writes ``１９９８`` where the SIGHAN PKU test writes ``1998``; without this the
     test's ASCII forms are unknown characters. Output text keeps the original characters; only
     vocabulary lookup uses the normalised form.
+
+    Example:
+        >>> normalize_width("２００１年ＡＢＣ")
+        '2001年ABC'
     """
     return text.translate(_WIDTH_TABLE)
 

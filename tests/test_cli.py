@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA, tiny_config
 from typer.testing import CliRunner
 
 from bmes_tagger.cli import app
 from bmes_tagger.predict import Tagger
+from conftest import DATA, tiny_config
 
 runner = CliRunner()
 
@@ -162,3 +162,11 @@ def test_format_scores_prints_undefined_figures_as_dashes() -> None:
                           "pred_words": 2, "correct_words": 2, "oov_rate": 0.0,
                           "oov_recall": None, "iv_recall": 1.0}, "cws", "d", "m")
     assert "OOV recall --" in text and "IV recall 1.0000" in text
+
+
+def test_train_verbose_prints_config_and_scores(tmp_path: Path) -> None:
+    code, out, err = invoke("train", str(tiny_config(tmp_path)), "--quiet", "--verbose",
+                            "--set", "train.epochs=1")
+    assert code == 0, err
+    assert "hidden_size: 16" in err
+    assert '"oov_recall"' in out and "best dev F1" in out
