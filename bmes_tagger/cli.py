@@ -32,7 +32,7 @@ app = typer.Typer(
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's "
-                                         "default).")]
+                                         "default, all cores; 1 is safest on a busy machine).")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="SECTION.KEY=VALUE",
@@ -146,7 +146,7 @@ def predict_cli(
         "--shard", metavar="I/N", help="Tag only the I-th of N contiguous blocks of lines "
         "(0-based), so N jobs can split a file; their outputs concatenate to the whole.")]
     = None,
-    threads: ThreadsOpt = 0,
+    threads: ThreadsOpt = 1,
     debug: DebugOpt = False,
 ) -> None:
     """Tag raw text with a trained model: one output line per input line, in order.
@@ -223,7 +223,7 @@ def evaluate_cli(
     overrides: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
     = False,
-    threads: ThreadsOpt = 0,
+    threads: ThreadsOpt = 1,
     debug: DebugOpt = False,
 ) -> None:
     """Score a model on a labelled file: span P/R/F1 (CWS: as the SIGHAN scorer, with OOV and

@@ -121,7 +121,9 @@ class TrainConfig:
     patience: int = _opt(5, "stop after this many evaluations without dev F1 improvement; "
                          "0 = never stop early", min=0)
     seed: int = _opt(1, "random seed (same seed, same result on CPU)", min=0)
-    threads: int = _opt(0, "torch CPU threads; 0 = torch's default", min=0)
+    threads: int = _opt(1, "torch CPU threads; 0 = torch's default (all cores). 1 is the safe "
+                        "default: on a busy 2-core machine 2 threads ran 25-50x slower "
+                        "(OpenMP spinning, benchmarks/RESULTS.md)", min=0)
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,9 @@ def test_reference_lists_every_key() -> None:
     for section, values in Config().to_dict().items():
         for key in values:
             assert f"`{section}.{key}`" in ref
+
+
+def test_readme_config_table_is_current() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for row in config_reference().splitlines():
+        assert row in readme, f"README config table is stale; regenerate it: {row}"
