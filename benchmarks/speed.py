@@ -1,0 +1,835 @@
+"""Speed benchmark: training and prediction throughput, measured side by side in one run.
+
+    python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--output FILE]
+
+Prints markdown tables and (full mode only) replaces the section between ``<!-- speed:start -->``
+and ``<!-- speed:end -->`` in ``benchmarks/RESULTS.md`` (created if absent), so other benchmarks
+can share the file. ``--quick`` is a smoke run (about 2 minutes) that writes nothing unless
+``--output`` is given.
+
+What is measured (characters = real, non-padding characters):
+
+1. Training: our real training step (``EncodedCorpus.batch`` -> ``model.loss`` -> backward ->
+   gradient clipping -> Adam step -> ``loss.item()``, built through the library as
+   ``bmes_tagger.train`` does) on Resume NER train, for NCRF++'s size (embedding 50, hidden 100
+   per direction) and our default size (100/200), CRF and softmax heads, batch 10 and 32.
+2. The same batches through a bare ``nn.Embedding`` + packed bidirectional ``nn.LSTM`` +
+   ``sum().backward()`` (random ids with exactly the same lengths), and through the same
+   without packing (one fused unidirectional ``nn.LSTM`` per direction, the backward one on
+   rows reversed within their lengths: exact on real positions).
+3. 1 vs 2 torch threads for two training configurations and for prediction.
+4. A per-phase breakdown of the training step (batch, forward, loss head, backward, clip, step).
+5. Prediction on the SIGHAN 2005 PKU test input with ``Tagger.segment`` / ``tag_tokens``
+   (fp32 and dynamic int8, batch 64 and 256), model load time and peak RSS (each in a fresh
+   process), against jieba on the same lines; F1 of both against the PKU gold.
+
+Every variant of a group is timed in turn, repeat after repeat (interleaved), after a warm-up,
+so a load spike from other processes hits all variants alike; tables show the median of the
+repeats. Rates are given per second of wall time and, for 1-thread work, per second of this
+process's CPU time (what the wall rate would be with a core to ourselves); ratios between
+1-thread variants use the latter, because the machine this runs on is usually shared.
+``cpu/wall`` shows how much CPU we actually got (1.0 = one whole core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
+
+from bmes_tagger.batching import EncodedCorpus, bucketed_batches  # noqa: E402
+from bmes_tagger.config import Config, config_from_dict  # noqa: E402
+from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
+from bmes_tagger.metrics import cws_scores  # noqa: E402
+from bmes_tagger.predict import Tagger, build_model  # noqa: E402
+from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
+
+START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
+SIZES = {"NCRF++ (50/100)": (50, 100), "default (100/200)": (100, 200)}
+BATCH_SIZES = (10, 32)
+THREADS = (1, 2)
+
+
+@dataclass
+class Plan:
+    """How much work each measurement does (full or quick run)."""
+
+    train_chars: int        # characters per timed repeat of a training variant (whole batches)
+    warmup_batches: int
+    reps: int
+    cap_s: float            # a timed repeat stops after this many seconds (rate = chars / wall)
+    predict_lines: int | None  # None = the whole PKU test file
+    predict_reps: int
+    thread_lines: int       # PKU test lines for the predict 1-vs-2-threads comparison
+    quick_train_lines: int  # People's Daily lines for the quick CWS model, when one is trained
+
+
+FULL = Plan(train_chars=12_000, warmup_batches=4, reps=5, cap_s=4.0, predict_lines=None,
+            predict_reps=2, thread_lines=300, quick_train_lines=3000)
+QUICK = Plan(train_chars=2_500, warmup_batches=2, reps=2, cap_s=1.5, predict_lines=300,
+             predict_reps=1, thread_lines=100, quick_train_lines=600)
+
+
+@dataclass
+class Measure:
+    """Repeated timings of one variant.
+
+    ``rates``: characters per wall-clock second. ``cpu_rates``: characters per second of this
+    process's CPU time, which for 1-thread work is what the wall rate would be if no other
+    process took our core (a busy machine deschedules us; it does not add CPU time).
+    ``cpu``: CPU time / wall time.
+    """
+
+    rates: list[float] = field(default_factory=list)
+    cpu_rates: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def cpu_rate(self) -> float:
+        return statistics.median(self.cpu_rates)
+
+    @property
+    def spread(self) -> str:
+        return f"{min(self.rates):,.0f}–{max(self.rates):,.0f}"
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def timed(fn: Callable[[], int], threads: int, into: Measure) -> None:
+    """Run ``fn`` (returns characters processed) at ``threads`` threads; record its rate."""
+    torch.set_num_threads(threads)
+    c0, t0 = time.process_time(), time.perf_counter()
+    chars = fn()
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    into.rates.append(chars / wall)
+    into.cpu_rates.append(chars / max(cpu, 1e-9))
+    into.cpu.append(cpu / wall)
+
+
+def interleave(variants: dict[str, tuple[Callable[[], int], int]], reps: int,
+               warmup: Callable[[str], None]) -> dict[str, Measure]:
+    """Warm every variant up, then time them in turn ``reps`` times."""
+    for name, (_, threads) in variants.items():
+        torch.set_num_threads(threads)
+        warmup(name)
+    out = {name: Measure() for name in variants}
+    for _ in range(reps):
+        for name, (fn, threads) in variants.items():
+            timed(fn, threads, out[name])
+    return out
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def ner_config(emb: int, hidden: int, head: str, batch_size: int) -> Config:
+    """Resume NER config at the given size, otherwise the library's defaults."""
+    return config_from_dict({
+        "data": {"task": "ner", "format": "conll", "scheme": "bmes", "repair_gold": True},
+        "model": {"embedding_dim": emb, "hidden_size": hidden, "head": head},
+        "train": {"batch_size": batch_size},
+    }, source="benchmarks/speed.py")
+
+
+class OurStep:
+    """Our training step, exactly as the loop in ``bmes_tagger.train._train`` runs it."""
+
+    def __init__(self, config: Config, encoded: EncodedCorpus, num_chars: int,
+                 tags: Sequence[str]) -> None:
+        torch.manual_seed(1)
+        self.config = config
+        self.encoded = encoded
+        self.model = build_model(config, num_chars, tags)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, config)
+
+    def __call__(self, indices: Sequence[int]) -> int:
+        batch = self.encoded.batch(indices)
+        assert batch.tags is not None
+        loss = self.model.loss(batch.chars, batch.lengths, batch.tags, batch.mask,
+                               batch.bigrams, batch.classes)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.train.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
+        self.optimizer.step()
+        loss.item()
+        return batch.num_tokens
+
+
+class BareStep:
+    """Embedding + packed BiLSTM + ``sum().backward()`` on random ids of the given lengths."""
+
+    def __init__(self, num_chars: int, emb: int, hidden: int,
+                 batches: Sequence[Sequence[int]], lengths: torch.Tensor) -> None:
+        torch.manual_seed(1)
+        self.embedding = nn.Embedding(num_chars, emb, padding_idx=0)
+        self.lstm = nn.LSTM(emb, hidden, batch_first=True, bidirectional=True)
+        self.inputs: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        for indices in batches:
+            lens = lengths[list(indices)].sort(descending=True).values
+            # (batch, max_len) random ids, padding 0
+            ids = torch.randint(1, num_chars, (len(lens), int(lens[0])))
+            ids[torch.arange(ids.shape[1]).unsqueeze(0) >= lens.unsqueeze(1)] = 0
+            self.inputs[tuple(indices)] = (ids, lens)
+
+    def __call__(self, indices: Sequence[int]) -> int:
+        ids, lens = self.inputs[tuple(indices)]
+        packed = pack_padded_sequence(self.embedding(ids), lens, batch_first=True)
+        out, _ = self.lstm(packed)
+        out.data.sum().backward()
+        for p in (*self.embedding.parameters(), *self.lstm.parameters()):
+            p.grad = None
+        return int(lens.sum())
+
+
+class BarePaddedStep(BareStep):
+    """Like :class:`BareStep` without packing: one unidirectional ``nn.LSTM`` per direction on
+    the padded batch, the backward one reading each row reversed within its length.
+
+    Same outputs on real positions as the packed BiLSTM (padding only ever follows real
+    positions in both directions), but it runs torch's fused CPU kernel instead of the packed
+    per-time-step path. A measure of what packing costs, not something the library does.
+    """
+
+    def __init__(self, num_chars: int, emb: int, hidden: int,
+                 batches: Sequence[Sequence[int]], lengths: torch.Tensor) -> None:
+        super().__init__(num_chars, emb, hidden, batches, lengths)
+        self.forward_lstm = nn.LSTM(emb, hidden, batch_first=True)
+        self.backward_lstm = nn.LSTM(emb, hidden, batch_first=True)
+        self.reverse: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        for key, (ids, lens) in self.inputs.items():
+            steps = torch.arange(ids.shape[1]).unsqueeze(0)
+            real = steps < lens.unsqueeze(1)
+            # (batch, seq_len): row b reads position lens[b]-1-i at i < lens[b], else i
+            self.reverse[key] = (torch.where(real, lens.unsqueeze(1) - 1 - steps, steps), real)
+
+    def __call__(self, indices: Sequence[int]) -> int:
+        key = tuple(indices)
+        ids, lens = self.inputs[key]
+        rev, real = self.reverse[key]
+        # (batch, seq_len, emb)
+        x = self.embedding(ids)
+        ahead, _ = self.forward_lstm(x)
+        back, _ = self.backward_lstm(x.gather(1, rev.unsqueeze(2).expand_as(x)))
+        back = back.gather(1, rev.unsqueeze(2).expand_as(back))
+        # (batch, seq_len, 2 * hidden)
+        out = torch.cat([ahead, back], dim=2)
+        out[real].sum().backward()
+        for module in (self.embedding, self.forward_lstm, self.backward_lstm):
+            for p in module.parameters():
+                p.grad = None
+        return int(lens.sum())
+
+
+def pick_batches(lengths: torch.Tensor, batch_size: int, chars: int) -> list[list[int]]:
+    """Batches of the first epoch's bucketed order, evenly spaced over the epoch, ~``chars``."""
+    order = bucketed_batches(lengths, batch_size, torch.Generator().manual_seed(1_000_003))
+    per_batch = float(lengths.float().mean()) * batch_size
+    n = max(1, min(len(order), round(chars / per_batch)))
+    stride = len(order) / n
+    return [order[int(i * stride)] for i in range(n)]
+
+
+def bench_training(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    """Our step vs the bare LSTM at both sizes, both heads and both batch sizes (1 thread);
+    1 vs 2 threads for NCRF++ size CRF batch 10 and default size softmax batch 32."""
+    path = corpora / "resume_ner" / "train.char.bmes"
+    base = ner_config(50, 100, "crf", 10)
+    sents = read_corpus(path, "conll", "ner", "bmes", repair=True)
+    vocab, tags = build_vocabularies(sents, base)
+    tag_index = {t: i for i, t in enumerate(tags)}
+    encoded = EncodedCorpus([s.chars for s in sents], vocab, tag_index,
+                            [s.tags or [] for s in sents], normalize=True)
+    rows: dict[tuple[str, int], dict[str, Measure]] = {}
+    steps: dict[tuple[str, str, int], OurStep] = {}
+    for size, (emb, hidden) in SIZES.items():
+        for bs in BATCH_SIZES:
+            batches = pick_batches(encoded.lengths, bs, plan.train_chars)
+            # the shortest batches of the epoch: warm-up at 2 threads can be very slow
+            warm = sorted(pick_batches(encoded.lengths, bs, 10**9),
+                          key=lambda b: int(encoded.lengths[b].sum()))[:plan.warmup_batches]
+            runners: dict[str, Callable[[Sequence[int]], int]] = {}
+            for head in ("crf", "softmax"):
+                step = OurStep(ner_config(emb, hidden, head, bs), encoded, len(vocab), tags)
+                steps[(size, head, bs)] = step
+                runners[head] = step
+            runners["bare"] = BareStep(len(vocab), emb, hidden, batches + warm, encoded.lengths)
+            runners["padded"] = BarePaddedStep(len(vocab), emb, hidden, batches + warm,
+                                               encoded.lengths)
+            threaded = ("crf" if size.startswith("NCRF") and bs == 10
+                        else "softmax" if bs == 32 and size.startswith("default") else None)
+            variants = {f"{name}@{t}": (_loop(fn, batches, plan.cap_s), t)
+                        for name, fn in runners.items() for t in THREADS
+                        if t == 1 or name in (threaded, "bare") and threaded}
+
+            def warmup(name: str, runners: dict = runners, warm: list = warm) -> None:
+                # One batch starts a 2-thread pool; more would only cost time on a busy machine.
+                for b in warm if name.endswith("@1") else warm[:1]:
+                    runners[name.split("@")[0]](b)
+
+            log(f"training: {size}, batch {bs}: {len(batches)} batches x {plan.reps} repeats")
+            rows[(size, bs)] = interleave(variants, plan.reps, warmup)
+    breakdown = {
+        (size, head, bs): step_breakdown(steps[(size, head, bs)],
+                                         pick_batches(encoded.lengths, bs, plan.train_chars))
+        for size, head, bs in (("NCRF++ (50/100)", "crf", 10),
+                               ("default (100/200)", "softmax", 32),
+                               ("default (100/200)", "crf", 32))
+    }
+    return {"rows": rows, "breakdown": breakdown, "sentences": len(sents),
+            "chars": int(encoded.lengths.sum()), "vocab": len(vocab), "tags": len(tags),
+            "batches": {bs: len(pick_batches(encoded.lengths, bs, plan.train_chars))
+                        for bs in BATCH_SIZES}}
+
+
+def _loop(fn: Callable[[Sequence[int]], int], batches: list[list[int]], cap_s: float
+          ) -> Callable[[], int]:
+    """Run ``fn`` over ``batches`` (stopping after ``cap_s`` seconds); characters processed."""
+    def run() -> int:
+        chars, t0 = 0, time.perf_counter()
+        for b in batches:
+            chars += fn(b)
+            if time.perf_counter() - t0 > cap_s:
+                break
+        return chars
+    return run
+
+
+def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
+    """CPU seconds per phase of the training step at 1 thread, summed over ``batches``.
+
+    The phases are the pieces of ``model.loss`` and of the loop in ``bmes_tagger.train``.
+    """
+    torch.set_num_threads(1)
+    model, optimizer, clip = step.model, step.optimizer, step.config.train.clip_norm
+    phases = dict.fromkeys(("batch building", "embedding + LSTM + linear (forward)",
+                            "loss head (forward)", "backward", "clip_grad_norm_",
+                            "optimizer step", "loss.item()"), 0.0)
+    names = list(phases)
+    for indices in batches:
+        marks = [time.process_time()]
+        batch = step.encoded.batch(indices)
+        marks.append(time.process_time())
+        scores = model.emissions(batch.chars, batch.lengths, batch.bigrams, batch.classes)
+        marks.append(time.process_time())
+        assert batch.tags is not None
+        if model.crf is not None:
+            loss = -model.crf(scores, batch.tags, batch.mask, reduction="token_mean")
+        else:
+            loss = F.cross_entropy(scores[batch.mask], batch.tags[batch.mask])
+        marks.append(time.process_time())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        marks.append(time.process_time())
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        marks.append(time.process_time())
+        optimizer.step()
+        marks.append(time.process_time())
+        loss.item()
+        marks.append(time.process_time())
+        for i, name in enumerate(names):
+            phases[name] += marks[i + 1] - marks[i]
+    return phases
+
+
+# --- prediction --------------------------------------------------------------------------------
+
+
+def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
+                  log: Callable[[str], None]) -> tuple[Path, str]:
+    """A CWS checkpoint: ``--model``, else ``runs/pku/best.pt``, else a quickly trained one."""
+    if args.model:
+        return Path(args.model), f"`{args.model}` (given with --model)"
+    default = REPO / "runs" / "pku" / "best.pt"
+    if default.exists() and not args.train_quick_model:
+        return default, "`runs/pku/best.pt` (trained with configs/pku.yaml)"
+    from bmes_tagger.train import train
+
+    tmp = Path(tempfile.mkdtemp(prefix="bmes_speed_"))
+    source = corpora / "peoples_daily_1998_pos" / "RMRB.seg.utf8"
+    with source.open(encoding="utf-8") as f:
+        head = [line for _, line in zip(range(plan.quick_train_lines), f)]
+    subset = tmp / "train.txt"
+    subset.write_text("".join(head), encoding="utf-8")
+    config = config_from_dict({
+        "data": {"task": "cws", "format": "segmented", "train": str(subset), "dev_fraction": 0.05,
+                 "train_words": str(corpora / "sighan2005_pku" / "pku_training_words.utf8")},
+        "train": {"epochs": 1, "threads": 1},
+    }, source="benchmarks/speed.py")
+    log(f"predict: no runs/pku/best.pt; training a quick CWS model on {len(head)} lines")
+    t0 = time.perf_counter()
+    train(config, tmp / "run", progress=False)
+    took = time.perf_counter() - t0
+    return tmp / "run" / "best.pt", (
+        f"a quick model trained here ({took:.0f} s, 1 epoch on the first {len(head)} lines of "
+        "People's Daily 1998-01)")
+
+
+def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """Tagger (fp32/int8, batch 64/256, 1/2 threads) vs jieba on the PKU test input."""
+    pku = corpora / "sighan2005_pku"
+    lines = _read_lines(pku / "pku_test.utf8", plan.predict_lines)
+    gold = [g.split() for g in _read_lines(pku / "pku_test_gold.utf8", plan.predict_lines)]
+    train_words = read_word_list(pku / "pku_training_words.utf8")
+    n_chars = sum(len("".join(line.split())) for line in lines)
+    model_path, model_desc = get_cws_model(args, corpora, plan, log)
+
+    torch.set_num_threads(1)
+    load_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        tagger = Tagger.load(model_path)
+        load_times.append(time.perf_counter() - t0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        qmodel = torch.ao.quantization.quantize_dynamic(tagger.model, {nn.LSTM, nn.Linear},
+                                                        dtype=torch.qint8)
+    qtagger = Tagger(qmodel, tagger.vocab, tagger.tags, tagger.config, tagger.train_words,
+                     bigram_vocab=tagger.bigram_vocab)
+    tokens = [list("".join(line.split())) for line in lines]
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    jieba.initialize()
+    jieba_load = time.perf_counter() - t0
+
+    outputs: dict[str, list[list[str]]] = {}
+
+    def seg(t: Tagger, bs: int, name: str) -> Callable[[], int]:
+        def run() -> int:
+            outputs[name] = t.segment(lines, batch_size=bs)
+            return n_chars
+        return run
+
+    def tag_only() -> int:
+        tagger.tag_tokens(tokens, batch_size=64)
+        return n_chars
+
+    def jieba_run() -> int:
+        outputs["jieba"] = [[w for w in jieba.lcut(line) if w.strip()] for line in lines]
+        return n_chars
+
+    variants: dict[str, tuple[Callable[[], int], int]] = {
+        "fp32 b64": (seg(tagger, 64, "fp32 b64"), 1),
+        "fp32 b256": (seg(tagger, 256, "fp32 b256"), 1),
+        "int8 b64": (seg(qtagger, 64, "int8 b64"), 1),
+        "int8 b256": (seg(qtagger, 256, "int8 b256"), 1),
+        "tag_tokens fp32 b64": (tag_only, 1),
+        "jieba": (jieba_run, 1),
+    }
+    warm = lines[:100]
+
+    def warmup(name: str) -> None:
+        if name == "jieba":
+            [jieba.lcut(line) for line in warm]
+        else:
+            (qtagger if "int8" in name else tagger).segment(warm, batch_size=64)
+
+    log(f"predict: {len(lines)} lines ({n_chars:,} chars) x {plan.predict_reps} repeats, "
+        f"{len(variants)} variants, 1 thread")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        measures = interleave(variants, plan.predict_reps, warmup)
+    f1 = {name: cws_scores(gold, words, train_words) for name, words in outputs.items()}
+
+    # Threads: blocks of 100 lines so a repeat can stop after cap_s; same blocks for both.
+    sub = lines[:plan.thread_lines]
+    blocks = [sub[i:i + 100] for i in range(0, len(sub), 100)]
+
+    def blockwise(t: Tagger) -> Callable[[], int]:
+        def run() -> int:
+            chars, t0 = 0, time.perf_counter()
+            for block in blocks:
+                t.segment(block, batch_size=64)
+                chars += sum(len("".join(line.split())) for line in block)
+                if time.perf_counter() - t0 > plan.cap_s:
+                    break
+            return chars
+        return run
+
+    thread_variants = {f"{kind}@{n}": (blockwise(t), n)
+                       for kind, t in (("fp32", tagger), ("int8", qtagger)) for n in THREADS}
+    def thread_warmup(name: str) -> None:
+        (qtagger if name.startswith("int8") else tagger).segment(lines[:10], batch_size=64)
+
+    log(f"predict: 1 vs 2 threads on {len(sub)} lines")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        threads = interleave(thread_variants, min(plan.reps, 3), thread_warmup)
+
+    log("predict: peak RSS, each in a fresh process")
+    rss = {kind: _rss_worker(kind, model_path, plan.predict_lines, corpora)
+           for kind in ("baseline", "fp32 b64", "fp32 b256", "int8 b64", "jieba")}
+    m = tagger.config.model
+    model_desc += (f": embedding {m.embedding_dim}, {m.num_layers} x "
+                   f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} "
+                   f"{m.hidden_size}, {m.head} head")
+    best = tagger.scores
+    if best.get("best_epoch"):
+        model_desc += (f", best dev F1 {best.get('best_f1', 0):.4f} at epoch "
+                       f"{best['best_epoch']}")
+    return {"lines": len(lines), "chars": n_chars, "model": model_desc,
+            "model_bytes": model_path.stat().st_size, "load": load_times,
+            "jieba_load": jieba_load, "measures": measures, "scores": f1, "rss": rss,
+            "threads": threads, "thread_chars": sum(len("".join(x.split())) for x in sub)}
+
+
+def _read_lines(path: Path, limit: int | None) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[:limit] if limit else lines
+
+
+def _rss_worker(kind: str, model: Path, limit: int | None, corpora: Path) -> float:
+    """Peak RSS (MiB) of a fresh process doing ``kind`` over the PKU test input."""
+    cmd = [sys.executable, __file__, "--rss-worker", kind, "--model", str(model),
+           "--corpora", str(corpora)]
+    if limit:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["maxrss_mib"]
+
+
+def rss_worker(args: argparse.Namespace) -> None:
+    """Child process: load and segment once, then report ``ru_maxrss``."""
+    torch.set_num_threads(1)
+    limit = QUICK.predict_lines if args.quick else None
+    lines = _read_lines(Path(args.corpora) / "sighan2005_pku" / "pku_test.utf8", limit)
+    kind = args.rss_worker
+    if kind == "jieba":
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        [jieba.lcut(line) for line in lines]
+    elif kind != "baseline":
+        tagger = Tagger.load(args.model)
+        if kind.startswith("int8"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tagger.model = torch.ao.quantization.quantize_dynamic(
+                    tagger.model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tagger.segment(lines, batch_size=int(kind.split("b")[-1]))
+    print(json.dumps({"maxrss_mib": round(peak_rss_mib(), 1)}))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB.
+
+    Linux keeps ``getrusage().ru_maxrss`` across ``execve``, so a child started from a large
+    parent would report the parent's peak; ``VmHWM`` in ``/proc/self/status`` is this process's
+    own high-water mark. ``ru_maxrss`` is the fallback elsewhere.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- machine and report ------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, torch version and the load other processes put on the machine."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable": len(os.sched_getaffinity(0)),
+            "code": _code_version(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "default_threads": torch.get_num_threads(), "load": os.getloadavg(),
+            "busy": _busy_processes()}
+
+
+def _code_version() -> str:
+    """Commit of the checkout and whether the package has uncommitted changes (read-only git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bmes_tagger"], cwd=REPO,
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = len(dirty.splitlines())
+    return f"commit {head}" + (f" with uncommitted changes to {changed} files in bmes_tagger/"
+                               if changed else "")
+
+
+def _busy_processes() -> list[str]:
+    """Other processes using >= 20% CPU right now (``ps``), as 'name (cpu%)'."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    busy = []
+    for line in out.splitlines()[1:]:
+        pid, pcpu, cmd = line.split(None, 2)
+        if int(pid) == os.getpid() or float(pcpu) < 20:
+            continue
+        words = cmd.split()
+        name = " ".join(w.rsplit("/", 1)[-1] for w in words[:4])
+        busy.append(f"`{name[:60]}` ({float(pcpu):.0f}%)")
+    return busy
+
+
+def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
+           plan: Plan, quick: bool, seconds: float, after: dict[str, Any]) -> str:
+    """The markdown section."""
+    out: list[str] = []
+    w = out.append
+    rows = train["rows"]
+    small = rows[("NCRF++ (50/100)", 10)]
+    ours_small, ours_small_cpu = small["crf@1"].rate, small["crf@1"].cpu_rate
+    load0, load1 = info["load"], after["load"]
+    busy = load0[0] > 0.5 * info["cores"] or load1[0] > 0.5 * info["cores"]
+    w("## Speed (`python benchmarks/speed.py" + (" --quick" if quick else "") + "`)")
+    w("")
+    w(f"Measured {info['date']} on {info['cpu']}, {info['cores']} cores "
+      f"({info['usable']} usable), torch {info['torch']} (default {info['default_threads']} "
+      f"threads), Python {info['python']}; code: {info['code']}; whole run "
+      f"{seconds / 60:.1f} min. Tables are at "
+      "1 thread (`torch.set_num_threads(1)`) unless they say otherwise.")
+    w("")
+    w(f"**Machine load:** 1-minute load average {load0[0]:.1f} at the start and "
+      f"{load1[0]:.1f} at the end, on {info['cores']} cores"
+      + (f"; other processes using CPU at the start: {', '.join(info['busy'][:6])}"
+         if info["busy"] else "; no other busy process at the start")
+      + ". `cpu/wall` is the CPU time this process got per second of wall time (1.0 = one "
+        "whole core). Besides chars/s of wall time, 1-thread rates are also given per second "
+        "of our own CPU time (`per CPU-s`): that is what the wall rate would be with the core "
+        "to ourselves, so it is much less disturbed by other processes; **ratios between "
+        "1-thread variants are computed from it**. Variants of a table were timed "
+        "interleaved, repeat after repeat."
+      + (" **The machine was busy while we measured: wall-clock rates are lower bounds.**"
+         if busy else ""))
+    w("")
+    w("### Headline")
+    w("")
+    w("| measure | value | goal |")
+    w("|---|---:|---:|")
+    w(f"| our training step / bare packed `nn.LSTM` fwd+bwd (NCRF++ size, CRF, batch 10) "
+      f"| {ours_small_cpu / small['bare@1'].cpu_rate:.0%} | >= 70% |")
+    w(f"| our training step / bare *padded* LSTM fwd+bwd (same; the faster bare baseline) "
+      f"| {ours_small_cpu / small['padded@1'].cpu_rate:.0%} | |")
+    w(f"| our training step / NCRF++ ({NCRFPP_CHARS_PER_S:,} chars/s; NCRF++ size, CRF, "
+      f"batch 10), wall clock (per CPU-s) | {ours_small / NCRFPP_CHARS_PER_S:.1f}x "
+      f"({ours_small_cpu / NCRFPP_CHARS_PER_S:.1f}x): {ours_small:,.0f} ({ours_small_cpu:,.0f}) "
+      "chars/s | >= 20x |")
+    w(f"| bare packed `nn.LSTM` fwd+bwd at that size and batch / NCRF++, per CPU-s | "
+      f"{small['bare@1'].cpu_rate / NCRFPP_CHARS_PER_S:.1f}x | |")
+    w(f"| bare *padded* LSTM (fused kernel, exact) / bare packed LSTM, same batches | "
+      f"{small['padded@1'].cpu_rate / small['bare@1'].cpu_rate:.1f}x | |")
+    pm = pred["measures"]
+    w(f"| predict (`Tagger.segment`, fp32, batch 64) / jieba `lcut` | "
+      f"{pm['fp32 b64'].cpu_rate / pm['jieba'].cpu_rate:.2f}x | |")
+    w("")
+    w(f"### Training throughput, chars/s (Resume NER train: {train['sentences']:,} sentences, "
+      f"{train['chars']:,} chars)")
+    w("")
+    w(f"Median of {plan.reps} repeats, each over the same ~{plan.train_chars:,} characters "
+      f"({train['batches'][10]} batches of 10 or {train['batches'][32]} of 32, taken evenly "
+      f"from the first epoch's length-bucketed order), after {plan.warmup_batches} warm-up "
+      "batches. **Ours** = the real step (`EncodedCorpus.batch`, `model.loss`, backward, "
+      "`clip_grad_norm_` 5.0, Adam step, `loss.item()`), model from `build_model`, in "
+      "training mode (dropout 0.2/0.3). **Bare** = `nn.Embedding` + packed bidirectional "
+      "`nn.LSTM` + `sum().backward()` on random ids with the same lengths, no optimizer. "
+      "**Padded** = the same without packing: one unidirectional `nn.LSTM` per direction on "
+      "the padded batch, the backward one reading each row reversed within its length "
+      "(same outputs on real positions as the packed BiLSTM, but torch's fused CPU kernel "
+      "instead of the packed per-time-step path).")
+    w("")
+    w("| size (emb/hidden) | head | batch | ours chars/s (min–max) | ours per CPU-s | "
+      "bare packed per CPU-s | ours/bare | bare padded per CPU-s | ours/padded | "
+      "cpu/wall |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (size, bs), m in rows.items():
+        for head in ("crf", "softmax"):
+            o, b, p = m[f"{head}@1"], m["bare@1"], m["padded@1"]
+            w(f"| {size} | {head} | {bs} | {o.rate:,.0f} ({o.spread}) | {o.cpu_rate:,.0f} | "
+              f"{b.cpu_rate:,.0f} | {o.cpu_rate / b.cpu_rate:.0%} | {p.cpu_rate:,.0f} | "
+              f"{o.cpu_rate / p.cpu_rate:.0%} | {o.cpu_ratio:.2f} |")
+    w("")
+    w("### 1 vs 2 threads")
+    w("")
+    w(f"Wall-clock chars/s. Training as above; predict = `Tagger.segment` (batch 64) on the "
+      f"first {plan.thread_lines} PKU test lines ({pred['thread_chars']:,} chars) in blocks "
+      f"of 100 lines, median of {min(plan.reps, 3)} repeats. A repeat stops after "
+      f"{plan.cap_s:g} s (rate = chars done / wall time).")
+    w("")
+    w("| what | 1 thread | 2 threads | 2 thr / 1 thr | cpu/wall at 2 threads |")
+    w("|---|---:|---:|---:|---:|")
+    pairs: list[tuple[str, Measure, Measure]] = []
+    for (size, bs), m in rows.items():
+        for name in ("crf", "softmax", "bare"):
+            if f"{name}@2" in m:
+                label = "bare packed LSTM" if name == "bare" else f"ours, {name}"
+                pairs.append((f"train: {label}, {size}, batch {bs}", m[f"{name}@1"],
+                              m[f"{name}@2"]))
+    for kind in ("fp32", "int8"):
+        pairs.append((f"predict: {kind}, batch 64", pred["threads"][f"{kind}@1"],
+                      pred["threads"][f"{kind}@2"]))
+    for label, one, two in pairs:
+        w(f"| {label} | {one.rate:,.0f} | {two.rate:,.0f} | {two.rate / one.rate:.2f} | "
+          f"{two.cpu_ratio:.2f} |")
+    w("")
+    w(f"### Where the training step's time goes (1 thread, the same ~{plan.train_chars:,} "
+      "chars; process CPU time around each phase)")
+    w("")
+    keys = list(train["breakdown"])
+    w("| phase | " + " | ".join(f"{s}, {h}, batch {b}" for s, h, b in keys) + " |")
+    w("|---|" + "---:|" * len(keys))
+    totals = {k: sum(v.values()) for k, v in train["breakdown"].items()}
+    for phase in next(iter(train["breakdown"].values())):
+        w(f"| {phase} | " + " | ".join(
+            f"{train['breakdown'][k][phase] / totals[k]:.0%}" for k in keys) + " |")
+    w("| **ms per batch** | " + " | ".join(
+        f"{1000 * totals[k] / train['batches'][k[2]]:.1f}" for k in keys) + " |")
+    w("")
+    sc, rss = pred["scores"], pred["rss"]
+    w(f"### Prediction (SIGHAN 2005 PKU test input: {pred['lines']:,} lines, "
+      f"{pred['chars']:,} chars; median of {plan.predict_reps} repeats, 1 thread)")
+    w("")
+    w(f"Model: {pred['model']}; {pred['model_bytes'] / 2**20:.1f} MiB on disk. "
+      f"`Tagger.load`: {statistics.median(pred['load']) * 1000:.0f} ms (median of 3; the "
+      f"first took {pred['load'][0] * 1000:.0f} ms). jieba 0.42 `initialize()` (dictionary "
+      f"from its cache file): {pred['jieba_load'] * 1000:.0f} ms. Peak RSS: high-water mark "
+      "(`VmHWM`) of a fresh process that imports, loads and segments the whole input once "
+      f"(importing torch + bmes_tagger alone: {rss['baseline']:,.0f} MiB). int8 = "
+      "`torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, "
+      "dtype=torch.qint8)`. F1 against `pku_test_gold.utf8` with "
+      "`bmes_tagger.metrics.cws_scores` (counted as the SIGHAN scorer does); OOV recall "
+      "against the official PKU training word list.")
+    w("")
+    w("| system | batch | chars/s | per CPU-s | cpu/wall | F1 | OOV recall | peak RSS MiB |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    fp32_f1 = sc["fp32 b64"].f1
+    for name, m in pm.items():
+        if name == "jieba":
+            system, bs = "jieba `lcut` (default: HMM on)", "-"
+        elif name.startswith("tag_tokens"):
+            system, bs = "`Tagger.tag_tokens` fp32 (tags only, no word assembly)", "64"
+        else:
+            kind, b = name.split()
+            system = ("`Tagger.segment` fp32" if kind == "fp32"
+                      else "`Tagger.segment` dynamic int8")
+            bs = b[1:]
+        s = sc.get(name)
+        f1 = "" if s is None else f"{s.f1:.4f}" + (
+            f" ({s.f1 - fp32_f1:+.4f})" if name.startswith("int8") else "")
+        oov = "" if s is None or s.oov_recall is None else f"{s.oov_recall:.4f}"
+        mem = f"{rss[name]:,.0f}" if name in rss else ""
+        w(f"| {system} | {bs} | {m.rate:,.0f} | {m.cpu_rate:,.0f} | {m.cpu_ratio:.2f} | {f1} | "
+          f"{oov} | {mem} |")
+    return "\n".join(out) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the text between the speed markers in ``path`` (create or append as needed)."""
+    block = f"{START}\n{section}{END}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + block + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the tables, update RESULTS.md (full mode)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", default=os.environ.get(
+        "BMES_CORPORA", str(REPO.parent / "shared" / "corpora")),
+        help="folder of the public corpora (default $BMES_CORPORA or ../shared/corpora)")
+    parser.add_argument("--quick", action="store_true", help="smoke run (~2 min), writes nothing")
+    parser.add_argument("--model", help="CWS checkpoint for the predict benchmark (default "
+                        "runs/pku/best.pt if present, else a quick model trained here)")
+    parser.add_argument("--train-quick-model", action="store_true",
+                        help="train the quick CWS model even if runs/pku/best.pt exists")
+    parser.add_argument("--output", help="results file to update (default benchmarks/"
+                        "RESULTS.md; --quick writes only when this is given)")
+    parser.add_argument("--rss-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_worker:
+        rss_worker(args)
+        return 0
+    corpora = Path(args.corpora)
+    if not (corpora / "resume_ner").is_dir():
+        parser.error(f"--corpora {corpora}: no resume_ner folder there")
+    try:
+        import jieba  # noqa: F401
+    except ImportError:
+        parser.error("the comparison needs jieba: pip install jieba (or pip install -e '.[bench]')")
+    plan = QUICK if args.quick else FULL
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    info = machine()
+    info["date"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    log(f"{info['cpu']}, {info['cores']} cores, load {info['load'][0]:.1f}, torch "
+        f"{info['torch']}")
+    train = bench_training(corpora, plan, log)
+    pred = bench_predict(args, corpora, plan, log)
+    after = {"load": os.getloadavg()}
+    torch.set_num_threads(info["default_threads"])
+    section = render(info, train, pred, plan, args.quick, time.perf_counter() - started, after)
+    print(section)
+    if args.output or not args.quick:
+        path = Path(args.output) if args.output else REPO / "benchmarks" / "RESULTS.md"
+        write_section(path, section)
+        log(f"wrote the speed section of {path}")
+    else:
+        log("quick run: benchmarks/RESULTS.md left unchanged (give --output FILE to write one)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
