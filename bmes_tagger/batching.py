@@ -68,7 +68,9 @@ class EncodedCorpus:
         assert all(n > 0 for n in lengths), "empty sentences must be filtered out before encoding"
         flat = [t for sent in chars for t in sent]
         if normalize:
-            flat = [normalize_width(t) for t in flat]
+            # one translate over the joined text instead of one call per character; tokens
+            # never contain a newline (they come from lines split on it)
+            flat = normalize_width("\n".join(flat)).split("\n")
         # (total_tokens,)
         self.ids = torch.tensor(vocab.encode(flat), dtype=torch.long)
         self.lengths = torch.tensor(lengths, dtype=torch.long)

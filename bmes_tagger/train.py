@@ -357,12 +357,14 @@ def build_vocabularies(sentences: Sequence[Sentence], config: Config) -> tuple[V
 def make_optimizer(model: BiLSTMTagger, config: Config) -> torch.optim.Optimizer:
     """The optimizer the config names."""
     t = config.train
+    # foreach: one multi-tensor update instead of a Python loop over parameters (faster on CPU)
+    params = [p for p in model.parameters() if p.requires_grad]
     if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
-                           weight_decay=t.weight_decay)
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                           foreach=True)
 
 
 def init_pretrained(
