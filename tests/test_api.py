@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DATA, tiny_config
 
 from bmes_tagger import Tagger
 from bmes_tagger.config import load_config
 from bmes_tagger.predict import UserDict
 from bmes_tagger.train import train
+from conftest import DATA, tiny_config
 
 TEXTS = [line for line in (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
          if line][:40]
@@ -132,3 +132,20 @@ def test_info_and_plot(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = runner.invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code == 1 and "no metrics.jsonl" in result.stderr
+
+
+def test_bf16_predict_agrees_with_float32(crf_tagger: Tagger, tmp_path: Path) -> None:
+    import torch
+
+    from bmes_tagger.checkpoint import save_checkpoint
+
+    model = tmp_path / "m.pt"
+    save_checkpoint({"config": crf_tagger.config.to_dict(), "chars": crf_tagger.vocab.tokens,
+                     "tags": crf_tagger.tags, "model": crf_tagger.model.state_dict()}, model)
+    fp32, bf16 = Tagger.load(model), Tagger.load(model, bf16=True)
+    a, b = fp32.tag(TEXTS), bf16.tag(TEXTS)
+    same = sum(x == y for sa, sb in zip(a, b) for x, y in zip(sa, sb))
+    total = sum(len(s) for s in a)
+    assert [len(s) for s in a] == [len(s) for s in b]
+    assert same / total > 0.97  # bf16 rounding may flip a rare near-tie
+    assert not torch.is_autocast_cpu_enabled()  # the context does not leak
