@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import DATA, tiny_config
 from typer.testing import CliRunner, Result
 
 from bmes_tagger.checkpoint import FORMAT_VERSION
 from bmes_tagger.cli import app
+from conftest import DATA, tiny_config
 
 runner = CliRunner()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import require_corpora
 
 from bmes_tagger.corpus import read_corpus, read_word_list
 from bmes_tagger.tags import tags_to_spans
+from conftest import require_corpora
 
 pytestmark = pytest.mark.slow
 

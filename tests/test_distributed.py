@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import tiny_config
-
 from bmes_tagger.config import load_config
 from bmes_tagger.predict import Tagger
 from bmes_tagger.train import DistContext, train
+from conftest import tiny_config
 
 SETS = ["--set", "train.epochs=4", "--set", "model.hidden_size=32", "--set", "train.lr=0.02"]
 

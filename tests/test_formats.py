@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import require_corpora
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -38,6 +37,7 @@ from bmes_tagger.formats import (
 from bmes_tagger.metrics import pos_scores
 from bmes_tagger.tags import spans_to_tags, tags_to_spans, tags_to_words, to_bmes
 from bmes_tagger.vocab import tag_inventory
+from conftest import require_corpora
 
 runner = CliRunner()
 FAST = settings(max_examples=60, deadline=None)

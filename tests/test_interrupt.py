@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import tiny_config
 
 EPOCHS = ["--set", "train.epochs=4", "--set", "model.hidden_size=32", "--quiet"]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from bmes_tagger.config import load_config
 from bmes_tagger.train import train
+from conftest import REPO
 
 # Floors well above what per-character majority tagging reaches on the same dev sets
 # (see data/README.md for those baselines), and well below what the demo runs reach.

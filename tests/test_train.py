@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import tiny_config
 
 from bmes_tagger.config import load_config
 from bmes_tagger.predict import Tagger
 from bmes_tagger.train import RunDirError, RunLock, train
+from conftest import tiny_config
 
 
 def metrics(run: Path) -> list[dict]:
