@@ -82,8 +82,9 @@ def train_cli(
     = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Train a tagger as CONFIG describes and write best.pt, last.pt, config.yaml,
-    metrics.jsonl and train.log into the run directory.
+    """Train a tagger as CONFIG describes.
+
+    Writes best.pt, last.pt, config.yaml, metrics.jsonl and train.log into the run directory.
 
     Example: tagger train configs/sample-cws.yaml --set train.epochs=5
     """
@@ -229,8 +230,10 @@ def evaluate_cli(
     threads: ThreadsOpt = 1,
     debug: DebugOpt = False,
 ) -> None:
-    """Score a model on a labelled file: span P/R/F1 (CWS: as the SIGHAN scorer, with OOV and
-    IV recall; NER: strict seqeval with a per-type table).
+    """Score a model on a labelled file: span precision, recall and F1.
+
+    CWS is counted as the SIGHAN 2005 scorer does, with OOV and IV recall; NER uses strict
+    seqeval with a per-type table.
 
     Examples: tagger eval configs/sample-cws.yaml |
     tagger eval --model runs/x/best.pt --data test.txt --format segmented --json
@@ -296,8 +299,9 @@ def convert_cli(
     = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Convert a labelled corpus between formats; conversions that would lose annotation
-    (e.g. NER spans to segmented text) are refused.
+    """Convert a labelled corpus between formats.
+
+    Conversions that would lose annotation (e.g. NER spans to segmented text) are refused.
 
     Example: tagger convert train.json train.bmes --from jsonl --to conll --scheme bio
     """
@@ -333,8 +337,9 @@ def plot_cli(
                                                 "RUN_DIR/training.png).")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Plot training loss and dev F1 per evaluation to a PNG (needs matplotlib: the plot
-    extra).
+    """Plot training loss and dev F1 per evaluation to a PNG.
+
+    Needs matplotlib (pip install 'bmes_tagger[plot]').
 
     Example: tagger plot runs/sample-cws
     """
