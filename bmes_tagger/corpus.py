@@ -153,13 +153,6 @@ def read_word_list(path: str | Path) -> set[str]:
     return words
 
 
-def write_segmented(sentences: Sequence[Sequence[str]], path: str | Path) -> None:
-    """Write word lists in SIGHAN format (two spaces between words)."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        for words in sentences:
-            f.write("  ".join(words) + "\n")
-
-
 # --- internals ---------------------------------------------------------------------------------
 
 _SCHEME_PREFIXES = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .batching import bucketed_batches, encode_for_model, iterate_chunks
+from .batching import Batch, bucketed_batches, encode_for_model, iterate_chunks
 from .checkpoint import load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError
@@ -197,8 +197,7 @@ class Tagger:
                 if not tokens:
                     out.append([([], 1.0)])
                     continue
-                batch = encode_for_model([tokens], self.config, self.vocab,
-                                         self.bigram_vocab).batch([0])
+                batch = self._one(tokens)
                 scores = self.model.decoding_scores(batch.chars, batch.lengths, batch.bigrams,
                                                     batch.classes)
                 log_z = float(crf.log_partition(scores, batch.mask)[0])
@@ -220,8 +219,7 @@ class Tagger:
                 if not tokens:
                     out.append([])
                     continue
-                batch = encode_for_model([tokens], self.config, self.vocab,
-                                         self.bigram_vocab).batch([0])
+                batch = self._one(tokens)
                 emissions = self.model.emissions(batch.chars, batch.lengths, batch.bigrams,
                                                  batch.classes)
                 if self.model.crf is not None:
@@ -231,6 +229,10 @@ class Tagger:
                 out.append([(c, t, float(probs[j, index[t]]))
                             for j, (c, t) in enumerate(pairs)])
         return out
+
+    def _one(self, tokens: Sequence[str]) -> Batch:
+        """A batch of one whole (not chunked) sentence."""
+        return encode_for_model([tokens], self.config, self.vocab, self.bigram_vocab).batch([0])
 
     def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
         """(character, tag) pairs for each text; whitespace characters are skipped."""
@@ -252,36 +254,20 @@ class Tagger:
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
         """``(word, label)`` pairs of each text: the POS for a joint segmentation + POS model,
         ``""`` for CWS. Whitespace in the input is a word boundary and is dropped."""
-        out = []
         prepared = [_non_space(t) for t in texts]
         forced = None
         if user_dict is not None:
             forced = [user_dict.matches(tok) for tok, _ in prepared]
         all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
-        for (tokens, positions), tags in zip(prepared, all_tags):
-            words = []
-            for label, a, b in _spans_any(tags):
-                start = a
-                for j in range(a + 1, b):
-                    if positions[j] != positions[j - 1] + 1:
-                        words.append(("".join(tokens[start:j]), label))
-                        start = j
-                words.append(("".join(tokens[start:b]), label))
-            out.append(words)
-        return out
+        return [_words(tokens, positions, tags)
+                for (tokens, positions), tags in zip(prepared, all_tags)]
 
     def entities(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities of each text with character offsets into the original text."""
-        out = []
         prepared = [_non_space(t) for t in texts]
         all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size)
-        for text, (_, positions), tags in zip(texts, prepared, all_tags):
-            ents = []
-            for label, a, b in tags_to_spans(tags):
-                start, end = positions[a], positions[b - 1] + 1
-                ents.append(Entity(label, start, end, text[start:end]))
-            out.append(ents)
-        return out
+        return [_entities(text, positions, tags)
+                for text, (_, positions), tags in zip(texts, prepared, all_tags)]
 
 
 class UserDict:
@@ -438,15 +424,35 @@ def _analysis(tagger: Tagger, text: str, tags: list[str]) -> dict[str, Any]:
     """One n-best entry: words (CWS), word/POS pairs (POS) or entities (NER) of ``tags``."""
     tokens, positions = _non_space(text)
     if tagger.task == "ner":
-        ents = []
-        for label, a, b in tags_to_spans(tags):
-            start, end = positions[a], positions[b - 1] + 1
-            ents.append(asdict(Entity(label, start, end, text[start:end])))
-        return {"entities": ents}
-    words = [("".join(tokens[a:b]), label) for label, a, b in _spans_any(tags)]
+        return {"entities": [asdict(e) for e in _entities(text, positions, tags)]}
+    words = _words(tokens, positions, tags)
     if tagger.task == "cws":
         return {"words": [w for w, _ in words]}
     return {"words": [f"{w}/{label}" for w, label in words]}
+
+
+def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
+           ) -> list[tuple[str, str]]:
+    """(word, label) pairs of tagged tokens; a gap in ``positions`` (whitespace in the input)
+    is also a word boundary."""
+    words = []
+    for label, a, b in _spans_any(tags):
+        start = a
+        for j in range(a + 1, b):
+            if positions[j] != positions[j - 1] + 1:
+                words.append(("".join(tokens[start:j]), label))
+                start = j
+        words.append(("".join(tokens[start:b]), label))
+    return words
+
+
+def _entities(text: str, positions: Sequence[int], tags: Sequence[str]) -> list[Entity]:
+    """Entities of tagged tokens, with offsets mapped back into the original ``text``."""
+    out = []
+    for label, a, b in tags_to_spans(tags):
+        start, end = positions[a], positions[b - 1] + 1
+        out.append(Entity(label, start, end, text[start:end]))
+    return out
 
 
 def _non_space(text: str) -> tuple[list[str], list[int]]:

@@ -636,15 +636,6 @@ def _to_random_state(state: Sequence[Any]) -> tuple[Any, ...]:
     return (version, tuple(internal), gauss)
 
 
-def iter_metrics(run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """The evaluation records of a run (``metrics.jsonl``)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
 class DistContext:
     """Data-parallel training under ``torchrun`` (one process per core or GPU).
 

@@ -149,3 +149,17 @@ def test_bf16_predict_agrees_with_float32(crf_tagger: Tagger, tmp_path: Path) ->
     assert [len(s) for s in a] == [len(s) for s in b]
     assert same / total > 0.97  # bf16 rounding may flip a rare near-tie
     assert not torch.is_autocast_enabled("cpu")  # the context does not leak
+
+
+def test_nbest_output_treats_whitespace_as_a_word_boundary(crf_tagger: Tagger) -> None:
+    import json
+
+    from bmes_tagger.predict import predict_lines
+
+    text = TEXTS[0][:3] + " " + TEXTS[0][3:]
+    (record,) = (json.loads(x) for x in predict_lines(crf_tagger, [text], nbest=3))
+    parts = text.split()
+    for analysis in record["nbest"]:
+        assert "".join(analysis["words"]) == "".join(parts)
+        assert all(any(w in p for p in parts) for w in analysis["words"])
+    assert record["nbest"][0]["words"] == crf_tagger.segment([text])[0]
