@@ -125,7 +125,8 @@ def train_cli(
 def predict_cli(
     input: Annotated[str, typer.Argument(help="Text file, one input per line, or - for stdin.",
                                          show_default=False)],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt).")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt), or a "
+                                        "model from `tagger export` (.onnx, .ts).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead "
                                                 "of stdout.")] = None,
     format: Annotated[str | None, typer.Option(
@@ -315,18 +316,60 @@ def convert_cli(
 
 @app.command("info")
 def info_cli(
-    model: Annotated[Path, typer.Argument(help="Checkpoint file.", show_default=False)],
+    model: Annotated[Path, typer.Argument(help="Checkpoint file, or an exported .onnx/.ts.",
+                                          show_default=False)],
     debug: DebugOpt = False,
 ) -> None:
-    """Show a checkpoint's task, config, tag set, sizes, parameter count and best scores.
+    """Show a checkpoint's task, config, tag set, sizes, parameter count and best scores
+    (also for a model written by `tagger export`).
 
     Example: tagger info runs/sample-cws/best.pt
     """
     from .checkpoint import load_checkpoint
+    from .export import exported_kind, load_exported
     from .report import checkpoint_info
 
     with _user_errors(debug):
-        typer.echo(checkpoint_info(load_checkpoint(model), model))
+        payload = (load_exported(model)[0] if exported_kind(model) is not None
+                   else load_checkpoint(model))
+        typer.echo(checkpoint_info(payload, model))
+
+
+@app.command("export")
+def export_cli(
+    model: Annotated[Path, typer.Argument(help="Checkpoint file (best.pt).", show_default=False)],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="onnx (run by onnxruntime; needs pip install "
+        "'bmes_tagger[onnx]') or torchscript.")] = "onnx",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write (default: beside the checkpoint, e.g. "
+        "best.onnx, best.int8.onnx, best.ts).")] = None,
+    quantize: Annotated[bool, typer.Option(
+        "--quantize", help="Store LSTM and linear weights as int8 (dynamic quantisation).")]
+    = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output if it exists.")]
+    = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a checkpoint's network to ONNX or TorchScript for deployment.
+
+    The file carries the vocabularies, tags and config, so `tagger predict --model FILE` and
+    `Tagger.load(FILE)` use it like the checkpoint (decoding runs in Python, identically).
+
+    Example: tagger export runs/sample-cws/best.pt --format onnx --quantize
+    """
+    from .export import FORMATS, export_model
+
+    with _user_errors(debug):
+        if format not in FORMATS:
+            raise BmesTaggerError(f"--format: {format!r} is not an export format; choose "
+                                  f"{' or '.join(FORMATS)}")
+        try:
+            path = export_model(model, output, format, quantize=quantize, force=force)
+        except ValueError as exc:
+            raise BmesTaggerError(str(exc)) from None
+    typer.echo(f"{path} ({format}{', int8 weights' if quantize else ''}, "
+               f"{path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command("plot")

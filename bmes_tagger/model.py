@@ -16,7 +16,55 @@ from .vocab import PAD
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-class BiLSTMTagger(nn.Module):
+class Decoder:
+    """Decoding on top of an ``emissions`` method; shared by :class:`BiLSTMTagger` and the
+    exported (ONNX, TorchScript) networks of :mod:`bmes_tagger.export`, so all of them decode
+    alike. Subclasses provide ``emissions``, ``crf`` (a :class:`CRF` or None) and ``allowed``
+    (the BMES constraint tables or None). (No class-level annotations for those two:
+    TorchScript would try to compile them when scripting the network.)"""
+
+    def emissions(
+        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(batch, seq_len, num_tags) unnormalised tag scores."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def decode(
+        self, chars: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor,
+        bigrams: torch.Tensor | None = None, classes: torch.Tensor | None = None,
+        tag_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Best tag ids, (batch, seq_len); padding positions hold 0.
+
+        The CRF head runs Viterbi with its transitions; the softmax head runs Viterbi over
+        log-probabilities with only the BMES constraints (or a plain argmax when unconstrained).
+        ``tag_mask`` (batch, seq_len, num_tags) bool, if given, allows only the marked tags at
+        each position (a user dictionary forces words this way).
+        """
+        scores = self.decoding_scores(chars, lengths, bigrams, classes, tag_mask)
+        if self.crf is not None:
+            return self.crf.decode(scores, mask, allowed=self.allowed)
+        if self.allowed is None:
+            return scores.argmax(-1).masked_fill(~mask, 0)
+        return viterbi_decode(scores, mask, allowed=self.allowed)
+
+    def decoding_scores(
+        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None, tag_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(batch, seq_len, num_tags) scores that decoding maximises: emissions for the CRF
+        head, log-probabilities for the softmax head; disallowed tags are -inf."""
+        scores = self.emissions(chars, lengths, bigrams, classes)
+        if self.crf is None:
+            scores = F.log_softmax(scores, dim=-1)
+        if tag_mask is not None:
+            scores = scores.masked_fill(~tag_mask, float("-inf"))
+        return scores
+
+
+class BiLSTMTagger(Decoder, nn.Module):
     """Character tagger. The name says BiLSTM; ``config.cell`` also allows GRU and plain RNN.
 
     Args:
@@ -63,12 +111,7 @@ class BiLSTMTagger(nn.Module):
         # than stored in the state dict.
         self.allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if allowed is not None and config.constrained:
-            start, trans, end = allowed
-            self.allowed = (
-                torch.tensor(start, dtype=torch.bool),
-                torch.tensor(trans, dtype=torch.bool),
-                torch.tensor(end, dtype=torch.bool),
-            )
+            self.allowed = constraint_tables(allowed)
 
     def emissions(
         self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
@@ -118,38 +161,14 @@ class BiLSTMTagger(nn.Module):
         # (num_real_tokens, num_tags) vs (num_real_tokens,)
         return F.cross_entropy(scores[mask], tags[mask])
 
-    @torch.no_grad()
-    def decode(
-        self, chars: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor,
-        bigrams: torch.Tensor | None = None, classes: torch.Tensor | None = None,
-        tag_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Best tag ids, (batch, seq_len); padding positions hold 0.
 
-        The CRF head runs Viterbi with its transitions; the softmax head runs Viterbi over
-        log-probabilities with only the BMES constraints (or a plain argmax when unconstrained).
-        ``tag_mask`` (batch, seq_len, num_tags) bool, if given, allows only the marked tags at
-        each position (a user dictionary forces words this way).
-        """
-        scores = self.decoding_scores(chars, lengths, bigrams, classes, tag_mask)
-        if self.crf is not None:
-            return self.crf.decode(scores, mask, allowed=self.allowed)
-        if self.allowed is None:
-            return scores.argmax(-1).masked_fill(~mask, 0)
-        return viterbi_decode(scores, mask, allowed=self.allowed)
-
-    def decoding_scores(
-        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
-        classes: torch.Tensor | None = None, tag_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """(batch, seq_len, num_tags) scores that decoding maximises: emissions for the CRF
-        head, log-probabilities for the softmax head; disallowed tags are -inf."""
-        scores = self.emissions(chars, lengths, bigrams, classes)
-        if self.crf is None:
-            scores = F.log_softmax(scores, dim=-1)
-        if tag_mask is not None:
-            scores = scores.masked_fill(~tag_mask, float("-inf"))
-        return scores
+def constraint_tables(
+    allowed: tuple[Sequence[bool], Sequence[Sequence[bool]], Sequence[bool]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(start, transitions, end)`` legal-move tables as bool tensors, for decoding."""
+    start, trans, end = allowed
+    return (torch.tensor(start, dtype=torch.bool), torch.tensor(trans, dtype=torch.bool),
+            torch.tensor(end, dtype=torch.bool))
 
 
 class RecurrentEncoder(nn.Module):
@@ -187,11 +206,15 @@ class RecurrentEncoder(nn.Module):
         for k, directions in enumerate(self.layers):
             if k:
                 x = self.dropout(x)
-            outputs = [directions[0](x)[0]]
-            if len(directions) == 2:
-                backward_in = _take_rows(x, reverse)
-                outputs.append(_take_rows(directions[1](backward_in)[0], reverse))
-            x = (torch.cat(outputs, dim=2) if len(outputs) == 2 else outputs[0]) * keep
+            # a loop over the directions rather than indexing them: TorchScript compiles every
+            # branch, and a unidirectional layer has no directions[1]
+            outputs: list[torch.Tensor] = []
+            for d, rnn in enumerate(directions):
+                if d == 0:
+                    outputs.append(rnn(x)[0])
+                else:
+                    outputs.append(_take_rows(rnn(_take_rows(x, reverse))[0], reverse))
+            x = (torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]) * keep
         return x
 
 

@@ -16,7 +16,7 @@ from .batching import Batch, bucketed_batches, encode_for_model, iterate_chunks
 from .checkpoint import load_checkpoint
 from .config import Config, config_from_dict
 from .errors import CheckpointError
-from .model import BiLSTMTagger, migrate_state_dict
+from .model import BiLSTMTagger, Decoder, constraint_tables, migrate_state_dict
 from .tags import allowed_transitions, tags_to_spans
 from .vocab import Vocab
 
@@ -53,7 +53,7 @@ class Tagger:
     """
 
     def __init__(
-        self, model: BiLSTMTagger, vocab: Vocab, tags: Sequence[str], config: Config,
+        self, model: Decoder, vocab: Vocab, tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
         bigram_vocab: Vocab | None = None, bf16: bool = False,
     ) -> None:
@@ -75,14 +75,40 @@ class Tagger:
 
     @classmethod
     def load(cls, path: str | Path, bf16: bool = False) -> Tagger:
-        """Load a checkpoint written by ``tagger train`` (safe: no code is executed).
+        """Load a checkpoint written by ``tagger train`` (safe: no code is executed), or a
+        model exported by ``tagger export`` (ONNX, run by onnxruntime; or TorchScript).
 
         ``bf16`` runs the network under bfloat16 autocast when predicting (faster on CPUs with
-        bf16 instructions; decoding stays in float32).
+        bf16 instructions; decoding stays in float32). It has no effect on exported models.
         """
+        from .export import exported_kind
+
+        if exported_kind(path) is not None:
+            return cls.from_exported(path)
         tagger = cls.from_payload(load_checkpoint(path), source=str(path))
         tagger.bf16 = bf16
         return tagger
+
+    @classmethod
+    def from_exported(cls, path: str | Path) -> Tagger:
+        """A tagger whose network is an exported ONNX or TorchScript file; decoding, user
+        dictionaries, n-best and confidences work as with the checkpoint it came from."""
+        from .export import load_exported
+
+        meta, model = load_exported(path)
+        source = f"{path} (stored config)"
+        try:
+            config = config_from_dict(meta["config"], source=source)
+            tags = list(meta["tags"])
+            if config.model.constrained:
+                model.allowed = constraint_tables(allowed_transitions(tags))
+            vocab = Vocab(meta["chars"])
+            bigrams = Vocab(meta["bigrams"]) if meta.get("bigrams") else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: inconsistent exported model metadata: "
+                                  f"{str(exc).splitlines()[0][:200]}") from None
+        return cls(model, vocab, tags, config, frozenset(meta.get("train_words") or ()),
+                   meta.get("scores"), bigrams)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], source: str = "checkpoint") -> Tagger:

@@ -12,8 +12,9 @@ from .errors import BmesTaggerError
 def checkpoint_info(payload: dict[str, Any], path: str | Path) -> str:
     """Summary of a loaded checkpoint: format, task, model, tag set, sizes, best scores."""
     config = payload["config"]
-    state = payload["model"]
-    n_params = sum(int(t.numel()) for t in state.values())
+    # exported models (tagger export) carry the count instead of the weights
+    n_params = payload.get("parameters") or sum(int(t.numel())
+                                                for t in payload["model"].values())
     scores = payload.get("scores") or {}
     dev = scores.get("dev") or {}
     tags = payload["tags"]
@@ -21,6 +22,8 @@ def checkpoint_info(payload: dict[str, Any], path: str | Path) -> str:
         f"checkpoint   {path}",
         f"format       {payload.get('format')} v{payload.get('format_version')} (written by "
         f"bmes_tagger {payload.get('bmes_tagger_version', '?')})",
+        *([f"exported     {payload['exported_as']} from {payload.get('exported_from')}"]
+          if payload.get("exported_as") else []),
         f"task         {config['data']['task']}",
         "model        " + ", ".join(f"{k}={v}" for k, v in config["model"].items()
                                     if v is not None),

@@ -1,0 +1,180 @@
+"""`tagger export`: ONNX (onnxruntime) and TorchScript files predict like their checkpoint."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from bmes_tagger import Tagger
+from bmes_tagger.batching import encode_for_model
+from bmes_tagger.checkpoint import save_checkpoint
+from bmes_tagger.config import load_config
+from bmes_tagger.errors import CheckpointError
+from bmes_tagger.export import export_model, exported_kind
+from bmes_tagger.features import bigram_keys, first_bigram
+from bmes_tagger.predict import build_model
+from bmes_tagger.train import train
+from bmes_tagger.vocab import Vocab
+from conftest import DATA, tiny_config
+
+pytest.importorskip("onnxruntime", reason="ONNX export tests need the onnx extra")
+pytest.importorskip("onnx", reason="ONNX export tests need the onnx extra")
+
+TEXTS = [line for line in (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
+         if line][:60]
+FORMATS = ("onnx", "torchscript")
+
+
+def random_checkpoint(tmp: Path, overrides: list[str]) -> Path:
+    """An untrained (randomly initialised) CWS model of the given architecture, saved as a
+    checkpoint: every cell kind, depth and feature set can be checked in milliseconds."""
+    config = load_config(tiny_config(tmp), overrides)
+    chars = sorted({c for t in TEXTS for c in t if not c.isspace()})
+    keys = sorted({k for t in TEXTS for toks in [[c for c in t if not c.isspace()]] if toks
+                   for k in [first_bigram(toks), *bigram_keys(toks)]})
+    vocab, bigrams = Vocab(["<pad>", "<unk>", *chars]), Vocab(["<pad>", "<unk>", *keys])
+    tags = ["B", "M", "E", "S"]
+    torch.manual_seed(0)
+    model = build_model(config, len(vocab), tags, len(bigrams))
+    path = tmp / "random.pt"
+    save_checkpoint({"config": config.to_dict(), "chars": vocab.tokens, "tags": tags,
+                     "model": model.state_dict(), "bigrams": bigrams.tokens,
+                     "train_words": []}, path)
+    return path
+
+
+def random_batches(tagger: Tagger, count: int = 12) -> list:
+    """Padded batches of varied size and length (1 x 1 up to 6 x 40), real characters."""
+    rng = random.Random(0)
+    text = "".join(TEXTS).replace(" ", "")
+    out = []
+    for i in range(count):
+        size = 1 if i < 2 else rng.randint(2, 6)
+        lengths = [1] if i == 0 else [rng.randint(1, 40) for _ in range(size)]
+        pieces = []
+        for n in lengths:
+            start = rng.randrange(len(text) - n)
+            pieces.append(list(text[start:start + n]))
+        encoded = encode_for_model(pieces, tagger.config, tagger.vocab, tagger.bigram_vocab)
+        out.append(encoded.batch(list(range(len(pieces)))))
+    return out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["model.cell=gru", "model.num_layers=2", "model.dropout=0.3"],
+    ["model.cell=rnn", "model.bidirectional=false"],
+    ["model.bigram_dim=8", "model.bigram_context=both", "model.class_dim=4",
+     "model.locked_dropout=true", "model.embedding_dropout=0.5"],
+    ["model.bigram_dim=8", "model.bigram_context=next", "model.head=crf"],
+], ids=["lstm", "gru-2layers", "rnn-unidirectional", "bigrams-classes", "next-bigrams-crf"])
+def test_exported_emissions_equal_eager_at_any_shape(tmp_path: Path, fmt: str,
+                                                     overrides: list[str]) -> None:
+    checkpoint = random_checkpoint(tmp_path, overrides)
+    eager = Tagger.load(checkpoint)
+    exported = Tagger.load(export_model(checkpoint, tmp_path / f"m.{fmt}", fmt))
+    assert exported.model.kind == fmt
+    with torch.inference_mode():
+        for batch in random_batches(eager):
+            args = (batch.chars, batch.lengths, batch.bigrams, batch.classes)
+            want = eager.model.emissions(*args)
+            got = exported.model.emissions(*args)
+            assert got.shape == want.shape
+            # real positions only: padding rows are never read by decoding
+            assert torch.allclose(got[batch.mask], want[batch.mask], atol=1e-4), (
+                f"{fmt} differs at shape {tuple(batch.chars.shape)}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = {}
+    for task, head in (("cws", "crf"), ("ner", "softmax")):
+        tmp = tmp_path_factory.mktemp(f"export-{task}")
+        train(load_config(tiny_config(tmp, task=task, head=head)), tmp / "run", progress=False)
+        out[task] = tmp / "run" / "best.pt"
+    return out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exported_model_predicts_like_its_checkpoint(trained: dict[str, Path], tmp_path: Path,
+                                                     fmt: str) -> None:
+    eager = Tagger.load(trained["cws"])
+    exported = Tagger.load(export_model(trained["cws"], tmp_path / f"cws.{fmt}", fmt))
+    assert exported.task == "cws" and exported.tags == eager.tags
+    assert exported.segment(TEXTS) == eager.segment(TEXTS)
+    # CRF extras run on the exported network too
+    want, got = eager.nbest(TEXTS[:3], 3), exported.nbest(TEXTS[:3], 3)
+    assert [[p for p, _ in row] for row in got] == [[p for p, _ in row] for row in want]
+    assert all(abs(a[1] - b[1]) < 1e-3 for rg, rw in zip(got, want) for a, b in zip(rg, rw))
+    ner_eager = Tagger.load(trained["ner"])
+    ner = Tagger.load(export_model(trained["ner"], tmp_path / f"ner.{fmt}", fmt))
+    texts = [line.split()[0] for line in (DATA / "sample-ner" / "test.bmes")
+             .read_text("utf-8").splitlines() if line.strip()]
+    sentences = ["".join(texts[i:i + 30]) for i in range(0, len(texts), 30)]
+    assert ner.entities(sentences) == ner_eager.entities(sentences)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_int8_export_is_smaller_and_mostly_agrees(trained: dict[str, Path], tmp_path: Path,
+                                                  fmt: str) -> None:
+    full = export_model(trained["cws"], tmp_path / f"f.{fmt}", fmt)
+    small = export_model(trained["cws"], None, fmt, quantize=True, force=True)
+    assert small.name == f"best.int8.{'onnx' if fmt == 'onnx' else 'ts'}"
+    assert small.stat().st_size < full.stat().st_size
+    want = [t for row in Tagger.load(full).tag(TEXTS) for _, t in row]
+    got = [t for row in Tagger.load(small).tag(TEXTS) for _, t in row]
+    agree = sum(a == b for a, b in zip(got, want)) / len(want)
+    assert len(got) == len(want) and agree > 0.9, agree
+
+
+def test_cli_export_then_predict_matches_checkpoint(trained: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    runner = CliRunner()
+    raw = DATA / "sample-cws" / "raw.txt"
+    onnx_file = tmp_path / "m.onnx"
+    result = runner.invoke(app, ["export", str(trained["cws"]), "-o", str(onnx_file)])
+    assert result.exit_code == 0, result.stderr
+    assert exported_kind(onnx_file) == "onnx" and str(onnx_file) in result.stdout
+    # never overwritten without --force
+    again = runner.invoke(app, ["export", str(trained["cws"]), "-o", str(onnx_file)])
+    assert again.exit_code == 1 and "--force" in again.stderr
+    want = runner.invoke(app, ["predict", str(raw), "--model", str(trained["cws"])])
+    got = runner.invoke(app, ["predict", str(raw), "--model", str(onnx_file)])
+    assert got.exit_code == 0, got.stderr
+    assert got.stdout == want.stdout and got.stdout.count("\n") == len(
+        raw.read_text("utf-8").splitlines())
+    info = runner.invoke(app, ["info", str(onnx_file)])
+    assert info.exit_code == 0, info.stderr
+    assert "exported     onnx from" in info.stdout and "task         cws" in info.stdout
+    bad = runner.invoke(app, ["export", str(trained["cws"]), "--format", "tflite"])
+    assert bad.exit_code == 1 and "onnx or torchscript" in bad.stderr
+
+
+def test_bad_exported_files_give_one_line_errors(trained: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    import onnx
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all" * 10)
+    with pytest.raises(CheckpointError, match="not a readable ONNX model"):
+        Tagger.load(garbage)
+    # a valid ONNX graph that `tagger export` did not write
+    good = export_model(trained["cws"], tmp_path / "good.onnx", "onnx")
+    graph = onnx.load(str(good))
+    del graph.metadata_props[:]
+    stripped = tmp_path / "stripped.onnx"
+    onnx.save(graph, str(stripped))
+    with pytest.raises(CheckpointError, match="without bmes_tagger metadata"):
+        Tagger.load(stripped)
+    with pytest.raises(CheckpointError, match="not found"):
+        Tagger.load(tmp_path / "missing.onnx")
+    with pytest.raises(ValueError, match="overwrite its own checkpoint"):
+        export_model(trained["cws"], trained["cws"], "torchscript", force=True)
