@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -274,26 +275,36 @@ class Tagger:
         With a ``user_dict``, its words found in a text (longest match first, left to right)
         are kept whole; the rest of the segmentation is decoded around them.
         """
-        return [[w for w, _ in words] for words in self.pos_tag(texts, batch_size, user_dict)]
+        if self.task != "cws":
+            return [[w for w, _ in words]
+                    for words in self.pos_tag(texts, batch_size, user_dict)]
+        prepared, all_tags = self._tag_texts(texts, batch_size, user_dict)
+        return [_cws_words(tokens, positions, tags)
+                for (tokens, positions), tags in zip(prepared, all_tags)]
 
     def pos_tag(self, texts: Sequence[str], batch_size: int = 64,
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
         """``(word, label)`` pairs of each text: the POS for a joint segmentation + POS model,
         ``""`` for CWS. Whitespace in the input is a word boundary and is dropped."""
-        prepared = [_non_space(t) for t in texts]
-        forced = None
-        if user_dict is not None:
-            forced = [user_dict.matches(tok) for tok, _ in prepared]
-        all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
+        prepared, all_tags = self._tag_texts(texts, batch_size, user_dict)
         return [_words(tokens, positions, tags)
                 for (tokens, positions), tags in zip(prepared, all_tags)]
 
     def entities(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities of each text with character offsets into the original text."""
-        prepared = [_non_space(t) for t in texts]
-        all_tags = self.tag_tokens([tok for tok, _ in prepared], batch_size)
+        prepared, all_tags = self._tag_texts(texts, batch_size)
         return [_entities(text, positions, tags)
                 for text, (_, positions), tags in zip(texts, prepared, all_tags)]
+
+    def _tag_texts(self, texts: Sequence[str], batch_size: int,
+                   user_dict: UserDict | None = None,
+                   ) -> tuple[list[tuple[list[str], Sequence[int]]], list[list[str]]]:
+        """((non-space tokens, their offsets) per text, tags per text)."""
+        prepared = [_non_space(t) for t in texts]
+        forced = None
+        if user_dict is not None:
+            forced = [user_dict.matches(tok) for tok, _ in prepared]
+        return prepared, self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
 
 
 class UserDict:
@@ -472,6 +483,26 @@ def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
     return words
 
 
+def _cws_words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
+               ) -> list[str]:
+    """Words of B/M/E/S-tagged tokens: :func:`_words` for plain segmentation tags, in one pass
+    (a word starts at B or S, after E or S, or after whitespace in the input; the same lenient
+    reading of ill-formed tags as ``tags_to_spans``), since this loop runs once per character
+    of everything `segment` sees."""
+    words = []
+    start = 0
+    for i in range(1, len(tags)):
+        if tags[i] in _STARTS or tags[i - 1] in _ENDS or positions[i] != positions[i - 1] + 1:
+            words.append("".join(tokens[start:i]))
+            start = i
+    if tags:
+        words.append("".join(tokens[start:]))
+    return words
+
+
+_STARTS, _ENDS = frozenset(("B", "S")), frozenset(("E", "S"))
+
+
 def _entities(text: str, positions: Sequence[int], tags: Sequence[str]) -> list[Entity]:
     """Entities of tagged tokens, with offsets mapped back into the original ``text``."""
     out = []
@@ -481,9 +512,15 @@ def _entities(text: str, positions: Sequence[int], tags: Sequence[str]) -> list[
     return out
 
 
-def _non_space(text: str) -> tuple[list[str], list[int]]:
+def _non_space(text: str) -> tuple[list[str], Sequence[int]]:
+    """The non-whitespace characters of ``text`` and their offsets in it."""
+    if not _SPACE.search(text):  # the common case, without a per-character loop
+        return list(text), range(len(text))
     positions = [i for i, c in enumerate(text) if not c.isspace()]
     return [text[i] for i in positions], positions
+
+
+_SPACE = re.compile(r"\s")
 
 
 def _spans_any(tags: Sequence[str]) -> list[tuple[str, int, int]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bmes_tagger import Tagger
 from bmes_tagger.config import load_config
@@ -163,3 +165,18 @@ def test_nbest_output_treats_whitespace_as_a_word_boundary(crf_tagger: Tagger) -
         assert "".join(analysis["words"]) == "".join(parts)
         assert all(any(w in p for p in parts) for w in analysis["words"])
     assert record["nbest"][0]["words"] == crf_tagger.segment([text])[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("BMES"), st.booleans()), max_size=30))
+def test_fast_cws_words_equal_the_general_word_assembly(cells: list[tuple[str, bool]]) -> None:
+    # any tag sequence, legal or not, with whitespace gaps (positions that skip) anywhere
+    from bmes_tagger.predict import _cws_words, _words
+
+    tags = [t for t, _ in cells]
+    tokens = [chr(0x4E00 + i) for i in range(len(tags))]
+    positions, at = [], 0
+    for _, gap in cells:
+        at += 2 if gap else 1
+        positions.append(at)
+    assert _cws_words(tokens, positions, tags) == [w for w, _ in _words(tokens, positions, tags)]
