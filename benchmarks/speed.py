@@ -1,6 +1,7 @@
 """Speed benchmark: training and prediction throughput, measured side by side in one run.
 
-    python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--output FILE]
+    python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--small-model CKPT]
+                               [--output FILE]
 
 Prints markdown tables and (full mode only) replaces the section between ``<!-- speed:start -->``
 and ``<!-- speed:end -->`` in ``benchmarks/RESULTS.md`` (created if absent), so other benchmarks
@@ -19,9 +20,13 @@ What is measured (characters = real, non-padding characters):
    rows reversed within their lengths: exact on real positions).
 3. 1 vs 2 torch threads for two training configurations and for prediction.
 4. A per-phase breakdown of the training step (batch, forward, loss head, backward, clip, step).
-5. Prediction on the SIGHAN 2005 PKU test input with ``Tagger.segment`` / ``tag_tokens``
-   (fp32 and dynamic int8, batch 64 and 256), model load time and peak RSS (each in a fresh
-   process), against jieba on the same lines; F1 of both against the PKU gold.
+5. Our training step on the PKU proxy corpus with the models of configs/pku.yaml and
+   configs/pku_small.yaml (bigram and class features included).
+6. Prediction on the SIGHAN 2005 PKU test input with ``Tagger.segment`` for the default-size
+   and the small PKU model (trained by ``benchmarks/accuracy.py --only pku pku_small``), each
+   eager in torch and exported to ONNX (fp32 and int8 weights) run by onnxruntime; model load
+   time and peak RSS (each in a fresh process), against jieba on the same lines; F1 of all
+   against the PKU gold.
 
 Every variant of a group is timed in turn, repeat after repeat (interleaved), after a warm-up,
 so a load spike from other processes hits all variants alike; tables show the median of the
@@ -53,6 +58,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -60,12 +66,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
 
-from bmes_tagger.batching import EncodedCorpus, bucketed_batches  # noqa: E402
+from bmes_tagger.batching import (  # noqa: E402
+    EncodedCorpus,
+    bucketed_batches,
+    count_bigrams,
+    encode_for_model,
+)
 from bmes_tagger.config import Config, config_from_dict  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
 from bmes_tagger.metrics import cws_scores  # noqa: E402
 from bmes_tagger.predict import Tagger, build_model  # noqa: E402
 from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
+from bmes_tagger.vocab import Vocab  # noqa: E402
 
 START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
@@ -166,11 +178,11 @@ class OurStep:
     """Our training step, exactly as the loop in ``bmes_tagger.train._train`` runs it."""
 
     def __init__(self, config: Config, encoded: EncodedCorpus, num_chars: int,
-                 tags: Sequence[str]) -> None:
+                 tags: Sequence[str], num_bigrams: int = 0) -> None:
         torch.manual_seed(1)
         self.config = config
         self.encoded = encoded
-        self.model = build_model(config, num_chars, tags)
+        self.model = build_model(config, num_chars, tags, num_bigrams)
         self.model.train()
         self.optimizer = make_optimizer(self.model, config)
 
@@ -365,17 +377,71 @@ def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
     return phases
 
 
+PKU_CONFIGS = ("pku", "pku_small")
+
+
+def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    """Our training step with the model and batch size of configs/pku.yaml and
+    configs/pku_small.yaml (bigram and class features included) on the PKU proxy corpus."""
+    source = corpora / "peoples_daily_1998_pos" / "RMRB.seg.utf8"
+    with source.open(encoding="utf-8") as f:
+        head = [line for _, line in zip(range(plan.quick_train_lines), f)]
+    tmp = Path(tempfile.mkdtemp(prefix="bmes_speed_pku_"))
+    subset = tmp / "train.txt"
+    subset.write_text("".join(head), encoding="utf-8")
+    sents = [s for s in read_corpus(subset, "segmented", "cws") if s.chars]
+    steps: dict[str, OurStep] = {}
+    batches: dict[str, list[list[int]]] = {}
+    desc: dict[str, str] = {}
+    for name in PKU_CONFIGS:
+        spec = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text(encoding="utf-8"))
+        config = config_from_dict({
+            "data": {"task": "cws", "format": "segmented",
+                     "normalize_width": spec["data"].get("normalize_width", True)},
+            "model": spec.get("model", {}), "train": spec.get("train", {}),
+        }, source=f"configs/{name}.yaml")
+        vocab, tags = build_vocabularies(sents, config)
+        bigram_vocab = (Vocab.build(count_bigrams([s.chars for s in sents], True))
+                        if config.model.bigram_dim > 0 else None)
+        encoded = encode_for_model([s.chars for s in sents], config, vocab, bigram_vocab,
+                                   {t: i for i, t in enumerate(tags)},
+                                   [s.tags or [] for s in sents])
+        steps[name] = OurStep(config, encoded, len(vocab), tags,
+                              len(bigram_vocab) if bigram_vocab else 0)
+        batches[name] = pick_batches(encoded.lengths, config.train.batch_size, plan.train_chars)
+        m = config.model
+        desc[name] = (f"embedding {m.embedding_dim}, BiLSTM {m.hidden_size}, bigrams "
+                      f"{m.bigram_dim} ({m.bigram_context}), classes {m.class_dim}, "
+                      f"{m.head}, batch {config.train.batch_size}")
+    variants = {name: (_loop(step, batches[name], plan.cap_s), 1) for name, step in steps.items()}
+
+    def warmup(name: str) -> None:
+        for b in batches[name][:plan.warmup_batches]:
+            steps[name](b)
+
+    log(f"training: PKU proxy, {len(variants)} configs x {plan.reps} repeats")
+    measures = interleave(variants, plan.reps, warmup)
+    return {"measures": measures, "desc": desc, "sentences": len(sents),
+            "chars": sum(len(s.chars) for s in sents)}
+
+
 # --- prediction --------------------------------------------------------------------------------
+
+
+def _first_existing(*paths: Path) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
 
 
 def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
                   log: Callable[[str], None]) -> tuple[Path, str]:
-    """A CWS checkpoint: ``--model``, else ``runs/pku/best.pt``, else a quickly trained one."""
+    """The default-size CWS checkpoint: ``--model``, else the one ``benchmarks/accuracy.py
+    --only pku`` trained, else ``runs/pku/best.pt``, else a quickly trained one."""
     if args.model:
         return Path(args.model), f"`{args.model}` (given with --model)"
-    default = REPO / "runs" / "pku" / "best.pt"
-    if default.exists() and not args.train_quick_model:
-        return default, "`runs/pku/best.pt` (trained with configs/pku.yaml)"
+    found = _first_existing(REPO / "runs" / "accuracy" / "pku-seed1" / "best.pt",
+                            REPO / "runs" / "pku" / "best.pt")
+    if found is not None and not args.train_quick_model:
+        return found, f"`{found.relative_to(REPO)}` (configs/pku.yaml)"
     from bmes_tagger.train import train
 
     tmp = Path(tempfile.mkdtemp(prefix="bmes_speed_"))
@@ -389,7 +455,7 @@ def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
                  "train_words": str(corpora / "sighan2005_pku" / "pku_training_words.utf8")},
         "train": {"epochs": 1, "threads": 1},
     }, source="benchmarks/speed.py")
-    log(f"predict: no runs/pku/best.pt; training a quick CWS model on {len(head)} lines")
+    log(f"predict: no PKU model found; training a quick CWS model on {len(head)} lines")
     t0 = time.perf_counter()
     train(config, tmp / "run", progress=False)
     took = time.perf_counter() - t0
@@ -398,29 +464,70 @@ def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
         "People's Daily 1998-01)")
 
 
+def get_small_model(args: argparse.Namespace) -> tuple[Path, str] | None:
+    """The small CWS checkpoint (configs/pku_small.yaml), if there is one."""
+    if args.small_model:
+        return Path(args.small_model), f"`{args.small_model}` (given with --small-model)"
+    found = _first_existing(REPO / "runs" / "accuracy" / "pku_small-seed1" / "best.pt",
+                            REPO / "runs" / "pku_small" / "best.pt")
+    return (found, f"`{found.relative_to(REPO)}` (configs/pku_small.yaml)") if found else None
+
+
+def _describe(tagger: Tagger) -> str:
+    m = tagger.config.model
+    text = (f"embedding {m.embedding_dim}, {m.num_layers} x "
+            f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} {m.hidden_size}"
+            + (f", bigrams {m.bigram_dim}" if m.bigram_dim else "")
+            + (f", classes {m.class_dim}" if m.class_dim else "") + f", {m.head} head")
+    best = tagger.scores
+    if best.get("best_epoch"):
+        text += f", best dev F1 {best.get('best_f1', 0):.4f} at epoch {best['best_epoch']}"
+    return text
+
+
+BACKENDS = ("eager fp32", "onnx fp32", "onnx int8")
+
+
 def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
                   log: Callable[[str], None]) -> dict[str, Any]:
-    """Tagger (fp32/int8, batch 64/256, 1/2 threads) vs jieba on the PKU test input."""
+    """Each model (default size, small) on each backend (eager torch, onnxruntime fp32 and
+    int8) vs jieba on the PKU test input; 1 vs 2 threads for the eager default model."""
+    from bmes_tagger.export import export_model
+
     pku = corpora / "sighan2005_pku"
     lines = _read_lines(pku / "pku_test.utf8", plan.predict_lines)
     gold = [g.split() for g in _read_lines(pku / "pku_test_gold.utf8", plan.predict_lines)]
     train_words = read_word_list(pku / "pku_training_words.utf8")
     n_chars = sum(len("".join(line.split())) for line in lines)
-    model_path, model_desc = get_cws_model(args, corpora, plan, log)
+    models = {"default": get_cws_model(args, corpora, plan, log)}
+    small = get_small_model(args)
+    if small is not None:
+        models["small"] = small
+    else:
+        log("predict: no small model (train it with python benchmarks/accuracy.py --only "
+            "pku_small); skipping its rows")
 
-    torch.set_num_threads(1)
-    load_times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        tagger = Tagger.load(model_path)
-        load_times.append(time.perf_counter() - t0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-        qmodel = torch.ao.quantization.quantize_dynamic(tagger.model, {nn.LSTM, nn.Linear},
-                                                        dtype=torch.qint8)
-    qtagger = Tagger(qmodel, tagger.vocab, tagger.tags, tagger.config, tagger.train_words,
-                     bigram_vocab=tagger.bigram_vocab)
-    tokens = [list("".join(line.split())) for line in lines]
+    torch.set_num_threads(1)  # also the onnxruntime sessions' thread count (set at load)
+    tmp = Path(tempfile.mkdtemp(prefix="bmes_speed_onnx_"))
+    files: dict[str, Path] = {}
+    descriptions: dict[str, str] = {}
+    for label, (path, desc) in models.items():
+        files[f"{label} eager fp32"] = path
+        for quantize in (False, True):
+            log(f"predict: exporting the {label} model to ONNX"
+                + (" with int8 weights" if quantize else ""))
+            files[f"{label} onnx {'int8' if quantize else 'fp32'}"] = export_model(
+                path, tmp / f"{label}{'.int8' if quantize else ''}.onnx", "onnx",
+                quantize=quantize)
+        descriptions[label] = f"{desc}: {_describe(Tagger.load(path))}"
+    taggers: dict[str, Tagger] = {}
+    load_times: dict[str, list[float]] = {}
+    for name, path in files.items():
+        load_times[name] = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            taggers[name] = Tagger.load(path)
+            load_times[name].append(time.perf_counter() - t0)
 
     import jieba
 
@@ -431,35 +538,26 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
 
     outputs: dict[str, list[list[str]]] = {}
 
-    def seg(t: Tagger, bs: int, name: str) -> Callable[[], int]:
+    def seg(t: Tagger, name: str) -> Callable[[], int]:
         def run() -> int:
-            outputs[name] = t.segment(lines, batch_size=bs)
+            outputs[name] = t.segment(lines, batch_size=64)
             return n_chars
         return run
-
-    def tag_only() -> int:
-        tagger.tag_tokens(tokens, batch_size=64)
-        return n_chars
 
     def jieba_run() -> int:
         outputs["jieba"] = [[w for w in jieba.lcut(line) if w.strip()] for line in lines]
         return n_chars
 
     variants: dict[str, tuple[Callable[[], int], int]] = {
-        "fp32 b64": (seg(tagger, 64, "fp32 b64"), 1),
-        "fp32 b256": (seg(tagger, 256, "fp32 b256"), 1),
-        "int8 b64": (seg(qtagger, 64, "int8 b64"), 1),
-        "int8 b256": (seg(qtagger, 256, "int8 b256"), 1),
-        "tag_tokens fp32 b64": (tag_only, 1),
-        "jieba": (jieba_run, 1),
-    }
+        name: (seg(t, name), 1) for name, t in taggers.items()}
+    variants["jieba"] = (jieba_run, 1)
     warm = lines[:100]
 
     def warmup(name: str) -> None:
         if name == "jieba":
             [jieba.lcut(line) for line in warm]
         else:
-            (qtagger if "int8" in name else tagger).segment(warm, batch_size=64)
+            taggers[name].segment(warm, batch_size=64)
 
     log(f"predict: {len(lines)} lines ({n_chars:,} chars) x {plan.predict_reps} repeats, "
         f"{len(variants)} variants, 1 thread")
@@ -469,45 +567,37 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     f1 = {name: cws_scores(gold, words, train_words) for name, words in outputs.items()}
 
     # Threads: blocks of 100 lines so a repeat can stop after cap_s; same blocks for both.
+    # (Eager torch only: an onnxruntime session's thread count is fixed when it is created.)
     sub = lines[:plan.thread_lines]
     blocks = [sub[i:i + 100] for i in range(0, len(sub), 100)]
+    eager = taggers["default eager fp32"]
 
-    def blockwise(t: Tagger) -> Callable[[], int]:
-        def run() -> int:
-            chars, t0 = 0, time.perf_counter()
-            for block in blocks:
-                t.segment(block, batch_size=64)
-                chars += sum(len("".join(line.split())) for line in block)
-                if time.perf_counter() - t0 > plan.cap_s:
-                    break
-            return chars
-        return run
-
-    thread_variants = {f"{kind}@{n}": (blockwise(t), n)
-                       for kind, t in (("fp32", tagger), ("int8", qtagger)) for n in THREADS}
-    def thread_warmup(name: str) -> None:
-        (qtagger if name.startswith("int8") else tagger).segment(lines[:10], batch_size=64)
+    def blockwise() -> int:
+        chars, t0 = 0, time.perf_counter()
+        for block in blocks:
+            eager.segment(block, batch_size=64)
+            chars += sum(len("".join(line.split())) for line in block)
+            if time.perf_counter() - t0 > plan.cap_s:
+                break
+        return chars
 
     log(f"predict: 1 vs 2 threads on {len(sub)} lines")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        threads = interleave(thread_variants, min(plan.reps, 3), thread_warmup)
+        threads = interleave({f"fp32@{n}": (blockwise, n) for n in THREADS}, min(plan.reps, 3),
+                             lambda name: eager.segment(lines[:10], batch_size=64))
 
     log("predict: peak RSS, each in a fresh process")
-    rss = {kind: _rss_worker(kind, model_path, plan.predict_lines, corpora)
-           for kind in ("baseline", "fp32 b64", "fp32 b256", "int8 b64", "jieba")}
-    m = tagger.config.model
-    model_desc += (f": embedding {m.embedding_dim}, {m.num_layers} x "
-                   f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} "
-                   f"{m.hidden_size}, {m.head} head")
-    best = tagger.scores
-    if best.get("best_epoch"):
-        model_desc += (f", best dev F1 {best.get('best_f1', 0):.4f} at epoch "
-                       f"{best['best_epoch']}")
-    return {"lines": len(lines), "chars": n_chars, "model": model_desc,
-            "model_bytes": model_path.stat().st_size, "load": load_times,
-            "jieba_load": jieba_load, "measures": measures, "scores": f1, "rss": rss,
-            "threads": threads, "thread_chars": sum(len("".join(x.split())) for x in sub)}
+    rss = {"baseline": _rss_worker("baseline", None, plan.predict_lines, corpora),
+           "jieba": _rss_worker("jieba", None, plan.predict_lines, corpora)}
+    for name, path in files.items():
+        if name.endswith(("eager fp32", "onnx int8")):
+            rss[name] = _rss_worker("segment", path, plan.predict_lines, corpora)
+    return {"lines": len(lines), "chars": n_chars, "models": descriptions,
+            "bytes": {name: path.stat().st_size for name, path in files.items()},
+            "load": load_times, "jieba_load": jieba_load, "measures": measures, "scores": f1,
+            "rss": rss, "threads": threads,
+            "thread_chars": sum(len("".join(x.split())) for x in sub)}
 
 
 def _read_lines(path: Path, limit: int | None) -> list[str]:
@@ -515,10 +605,12 @@ def _read_lines(path: Path, limit: int | None) -> list[str]:
     return lines[:limit] if limit else lines
 
 
-def _rss_worker(kind: str, model: Path, limit: int | None, corpora: Path) -> float:
-    """Peak RSS (MiB) of a fresh process doing ``kind`` over the PKU test input."""
-    cmd = [sys.executable, __file__, "--rss-worker", kind, "--model", str(model),
-           "--corpora", str(corpora)]
+def _rss_worker(kind: str, model: Path | None, limit: int | None, corpora: Path) -> float:
+    """Peak RSS (MiB) of a fresh process doing ``kind`` (baseline, jieba or segment with
+    ``model``, a checkpoint or an exported file) over the PKU test input."""
+    cmd = [sys.executable, __file__, "--rss-worker", kind, "--corpora", str(corpora)]
+    if model is not None:
+        cmd += ["--model", str(model)]
     if limit:
         cmd.append("--quick")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -526,7 +618,7 @@ def _rss_worker(kind: str, model: Path, limit: int | None, corpora: Path) -> flo
 
 
 def rss_worker(args: argparse.Namespace) -> None:
-    """Child process: load and segment once, then report ``ru_maxrss``."""
+    """Child process: load and segment once, then report the peak RSS."""
     torch.set_num_threads(1)
     limit = QUICK.predict_lines if args.quick else None
     lines = _read_lines(Path(args.corpora) / "sighan2005_pku" / "pku_test.utf8", limit)
@@ -536,16 +628,10 @@ def rss_worker(args: argparse.Namespace) -> None:
 
         jieba.setLogLevel(logging.WARNING)
         [jieba.lcut(line) for line in lines]
-    elif kind != "baseline":
-        tagger = Tagger.load(args.model)
-        if kind.startswith("int8"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tagger.model = torch.ao.quantization.quantize_dynamic(
-                    tagger.model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+    elif kind == "segment":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tagger.segment(lines, batch_size=int(kind.split("b")[-1]))
+            Tagger.load(args.model).segment(lines, batch_size=64)
     print(json.dumps({"maxrss_mib": round(peak_rss_mib(), 1)}))
 
 
@@ -664,9 +750,14 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
       f"{small['bare@1'].cpu_rate / NCRFPP_CHARS_PER_S:.1f}x | |")
     w(f"| bare *padded* LSTM (fused kernel, exact) / bare packed LSTM, same batches | "
       f"{small['padded@1'].cpu_rate / small['bare@1'].cpu_rate:.1f}x | |")
-    pm = pred["measures"]
-    w(f"| predict (`Tagger.segment`, fp32, batch 64) / jieba `lcut` | "
-      f"{pm['fp32 b64'].cpu_rate / pm['jieba'].cpu_rate:.2f}x | |")
+    pm, sc = pred["measures"], pred["scores"]
+    for name in pm:
+        if name.endswith(("eager fp32", "onnx int8")):
+            w(f"| predict, {name} model (`Tagger.segment`, batch 64; F1 {sc[name].f1:.4f}) / "
+              f"jieba `lcut` (F1 {sc['jieba'].f1:.4f}), per CPU-s | "
+              f"{pm[name].cpu_rate / pm['jieba'].cpu_rate:.2f}x | >= 1x at F1 >= 0.95 |")
+    slowest = max(statistics.median(v) for v in pred["load"].values())
+    w(f"| slowest model load (`Tagger.load`, median of 3) | {slowest:.2f} s | <= 1 s |")
     w("")
     w(f"### Training throughput, chars/s (Resume NER train: {train['sentences']:,} sentences, "
       f"{train['chars']:,} chars)")
@@ -710,9 +801,8 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
                 label = "bare packed LSTM" if name == "bare" else f"ours, {name}"
                 pairs.append((f"train: {label}, {size}, batch {bs}", m[f"{name}@1"],
                               m[f"{name}@2"]))
-    for kind in ("fp32", "int8"):
-        pairs.append((f"predict: {kind}, batch 64", pred["threads"][f"{kind}@1"],
-                      pred["threads"][f"{kind}@2"]))
+    pairs.append(("predict: default model, eager fp32, batch 64", pred["threads"]["fp32@1"],
+                  pred["threads"]["fp32@2"]))
     for label, one, two in pairs:
         w(f"| {label} | {one.rate:,.0f} | {two.rate:,.0f} | {two.rate / one.rate:.2f} | "
           f"{two.cpu_ratio:.2f} |")
@@ -730,41 +820,57 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     w("| **ms per batch** | " + " | ".join(
         f"{1000 * totals[k] / train['batches'][k[2]]:.1f}" for k in keys) + " |")
     w("")
-    sc, rss = pred["scores"], pred["rss"]
+    pku = train["pku"]
+    w(f"### Training throughput on the PKU proxy (People's Daily 1998-01, first "
+      f"{pku['sentences']:,} sentences, {pku['chars']:,} chars; 1 thread)")
+    w("")
+    w("Our real training step (as above) with each config's model, features and batch size; "
+      f"median of {plan.reps} repeats over ~{plan.train_chars:,} characters.")
+    w("")
+    w("| config | model | chars/s (min–max) | per CPU-s | cpu/wall |")
+    w("|---|---|---:|---:|---:|")
+    for name, m in pku["measures"].items():
+        w(f"| `configs/{name}.yaml` | {pku['desc'][name]} | {m.rate:,.0f} ({m.spread}) | "
+          f"{m.cpu_rate:,.0f} | {m.cpu_ratio:.2f} |")
+    w("")
+    rss = pred["rss"]
     w(f"### Prediction (SIGHAN 2005 PKU test input: {pred['lines']:,} lines, "
       f"{pred['chars']:,} chars; median of {plan.predict_reps} repeats, 1 thread)")
     w("")
-    w(f"Model: {pred['model']}; {pred['model_bytes'] / 2**20:.1f} MiB on disk. "
-      f"`Tagger.load`: {statistics.median(pred['load']) * 1000:.0f} ms (median of 3; the "
-      f"first took {pred['load'][0] * 1000:.0f} ms). jieba 0.42 `initialize()` (dictionary "
-      f"from its cache file): {pred['jieba_load'] * 1000:.0f} ms. Peak RSS: high-water mark "
-      "(`VmHWM`) of a fresh process that imports, loads and segments the whole input once "
-      f"(importing torch + bmes_tagger alone: {rss['baseline']:,.0f} MiB). int8 = "
-      "`torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, "
-      "dtype=torch.qint8)`. F1 against `pku_test_gold.utf8` with "
-      "`bmes_tagger.metrics.cws_scores` (counted as the SIGHAN scorer does); OOV recall "
-      "against the official PKU training word list.")
+    for label, desc in pred["models"].items():
+        w(f"- **{label}** model: {desc}.")
     w("")
-    w("| system | batch | chars/s | per CPU-s | cpu/wall | F1 | OOV recall | peak RSS MiB |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
-    fp32_f1 = sc["fp32 b64"].f1
+    w("Backends: **eager fp32** = the checkpoint in torch; **onnx fp32** / **onnx int8** = "
+      "`tagger export --format onnx [--quantize]` run by onnxruntime (int8: dynamic "
+      "quantisation of the LSTM and linear weights); decoding is the same Python code for all. "
+      "`load` = `Tagger.load` of that file (median of 3). "
+      f"jieba 0.42 `initialize()` (dictionary from its cache file): "
+      f"{pred['jieba_load'] * 1000:.0f} ms. Peak RSS: high-water mark (`VmHWM`) of a fresh "
+      "process that imports, loads and segments the whole input once (importing torch + "
+      f"bmes_tagger alone: {rss['baseline']:,.0f} MiB). F1 against `pku_test_gold.utf8` with "
+      "`bmes_tagger.metrics.cws_scores` (counted as the SIGHAN scorer does); OOV recall "
+      "against the official PKU training word list. `vs jieba` compares per-CPU-s rates.")
+    w("")
+    w("| model | backend | chars/s | per CPU-s | vs jieba | cpu/wall | F1 | OOV recall | "
+      "load ms | file MiB | peak RSS MiB |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    jieba_rate = pm["jieba"].cpu_rate
     for name, m in pm.items():
         if name == "jieba":
-            system, bs = "jieba `lcut` (default: HMM on)", "-"
-        elif name.startswith("tag_tokens"):
-            system, bs = "`Tagger.tag_tokens` fp32 (tags only, no word assembly)", "64"
+            model, backend, load, size = "jieba `lcut` (HMM on)", "-", "", ""
         else:
-            kind, b = name.split()
-            system = ("`Tagger.segment` fp32" if kind == "fp32"
-                      else "`Tagger.segment` dynamic int8")
-            bs = b[1:]
-        s = sc.get(name)
-        f1 = "" if s is None else f"{s.f1:.4f}" + (
-            f" ({s.f1 - fp32_f1:+.4f})" if name.startswith("int8") else "")
-        oov = "" if s is None or s.oov_recall is None else f"{s.oov_recall:.4f}"
+            model, backend = name.split(" ", 1)
+            load = f"{statistics.median(pred['load'][name]) * 1000:,.0f}"
+            size = f"{pred['bytes'][name] / 2**20:.1f}"
+        s = sc[name]
+        ref = sc.get(f"{model} eager fp32")
+        f1 = f"{s.f1:.4f}" + (f" ({s.f1 - ref.f1:+.4f})" if ref is not None
+                              and "onnx" in backend else "")
+        oov = "" if s.oov_recall is None else f"{s.oov_recall:.4f}"
         mem = f"{rss[name]:,.0f}" if name in rss else ""
-        w(f"| {system} | {bs} | {m.rate:,.0f} | {m.cpu_rate:,.0f} | {m.cpu_ratio:.2f} | {f1} | "
-          f"{oov} | {mem} |")
+        w(f"| {model} | {backend} | {m.rate:,.0f} | {m.cpu_rate:,.0f} | "
+          f"{m.cpu_rate / jieba_rate:.2f}x | {m.cpu_ratio:.2f} | {f1} | {oov} | {load} | "
+          f"{size} | {mem} |")
     return "\n".join(out) + "\n"
 
 
@@ -790,6 +896,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run (~2 min), writes nothing")
     parser.add_argument("--model", help="CWS checkpoint for the predict benchmark (default "
                         "runs/pku/best.pt if present, else a quick model trained here)")
+    parser.add_argument("--small-model", help="small CWS checkpoint (default runs/accuracy/"
+                        "pku_small-seed1/best.pt or runs/pku_small/best.pt if present)")
     parser.add_argument("--train-quick-model", action="store_true",
                         help="train the quick CWS model even if runs/pku/best.pt exists")
     parser.add_argument("--output", help="results file to update (default benchmarks/"
@@ -817,6 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"{info['cpu']}, {info['cores']} cores, load {info['load'][0]:.1f}, torch "
         f"{info['torch']}")
     train = bench_training(corpora, plan, log)
+    train["pku"] = bench_training_pku(corpora, plan, log)
     pred = bench_predict(args, corpora, plan, log)
     after = {"load": os.getloadavg()}
     torch.set_num_threads(info["default_threads"])
