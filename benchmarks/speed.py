@@ -74,6 +74,7 @@ from bmes_tagger.batching import (  # noqa: E402
 )
 from bmes_tagger.config import Config, config_from_dict  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
+from bmes_tagger.crf import viterbi_decode  # noqa: E402
 from bmes_tagger.metrics import cws_scores  # noqa: E402
 from bmes_tagger.predict import Tagger, build_model  # noqa: E402
 from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
@@ -587,6 +588,10 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
         threads = interleave({f"fp32@{n}": (blockwise, n) for n in THREADS}, min(plan.reps, 3),
                              lambda name: eager.segment(lines[:10], batch_size=64))
 
+    log("predict: where the time goes")
+    breakdown = {name: predict_breakdown(taggers[name], lines) for name in taggers
+                 if name.endswith(("eager fp32", "onnx int8"))}
+
     log("predict: peak RSS, each in a fresh process")
     rss = {"baseline": _rss_worker("baseline", None, plan.predict_lines, corpora),
            "jieba": _rss_worker("jieba", None, plan.predict_lines, corpora)}
@@ -596,8 +601,73 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     return {"lines": len(lines), "chars": n_chars, "models": descriptions,
             "bytes": {name: path.stat().st_size for name, path in files.items()},
             "load": load_times, "jieba_load": jieba_load, "measures": measures, "scores": f1,
-            "rss": rss, "threads": threads,
+            "rss": rss, "threads": threads, "breakdown": breakdown,
             "thread_chars": sum(len("".join(x.split())) for x in sub)}
+
+
+def predict_breakdown(tagger: Tagger, lines: list[str], batch_size: int = 64
+                      ) -> dict[str, float]:
+    """CPU seconds per phase of ``Tagger.segment`` over ``lines`` at 1 thread.
+
+    The phases are the steps of ``Tagger.segment`` / ``Tagger._tag_tokens`` (no user
+    dictionary), run one after the other over the whole input (so the garbage collector runs as
+    it would without segment's pause; it is paused here too, to match).
+    """
+    import gc
+
+    from bmes_tagger.batching import iterate_chunks
+    from bmes_tagger.predict import _cws_words, _non_space
+
+    torch.set_num_threads(1)
+    phases = dict.fromkeys(("text -> characters, chunks", "encode (ids, bigrams, classes)",
+                            "batch building (padding)", "network (emissions)",
+                            "decoding (Viterbi) + tag strings", "tags -> words"), 0.0)
+    names = list(phases)
+    gc.disable()
+    try:
+        marks = [time.process_time()]
+        prepared = [_non_space(t) for t in lines]
+        pieces, owners = [], []
+        for i, (tokens, _) in enumerate(prepared):
+            for a, b in iterate_chunks(tokens, tagger.config.data.max_len):
+                if b > a:
+                    pieces.append(tokens[a:b])
+                    owners.append(i)
+        marks.append(time.process_time())
+        encoded = encode_for_model(pieces, tagger.config, tagger.vocab, tagger.bigram_vocab)
+        marks.append(time.process_time())
+        piece_tags: list[list[str]] = [[] for _ in pieces]
+        model = tagger.model
+        with torch.inference_mode():
+            for indices in bucketed_batches(encoded.lengths, batch_size):
+                t0 = time.process_time()
+                batch = encoded.batch(indices)
+                t1 = time.process_time()
+                scores = model.decoding_scores(batch.chars, batch.lengths, batch.bigrams,
+                                               batch.classes)
+                t2 = time.process_time()
+                if model.crf is not None:
+                    best = model.crf.decode(scores, batch.mask, allowed=model.allowed)
+                else:
+                    best = viterbi_decode(scores, batch.mask, allowed=model.allowed)
+                for row, idx, n in zip(best.tolist(), indices, batch.lengths.tolist()):
+                    piece_tags[idx] = [tagger.tags[t] for t in row[:n]]
+                t3 = time.process_time()
+                phases[names[2]] += t1 - t0
+                phases[names[3]] += t2 - t1
+                phases[names[4]] += t3 - t2
+        tags: list[list[str]] = [[] for _ in prepared]
+        for owner, piece in zip(owners, piece_tags):
+            tags[owner].extend(piece)
+        marks.append(time.process_time())
+        [_cws_words(tok, pos, tg) for (tok, pos), tg in zip(prepared, tags)]
+        marks.append(time.process_time())
+    finally:
+        gc.enable()
+    phases[names[0]] = marks[1] - marks[0]
+    phases[names[1]] = marks[2] - marks[1]
+    phases[names[5]] = marks[4] - marks[3]
+    return phases
 
 
 def _read_lines(path: Path, limit: int | None) -> list[str]:
@@ -871,6 +941,19 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
         w(f"| {model} | {backend} | {m.rate:,.0f} | {m.cpu_rate:,.0f} | "
           f"{m.cpu_rate / jieba_rate:.2f}x | {m.cpu_ratio:.2f} | {f1} | {oov} | {load} | "
           f"{size} | {mem} |")
+    w("")
+    w("### Where the predict time goes (1 thread, the whole input; process CPU time per phase "
+      "of `Tagger.segment`)")
+    w("")
+    bd = pred["breakdown"]
+    keys = list(bd)
+    w("| phase | " + " | ".join(keys) + " |")
+    w("|---|" + "---:|" * len(keys))
+    totals = {k: sum(v.values()) for k, v in bd.items()}
+    for phase in next(iter(bd.values())):
+        w(f"| {phase} | " + " | ".join(f"{bd[k][phase] / totals[k]:.0%}" for k in keys) + " |")
+    w("| **chars/s over these phases** | " + " | ".join(
+        f"{pred['chars'] / totals[k]:,.0f}" for k in keys) + " |")
     return "\n".join(out) + "\n"
 
 

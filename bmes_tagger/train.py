@@ -659,7 +659,8 @@ class DistContext:
 
         ctx = cls(int(os.environ.get("RANK", "0")), world)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            # gloo: training runs on the CPU (nccl would refuse CPU tensors on a GPU machine)
+            dist.init_process_group("gloo")
             ctx._owns_group = True
         return ctx
 
