@@ -131,6 +131,9 @@ def export_model(
         raise ValueError(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
     from .predict import Tagger
 
+    if exported_kind(checkpoint) is not None:
+        raise ValueError(f"{checkpoint}: already an exported model; export from the checkpoint "
+                         "(best.pt) it came from")
     tagger = Tagger.load(checkpoint)
     out = Path(output) if output is not None else default_output(checkpoint, fmt, quantize)
     if out.exists() and not force:

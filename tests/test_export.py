@@ -176,5 +176,7 @@ def test_bad_exported_files_give_one_line_errors(trained: dict[str, Path],
         Tagger.load(stripped)
     with pytest.raises(CheckpointError, match="not found"):
         Tagger.load(tmp_path / "missing.onnx")
+    with pytest.raises(ValueError, match="already an exported model"):
+        export_model(good, tmp_path / "again.onnx", "onnx")
     with pytest.raises(ValueError, match="overwrite its own checkpoint"):
         export_model(trained["cws"], trained["cws"], "torchscript", force=True)
