@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def test_cli_export_then_predict_matches_checkpoint(trained: dict[str, Path],
     assert got.exit_code == 0, got.stderr
     assert got.stdout == want.stdout and got.stdout.count("\n") == len(
         raw.read_text("utf-8").splitlines())
+    test = DATA / "sample-cws" / "test.txt"
+    scores = [runner.invoke(app, ["eval", "--model", str(m), "--data", str(test), "--format",
+                                  "segmented", "--json"]) for m in (trained["cws"], onnx_file)]
+    assert all(r.exit_code == 0 for r in scores), [r.stderr for r in scores]
+    assert json.loads(scores[0].stdout)["f1"] == json.loads(scores[1].stdout)["f1"]
     info = runner.invoke(app, ["info", str(onnx_file)])
     assert info.exit_code == 0, info.stderr
     assert "exported     onnx from" in info.stdout and "task         cws" in info.stdout
