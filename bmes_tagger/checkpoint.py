@@ -14,9 +14,7 @@ A checkpoint is a plain dict of tensors and Python builtins (loadable with
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .atomic import atomic_write
 from .errors import CheckpointError
 
 FORMAT = "bmes_tagger"
@@ -40,17 +39,8 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "bmes_tagger_version": __version__, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path, binary=True) as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -101,16 +91,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return payload
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself (POSIX); harmless to skip where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from .atomic import atomic_write
 from .errors import BmesTaggerError, ConfigError
 
 app = typer.Typer(
@@ -202,7 +201,7 @@ def predict_cli(
                 sys.stdout.write(record + ("" if record.endswith("\n") else "\n"))
             sys.stdout.flush()
         else:
-            with _atomic_text(output) as f:
+            with atomic_write(output) as f:
                 for record in records:
                     f.write(record + ("" if record.endswith("\n") else "\n"))
 
@@ -438,20 +437,6 @@ def _log_line(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _atomic_text(path: Path) -> Iterator[Any]:
-    """Write a text file via a temporary file + rename, so a failure leaves nothing behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main() -> None:

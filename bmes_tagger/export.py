@@ -25,7 +25,6 @@ import copy
 import io
 import json
 import logging
-import os
 import tempfile
 import warnings
 import zipfile
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_write
 from .checkpoint import FORMAT, FORMAT_VERSION
 from .crf import CRF
 from .errors import BmesTaggerError, CheckpointError
@@ -148,7 +148,8 @@ def export_model(
         data = _onnx_bytes(network, metadata, quantize)
     else:
         data = _torchscript_bytes(network, metadata, quantize)
-    _write_atomic(out, data)
+    with atomic_write(out, binary=True) as f:
+        f.write(data)
     return out
 
 
@@ -250,20 +251,6 @@ def _torchscript_bytes(network: EmissionNetwork, metadata: str, quantize: bool) 
         scripted = torch.jit.script(network)
         torch.jit.save(scripted, buffer, _extra_files={EXTRA_FILE: metadata})
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- loading -----------------------------------------------------------------------------------

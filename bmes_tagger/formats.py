@@ -30,12 +30,11 @@ JSON ``text`` or a CoNLL-U FORM is dropped and entity offsets are mapped past it
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from .atomic import atomic_write
 from .corpus import Sentence, iter_lines, read_corpus
 from .errors import BmesTaggerError, CorpusFormatError
 from .tags import spans_to_tags, split_tag, tags_to_spans, words_to_tags
@@ -685,16 +684,8 @@ def _check_tokens(sentences: Sequence[Sentence], fmt: str, single: bool = True) 
 
 
 def _atomic_write(path: str | Path, chunks: Iterator[str] | Iterable[str]) -> None:
-    """Write text via a temporary file in the same folder, renamed at the end."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text atomically (see :func:`bmes_tagger.atomic.atomic_write`)."""
+    with atomic_write(path) as f:
+        for chunk in chunks:
+            f.write(chunk)
 

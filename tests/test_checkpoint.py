@@ -118,3 +118,22 @@ def test_bad_files(tmp_path: Path, content: object, reason: str) -> None:
         Tagger.load(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
+def test_atomic_write_keeps_the_old_file_on_any_interruption(tmp_path: Path,
+                                                             error: type) -> None:
+    from bmes_tagger.atomic import atomic_write
+
+    path = tmp_path / "out.txt"
+    with atomic_write(path) as f:
+        f.write("old\r\n")
+    assert path.read_bytes() == b"old\r\n"  # text mode writes what it is given, UTF-8
+    with pytest.raises(error), atomic_write(path) as f:
+        f.write("half of the new")
+        raise error()
+    assert path.read_bytes() == b"old\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    with atomic_write(tmp_path / "new" / "dir" / "x.bin", binary=True) as f:
+        f.write(b"\x00\x01")
+    assert (tmp_path / "new" / "dir" / "x.bin").read_bytes() == b"\x00\x01"
