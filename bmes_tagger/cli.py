@@ -1,7 +1,7 @@
 """The ``tagger`` command line: thin typer wrappers over the library functions.
 
 Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line on stderr);
-2 wrong command-line usage (typer); 130 interrupted.
+2 wrong command-line usage (typer); 130 interrupted; 141 the output pipe was closed early.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,11 @@ def _user_errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         _fail(str(exc))
+    except BrokenPipeError:
+        # the reader went away (`tagger predict ... | head`): stop quietly, like Unix tools
+        # killed by SIGPIPE; stdout goes to devnull so the exit flush cannot complain again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except (OSError, UnicodeError) as exc:
         if debug:
             raise

@@ -170,3 +170,21 @@ def test_train_verbose_prints_config_and_scores(tmp_path: Path) -> None:
     assert code == 0, err
     assert "hidden_size: 16" in err
     assert '"oov_recall"' in out and "best dev F1" in out
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(cws_run: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    raw = tmp_path / "big.txt"
+    lines = (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
+    raw.write_text("\n".join(lines * 60) + "\n", encoding="utf-8")  # output >> a pipe buffer
+    proc = subprocess.Popen([sys.executable, "-m", "bmes_tagger", "predict", str(raw), "--model",
+                             str(cws_run / "run" / "best.pt")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # like `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
