@@ -259,16 +259,16 @@ def _torchscript_bytes(network: EmissionNetwork, metadata: str, quantize: bool) 
 def exported_kind(path: str | Path) -> str | None:
     """``"onnx"``, ``"torchscript"`` or None (a checkpoint, or not ours) for a file."""
     path = Path(path)
-    if path.suffix == ".onnx":
-        return "onnx"
+    # content first (a TorchScript file is a zip holding our extra file), whatever its name
     if path.is_file() and zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as z:
                 if any(n.endswith("/extra/" + EXTRA_FILE) for n in z.namelist()):
                     return "torchscript"
         except (zipfile.BadZipFile, OSError):
-            return None
-    return None
+            pass
+    # ONNX (protobuf) has no magic number: go by the name
+    return "onnx" if path.suffix == ".onnx" else None
 
 
 def load_exported(path: str | Path, threads: int | None = None

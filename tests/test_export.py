@@ -180,6 +180,8 @@ def test_bad_exported_files_give_one_line_errors(trained: dict[str, Path],
     onnx.save(graph, str(stripped))
     with pytest.raises(CheckpointError, match="without bmes_tagger metadata"):
         Tagger.load(stripped)
+    misnamed = export_model(trained["cws"], tmp_path / "torchscript.onnx", "torchscript")
+    assert exported_kind(misnamed) == "torchscript" and Tagger.load(misnamed).task == "cws"
     with pytest.raises(CheckpointError, match="not found"):
         Tagger.load(tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="already an exported model"):
