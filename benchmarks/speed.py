@@ -72,6 +72,7 @@ from bmes_tagger.batching import (  # noqa: E402
     count_bigrams,
     encode_for_model,
 )
+from bmes_tagger.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from bmes_tagger.config import Config, config_from_dict  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
 from bmes_tagger.crf import viterbi_decode  # noqa: E402
@@ -513,7 +514,10 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     files: dict[str, Path] = {}
     descriptions: dict[str, str] = {}
     for label, (path, desc) in models.items():
-        files[f"{label} eager fp32"] = path
+        # re-saved, so the load time is that of the current checkpoint format
+        current = tmp / f"{label}.pt"
+        save_checkpoint(load_checkpoint(path), current)
+        files[f"{label} eager fp32"] = current
         for quantize in (False, True):
             log(f"predict: exporting the {label} model to ONNX"
                 + (" with int8 weights" if quantize else ""))
@@ -913,7 +917,8 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     w("Backends: **eager fp32** = the checkpoint in torch; **onnx fp32** / **onnx int8** = "
       "`tagger export --format onnx [--quantize]` run by onnxruntime (int8: dynamic "
       "quantisation of the LSTM and linear weights); decoding is the same Python code for all. "
-      "`load` = `Tagger.load` of that file (median of 3). "
+      "`load` = `Tagger.load` of that file (median of 3; checkpoints re-saved in the current "
+      "format). "
       f"jieba 0.42 `initialize()` (dictionary from its cache file): "
       f"{pred['jieba_load'] * 1000:.0f} ms. Peak RSS: high-water mark (`VmHWM`) of a fresh "
       "process that imports, loads and segments the whole input once (importing torch + "

@@ -137,3 +137,21 @@ def test_atomic_write_keeps_the_old_file_on_any_interruption(tmp_path: Path,
     with atomic_write(tmp_path / "new" / "dir" / "x.bin", binary=True) as f:
         f.write(b"\x00\x01")
     assert (tmp_path / "new" / "dir" / "x.bin").read_bytes() == b"\x00\x01"
+
+
+def test_token_lists_are_stored_joined_and_version_1_lists_still_load(tmp_path: Path) -> None:
+    tagger = make_tagger()
+    payload = {**payload_of(tagger), "bigrams": []}
+    path = tmp_path / "v2.pt"
+    save_checkpoint(payload, path)
+    raw = torch.load(path, weights_only=True)
+    assert raw["chars"] == "\n".join(tagger.vocab.tokens) and raw["bigrams"] == ""
+    loaded = load_checkpoint(path)
+    assert loaded["chars"] == tagger.vocab.tokens and loaded["bigrams"] == []
+    assert loaded["train_words"] == sorted(tagger.train_words)
+    # a version 1 checkpoint (lists, as written before) reads the same
+    old = tmp_path / "v1.pt"
+    torch.save({"format": "bmes_tagger", "format_version": 1, **payload}, old)
+    assert Tagger.load(old).segment(TEXTS) == Tagger.load(path).segment(TEXTS)
+    with pytest.raises(ValueError, match="contains a newline"):
+        save_checkpoint({**payload, "chars": ["<pad>", "<unk>", "a\nb"]}, tmp_path / "bad.pt")

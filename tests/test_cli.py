@@ -39,7 +39,7 @@ def test_train_writes_the_run_directory(cws_run: Path) -> None:
     assert all(0.0 <= r["dev"]["f1"] <= 1.0 for r in records)
     assert not (run / ".lock").exists()
     payload = torch.load(run / "best.pt", weights_only=True)
-    assert payload["format_version"] == 1 and payload["tags"] == ["B", "M", "E", "S"]
+    assert payload["format_version"] == 2 and payload["tags"] == ["B", "M", "E", "S"]
 
 
 def test_predict_keeps_lines_and_characters(cws_run: Path, tmp_path: Path) -> None:
