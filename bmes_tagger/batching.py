@@ -15,8 +15,8 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .config import Config
 from .corpus import Sentence
-from .features import bigram_keys, char_class, first_bigram
-from .vocab import Vocab, normalize_width
+from .features import BOS, EOS, SEP, bigram_keys, char_class, first_bigram
+from .vocab import UNK, Vocab, normalize_width
 
 # Chunks of over-long lines preferably end after one of these, so a forced boundary is harmless.
 BREAK_AFTER = frozenset("。！？；，、：!?;,:…）)」』”")
@@ -81,7 +81,10 @@ class EncodedCorpus:
         self.bigram_ids: torch.Tensor | None = None
         self.class_ids: torch.Tensor | None = None
         if bigram_vocab is not None:
-            self.bigram_ids = _encode_bigrams(flat, lengths, bigram_vocab, bigram_context)
+            table = BigramTable.of(vocab, bigram_vocab)
+            self.bigram_ids = (table.encode(self.ids, self.lengths, bigram_context)
+                               if table is not None
+                               else _encode_bigrams(flat, lengths, bigram_vocab, bigram_context))
         if classes:
             self.class_ids = torch.tensor([char_class(t) for t in flat], dtype=torch.long)
         if tags is not None:
@@ -126,6 +129,73 @@ def encode_for_model(
         bigram_vocab=bigram_vocab if config.model.bigram_dim > 0 else None,
         bigram_context=config.model.bigram_context, classes=config.model.class_dim > 0,
     )
+
+
+class BigramTable:
+    """Bigram ids looked up from character ids, without building bigram strings.
+
+    A bigram ``(a, b)`` gets the code ``id(a) * width + id(b)``, with the sentence-boundary
+    markers as two extra ids; the bigram vocabulary becomes a sorted code table that
+    ``torch.searchsorted`` reads for a whole corpus at once (several times faster than one
+    string key and dict lookup per character). Exact only when every token of every bigram in
+    the vocabulary is in the character vocabulary (so an unknown character can never be part
+    of a known bigram): :meth:`of` returns None otherwise, and callers use the string keys.
+    """
+
+    def __init__(self, codes: torch.Tensor, ids: torch.Tensor, width: int) -> None:
+        self.codes = codes  # (num_known,) sorted
+        self.ids = ids      # (num_known,) bigram id of each code
+        self.width = width
+        self.bos, self.eos = width - 2, width - 1
+
+    @classmethod
+    def of(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
+        """The table for this pair of vocabularies (built once and kept on ``bigram_vocab``)."""
+        cache = bigram_vocab.__dict__.setdefault("_pair_tables", {})
+        key = id(vocab)
+        if key not in cache:
+            cache[key] = (vocab, cls._build(vocab, bigram_vocab))
+        return cache[key][1]
+
+    @classmethod
+    def _build(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
+        width = len(vocab) + 2
+        special = {BOS: width - 2, EOS: width - 1}
+        codes, ids = [], []
+        for i, key in enumerate(bigram_vocab.tokens[2:], start=2):
+            a, sep, b = key.partition(SEP)
+            ia, ib = special.get(a, vocab.index.get(a)), special.get(b, vocab.index.get(b))
+            if not sep or ia is None or ib is None or ia < 2 or ib < 2:
+                return None  # a bigram with a token the character ids cannot name
+            codes.append(ia * width + ib)
+            ids.append(i)
+        codes_t = torch.tensor(codes, dtype=torch.long)
+        order = torch.argsort(codes_t)
+        return cls(codes_t[order], torch.tensor(ids, dtype=torch.long)[order], width)
+
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """Bigram ids of ``codes`` (any shape); codes not in the table give ``<unk>``."""
+        if len(self.codes) == 0:
+            return torch.full_like(codes, UNK)
+        pos = torch.searchsorted(self.codes, codes).clamp_(max=len(self.codes) - 1)
+        return torch.where(self.codes[pos] == codes, self.ids[pos], UNK)
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor, context: str) -> torch.Tensor:
+        """(total_tokens, 1 or 2) next (and previous) bigram ids of a flat corpus, as
+        :func:`_encode_bigrams` computes them from strings.
+
+        ids: (total_tokens,) character ids; lengths: (num_sentences,).
+        """
+        starts = torch.cumsum(lengths, 0) - lengths
+        ends = starts + lengths - 1
+        following = torch.roll(ids, -1)
+        following[ends] = self.eos
+        next_ids = self.lookup(ids * self.width + following)
+        if context == "next":
+            return next_ids.unsqueeze(1)
+        prev_ids = torch.roll(next_ids, 1)
+        prev_ids[starts] = self.lookup(self.bos * self.width + ids[starts])
+        return torch.stack([next_ids, prev_ids], dim=1)
 
 
 def _encode_bigrams(

@@ -17,7 +17,7 @@ from .errors import BmesTaggerError
 from .vocab import Vocab
 
 BOS, EOS = "\x02", "\x03"  # sentence-boundary pseudo characters for edge bigrams
-_SEP = "\x1f"  # joins the two tokens of a bigram key (tokens may be longer than one character)
+SEP = "\x1f"  # joins the two tokens of a bigram key (tokens may be longer than one character)
 
 # Character classes: 0 is padding.
 OTHER, DIGIT, LATIN, PUNCT, CJK = 1, 2, 3, 4, 5
@@ -30,12 +30,12 @@ def bigram_keys(tokens: Sequence[str]) -> list[str]:
     The keys of (t[i-1], t[i]) are ``[bigram(BOS, t[0])] + bigram_keys(tokens)[:-1]``.
     """
     nxt = [*tokens[1:], EOS]
-    return [f"{a}{_SEP}{b}" for a, b in zip(tokens, nxt)]
+    return [f"{a}{SEP}{b}" for a, b in zip(tokens, nxt)]
 
 
 def first_bigram(tokens: Sequence[str]) -> str:
     """Key of (BOS, t[0])."""
-    return f"{BOS}{_SEP}{tokens[0]}"
+    return f"{BOS}{SEP}{tokens[0]}"
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called once per character of every input

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bmes_tagger.batching import EncodedCorpus, count_bigrams
 from bmes_tagger.config import ModelConfig
@@ -94,3 +96,37 @@ def test_model_with_bigrams_and_classes_is_padding_invariant_and_trains() -> Non
     assert together[1, :3].tolist() == alone[0].tolist()
     with pytest.raises(ValueError, match="pass bigrams"):
         model.emissions(chars, lengths)
+
+
+@settings(max_examples=150, deadline=None)
+@given(corpus=st.lists(st.lists(st.sampled_from("我们好北京ABC1，"), min_size=1, max_size=12),
+                       min_size=1, max_size=8),
+       train=st.lists(st.lists(st.sampled_from("我们好北京A1"), min_size=1, max_size=12),
+                      min_size=1, max_size=8),
+       min_char=st.integers(1, 3), min_bigram=st.integers(1, 2),
+       context=st.sampled_from(["next", "both"]))
+def test_bigram_ids_from_character_codes_equal_the_string_keys(
+        corpus: list[list[str]], train: list[list[str]], min_char: int, min_bigram: int,
+        context: str) -> None:
+    from collections import Counter
+
+    from bmes_tagger.batching import BigramTable, _encode_bigrams
+
+    # vocabularies from `train` (test text has unseen characters and bigrams); with
+    # min_char > 1 some bigram tokens are missing from the character vocabulary, where the
+    # fast table must refuse (None) rather than give different ids
+    vocab = Vocab.build(Counter(c for s in train for c in s), min_char)
+    bigrams = Vocab.build(count_bigrams(train, False), min_bigram)
+    encoded = EncodedCorpus(corpus, vocab, normalize=False, bigram_vocab=bigrams,
+                            bigram_context=context)
+    flat = [c for s in corpus for c in s]
+    want = _encode_bigrams(flat, [len(s) for s in corpus], bigrams, context)
+    assert torch.equal(encoded.bigram_ids, want)
+    table = BigramTable.of(vocab, bigrams)
+    covered = all(k.split("\x1f")[0] in vocab.index or k.startswith("\x02")
+                  for k in bigrams.tokens[2:])
+    if min_char == 1:
+        assert table is not None  # every training character is in the vocabulary
+    if table is not None:
+        assert covered
+        assert torch.equal(table.encode(encoded.ids, encoded.lengths, context), want)
