@@ -86,7 +86,7 @@ class EncodedCorpus:
                                if table is not None
                                else _encode_bigrams(flat, lengths, bigram_vocab, bigram_context))
         if classes:
-            self.class_ids = torch.tensor([char_class(t) for t in flat], dtype=torch.long)
+            self.class_ids = _class_ids(flat, self.ids, vocab)
         if tags is not None:
             assert tag_index is not None
             self.tag_ids = torch.tensor([tag_index[t] for sent in tags for t in sent],
@@ -129,6 +129,20 @@ def encode_for_model(
         bigram_vocab=bigram_vocab if config.model.bigram_dim > 0 else None,
         bigram_context=config.model.bigram_context, classes=config.model.class_dim > 0,
     )
+
+
+def _class_ids(flat: Sequence[str], ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """(total_tokens,) character classes: a per-vocabulary table indexed by the character ids,
+    and :func:`char_class` itself only for unknown characters (whose class is the point)."""
+    table = vocab.__dict__.get("_class_table")
+    if table is None:
+        table = torch.tensor([0, 0, *map(char_class, vocab.tokens[2:])], dtype=torch.long)
+        vocab.__dict__["_class_table"] = table
+    out = table[ids]
+    unknown = (ids == UNK).nonzero().squeeze(1).tolist()
+    if unknown:
+        out[unknown] = torch.tensor([char_class(flat[i]) for i in unknown], dtype=torch.long)
+    return out
 
 
 class BigramTable:

@@ -130,3 +130,12 @@ def test_bigram_ids_from_character_codes_equal_the_string_keys(
     if table is not None:
         assert covered
         assert torch.equal(table.encode(encoded.ids, encoded.lengths, context), want)
+
+
+def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> None:
+    from collections import Counter
+
+    vocab = Vocab.build(Counter("我们好A1，"), 1)
+    corpus = [list("我们7好Zz，。"), list("x"), list("1A")]  # 7, Z, z, 。, x are unknown
+    encoded = EncodedCorpus(corpus, vocab, normalize=False, classes=True)
+    assert encoded.class_ids.tolist() == [char_class(c) for s in corpus for c in s]
