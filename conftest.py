@@ -2,7 +2,7 @@
 
 `pytest` collects the examples in bmes_tagger/ (see --doctest-modules in pyproject.toml); the
 names `cws_model` and `ner_model` in those examples are checkpoints trained here once per session
-(one epoch on the bundled samples, a few seconds).
+(one epoch on the bundled samples, a few seconds); `tmp` is a fresh folder.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def sample_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def _doctest_models(request: pytest.FixtureRequest) -> None:
-    if isinstance(request.node, pytest.DoctestItem) and "Tagger" in request.node.name:
+    if isinstance(request.node, pytest.DoctestItem) and (
+            "Tagger" in request.node.name or "export_model" in request.node.name):
         namespace = request.getfixturevalue("doctest_namespace")
         namespace.update(request.getfixturevalue("sample_models"))
+        namespace["tmp"] = request.getfixturevalue("tmp_path")

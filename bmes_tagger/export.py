@@ -126,6 +126,13 @@ def export_model(
     Raises:
         CheckpointError: unreadable checkpoint. ValueError: unknown format, existing output.
         BmesTaggerError: the ONNX packages are missing (the message says what to install).
+
+    Example (``cws_model``: a checkpoint written by ``tagger train``; ``tmp``: a folder):
+        >>> from bmes_tagger import Tagger
+        >>> onnx_file = export_model(cws_model, tmp / "model.onnx")
+        >>> texts = ["我们在北京工作。", "今天天气很好"]
+        >>> Tagger.load(onnx_file).segment(texts) == Tagger.load(cws_model).segment(texts)
+        True
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
