@@ -134,11 +134,10 @@ def encode_for_model(
 def _class_ids(flat: Sequence[str], ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
     """(total_tokens,) character classes: a per-vocabulary table indexed by the character ids,
     and :func:`char_class` itself only for unknown characters (whose class is the point)."""
-    table = vocab.__dict__.get("_class_table")
-    if table is None:
-        table = torch.tensor([0, 0, *map(char_class, vocab.tokens[2:])], dtype=torch.long)
-        vocab.__dict__["_class_table"] = table
-    out = table[ids]
+    if "classes" not in vocab.derived:
+        vocab.derived["classes"] = torch.tensor([0, 0, *map(char_class, vocab.tokens[2:])],
+                                                dtype=torch.long)
+    out = vocab.derived["classes"][ids]
     unknown = (ids == UNK).nonzero().squeeze(1).tolist()
     if unknown:
         out[unknown] = torch.tensor([char_class(flat[i]) for i in unknown], dtype=torch.long)
@@ -165,11 +164,11 @@ class BigramTable:
     @classmethod
     def of(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
         """The table for this pair of vocabularies (built once and kept on ``bigram_vocab``)."""
-        cache = bigram_vocab.__dict__.setdefault("_pair_tables", {})
-        key = id(vocab)
-        if key not in cache:
-            cache[key] = (vocab, cls._build(vocab, bigram_vocab))
-        return cache[key][1]
+        key = ("bigram table", id(vocab))
+        if key not in bigram_vocab.derived:
+            # the vocabulary is kept with its table so that its id() cannot be reused
+            bigram_vocab.derived[key] = (vocab, cls._build(vocab, bigram_vocab))
+        return bigram_vocab.derived[key][1]
 
     @classmethod
     def _build(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:

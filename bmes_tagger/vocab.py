@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 PAD, UNK = 0, 1
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
@@ -42,6 +43,8 @@ class Vocab:
         self.index = {t: i for i, t in enumerate(self.tokens)}
         if len(self.index) != len(self.tokens):
             raise ValueError("duplicate tokens in vocabulary")
+        # lookup tables derived from this vocabulary, built once by their users (batching.py)
+        self.derived: dict[Any, Any] = {}
 
     @classmethod
     def build(cls, counts: Counter[str], min_freq: int = 1) -> Vocab:
