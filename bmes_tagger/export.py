@@ -80,17 +80,15 @@ class ExportedModel(Decoder, nn.Module):
         run: ``(chars, lengths, bigrams, classes) -> emissions`` (the ONNX session or the
             TorchScript module).
         crf: the CRF head (transitions loaded from the file's metadata), or None.
-        allowed: BMES constraint tables, or None.
         kind: ``"onnx"`` or ``"torchscript"``.
     """
 
-    def __init__(self, run: Callable[..., torch.Tensor], crf: CRF | None,
-                 allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
-                 kind: str) -> None:
+    def __init__(self, run: Callable[..., torch.Tensor], crf: CRF | None, kind: str) -> None:
         super().__init__()
         self.run = run
         self.crf = crf
-        self.allowed = allowed
+        # BMES constraint tables, derived from the tag list (set by Tagger.from_payload)
+        self.allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.kind = kind
 
     def emissions(
@@ -308,7 +306,7 @@ def load_exported(path: str | Path, threads: int | None = None
         except (RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: bad CRF parameters in the metadata: "
                                   f"{str(exc).splitlines()[0][:160]}") from None
-    return meta, ExportedModel(run, crf, None, kind)
+    return meta, ExportedModel(run, crf, kind)
 
 
 def _load_onnx(path: Path, threads: int | None) -> tuple[dict[str, Any], Callable]:

@@ -6,7 +6,6 @@ Strings only, except :func:`load_vectors`, which returns a tensor.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,6 @@ def first_bigram(tokens: Sequence[str]) -> str:
     return f"{BOS}{SEP}{tokens[0]}"
 
 
-@functools.lru_cache(maxsize=1 << 16)  # called once per character of every input
 def char_class(token: str) -> int:
     """Class of a (normalised) token's first character: digit, Latin letter, punctuation,
     CJK ideograph or other. Lets the model treat unseen numbers and Latin runs alike."""

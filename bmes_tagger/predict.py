@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from .errors import CheckpointError
 from .model import BiLSTMTagger, Decoder, constraint_tables, migrate_state_dict
 from .tags import allowed_transitions, tags_to_spans
 from .vocab import Vocab
+
+if TYPE_CHECKING:
+    from .export import ExportedModel
 
 OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll"),
                   "pos": ("pos", "conll")}
@@ -98,31 +101,26 @@ class Tagger:
         dictionaries, n-best and confidences work as with the checkpoint it came from."""
         from .export import load_exported
 
-        meta, model = load_exported(path)
-        source = f"{path} (stored config)"
-        try:
-            config = config_from_dict(meta["config"], source=source)
-            tags = list(meta["tags"])
-            if config.model.constrained:
-                model.allowed = constraint_tables(allowed_transitions(tags))
-            vocab = Vocab(meta["chars"])
-            bigrams = Vocab(meta["bigrams"]) if meta.get("bigrams") else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: inconsistent exported model metadata: "
-                                  f"{str(exc).splitlines()[0][:200]}") from None
-        return cls(model, vocab, tags, config, frozenset(meta.get("train_words") or ()),
-                   meta.get("scores"), bigrams)
+        meta, network = load_exported(path)
+        return cls.from_payload(meta, source=str(path), network=network)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], source: str = "checkpoint") -> Tagger:
-        """Rebuild the model from a loaded checkpoint dict alone."""
+    def from_payload(cls, payload: dict[str, Any], source: str = "checkpoint",
+                     network: ExportedModel | None = None) -> Tagger:
+        """Rebuild the model from a loaded checkpoint dict alone, or, given an exported
+        ``network``, from its metadata (same keys, no weights) around that network."""
         try:
             config = config_from_dict(payload["config"], source=f"{source} (stored config)")
             vocab = Vocab(payload["chars"])
             bigrams = Vocab(payload["bigrams"]) if payload.get("bigrams") else None
             tags = list(payload["tags"])
-            model = build_model(config, len(vocab), tags, len(bigrams) if bigrams else 0)
-            model.load_state_dict(migrate_state_dict(payload["model"]))
+            if network is not None:
+                model: Decoder = network
+                if config.model.constrained:
+                    network.allowed = constraint_tables(allowed_transitions(tags))
+            else:
+                model = build_model(config, len(vocab), tags, len(bigrams) if bigrams else 0)
+                model.load_state_dict(migrate_state_dict(payload["model"]))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
             # torch's load_state_dict error puts the useful part on its second line
@@ -132,7 +130,7 @@ class Tagger:
                       f"({detail[:160]})" if detail else (lines[0][:200] if lines else
                                                             type(exc).__name__))
             raise CheckpointError(f"{source}: inconsistent checkpoint: {reason}") from None
-        return cls(model, vocab, tags, config, frozenset(payload.get("train_words", ())),
+        return cls(model, vocab, tags, config, frozenset(payload.get("train_words") or ()),
                    payload.get("scores"), bigrams)
 
     # --- tagging ---------------------------------------------------------------------------
