@@ -403,8 +403,8 @@ def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) ->
             "model": spec.get("model", {}), "train": spec.get("train", {}),
         }, source=f"configs/{name}.yaml")
         vocab, tags = build_vocabularies(sents, config)
-        bigram_vocab = (Vocab.build(count_bigrams([s.chars for s in sents], True))
-                        if config.model.bigram_dim > 0 else None)
+        counts = count_bigrams([s.chars for s in sents], config.data.normalize_width)
+        bigram_vocab = Vocab.build(counts) if config.model.bigram_dim > 0 else None
         encoded = encode_for_model([s.chars for s in sents], config, vocab, bigram_vocab,
                                    {t: i for i, t in enumerate(tags)},
                                    [s.tags or [] for s in sents])
