@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +34,19 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete temporaries that :func:`atomic_write` left beside ``path`` when its process was
+    killed mid-write (SIGKILL, power loss). Only call this while no other process can be
+    writing ``path`` (for a run directory: while holding its lock). Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .atomic import remove_stale_temporaries
 from .batching import (
     bucketed_batches,
     count_bigrams,
@@ -481,7 +482,13 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def _prepare_run_dir(
     run_dir: Path, config: Config, *, resume: bool, force: bool
 ) -> dict[str, Any] | None:
-    """Check the run directory; return the ``last.pt`` payload when resuming."""
+    """Check the run directory; return the ``last.pt`` payload when resuming.
+
+    Called with the run lock held, so half-written checkpoints left by a killed run (which
+    never replaced the complete file under its name) can be swept away safely.
+    """
+    for name in RUN_FILES:
+        remove_stale_temporaries(run_dir / name)
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if resume:
         last = run_dir / "last.pt"

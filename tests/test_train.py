@@ -79,6 +79,20 @@ def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path: Path) -> None:
     assert not (run / ".lock").exists()
 
 
+def test_resume_sweeps_temporaries_of_a_killed_save(tmp_path: Path) -> None:
+    path, run = tiny_config(tmp_path), tmp_path / "run"
+    train(load_config(path, ["train.epochs=1"]), run, progress=False)
+    # What a SIGKILL during save_checkpoint leaves: a partial temporary and a stale lock.
+    torn = run / ".last.pt.k1l3d.tmp"
+    torn.write_bytes(b"PK\x03\x04 half a zip")
+    (run / ".lock").write_text("999999999")
+    mine = run / ".notes.tmp"  # not one of ours: must survive
+    mine.write_text("user file")
+    train(load_config(path, ["train.epochs=2"]), run, resume=True, progress=False)
+    assert not torn.exists() and mine.read_text() == "user file"
+    assert [m["epoch"] for m in metrics(run)] == [1, 2]
+
+
 def test_long_lines_are_split_and_rejoined(tmp_path: Path) -> None:
     cfg = load_config(tiny_config(tmp_path), ["train.epochs=1"])  # max_len 40
     train(cfg, tmp_path / "run", progress=False)
