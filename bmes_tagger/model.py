@@ -202,6 +202,10 @@ class RecurrentEncoder(nn.Module):
         lengths = lengths.to(x.device).unsqueeze(1)
         # (batch, seq_len) index that reverses each row's first `length` positions in place
         reverse = torch.where(positions < lengths, lengths - 1 - positions, positions)
+        # (batch * seq_len,) the same as row numbers of the flattened batch: index_select of
+        # whole rows is ~15x faster than gather with an expanded index (and so is its backward)
+        reverse = (reverse + torch.arange(x.shape[0], device=x.device).unsqueeze(1) * seq_len
+                   ).reshape(-1)
         keep = (positions < lengths).unsqueeze(2).to(x.dtype)
         for k, directions in enumerate(self.layers):
             if k:
@@ -218,9 +222,10 @@ class RecurrentEncoder(nn.Module):
         return x
 
 
-def _take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x[b, index[b, t]] for every b, t. x: (batch, seq_len, dim); index: (batch, seq_len)."""
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+def _take_rows(x: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """Rows of x picked by flat_index: x: (batch, seq_len, dim); flat_index: (batch * seq_len,)
+    row numbers into x viewed as (batch * seq_len, dim) -> (batch, seq_len, dim)."""
+    return x.reshape(-1, x.shape[2]).index_select(0, flat_index).view(x.shape)
 
 
 def migrate_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

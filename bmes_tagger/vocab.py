@@ -11,8 +11,9 @@ PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 
 # Full-width ASCII forms (U+FF01..U+FF5E) sit at a fixed offset from ASCII (U+0021..U+007E).
 _FULLWIDTH_OFFSET = 0xFEE0
-_WIDTH_TABLE = {cp: cp - _FULLWIDTH_OFFSET for cp in range(0xFF01, 0xFF5F)}
-_WIDTH_TABLE[0x3000] = 0x20
+# code point -> code point, for str.translate; everything normalize_width changes is a key
+WIDTH_TABLE = {cp: cp - _FULLWIDTH_OFFSET for cp in range(0xFF01, 0xFF5F)}
+WIDTH_TABLE[0x3000] = 0x20
 
 
 def normalize_width(text: str) -> str:
@@ -26,7 +27,7 @@ def normalize_width(text: str) -> str:
         >>> normalize_width("２００１年ＡＢＣ")
         '2001年ABC'
     """
-    return text.translate(_WIDTH_TABLE)
+    return text.translate(WIDTH_TABLE)
 
 
 class Vocab:

@@ -139,3 +139,39 @@ def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> No
     corpus = [list("我们7好Zz，。"), list("x"), list("1A")]  # 7, Z, z, 。, x are unknown
     encoded = EncodedCorpus(corpus, vocab, normalize=False, classes=True)
     assert encoded.class_ids.tolist() == [char_class(c) for s in corpus for c in s]
+
+
+# characters with full-width forms (Ａ, １, ，, ideographic space), their half-width targets,
+# a lone surrogate and ordinary Han characters
+_MIXED = "我们好Ａ１A1，,\u3000 \ud800x"
+
+
+@settings(max_examples=150, deadline=None)
+@given(corpus=st.lists(st.lists(st.sampled_from(_MIXED), min_size=1, max_size=10),
+                       min_size=1, max_size=6),
+       vocab_chars=st.lists(st.sampled_from(_MIXED + "京"), max_size=10),
+       multi=st.booleans(), normalize=st.booleans(), classes=st.booleans())
+def test_character_ids_by_code_point_equal_the_dictionary_lookup(
+        corpus: list[list[str]], vocab_chars: list[str], multi: bool, normalize: bool,
+        classes: bool) -> None:
+    """The code-point fast path gives exactly the ids (and classes) of normalising each token
+    and looking it up in the vocabulary, including full-width entries in the vocabulary; a
+    multi-character token sends the corpus down the general path, which must agree too."""
+    from collections import Counter
+
+    from bmes_tagger.vocab import normalize_width
+
+    vocab = Vocab.build(Counter(vocab_chars + ["北京"] * multi), 1)
+    if multi:
+        corpus = [*corpus, ["北京", "我"]]
+    flat = [c for s in corpus for c in s]
+    looked_up = [normalize_width(c) if normalize else c for c in flat]
+    encoded = EncodedCorpus(corpus, vocab, normalize=normalize, classes=classes)
+    assert encoded.ids.tolist() == vocab.encode(looked_up)
+    if classes:
+        # the reference: each normalised token's class from the vocabulary table, or from
+        # char_class for unknown ones
+        table = [0, 0, *map(char_class, vocab.tokens[2:])]
+        assert encoded.class_ids.tolist() == [
+            char_class(c) if vocab.index.get(c, UNK) == UNK else table[vocab.index[c]]
+            for c in looked_up]
