@@ -127,24 +127,13 @@ class CRF(nn.Module):
             (batch, seq_len, num_tags); each real position's row sums to 1, padding rows are 0.
         """
         _validate(emissions, mask, self.num_tags)
-        _, trans, end = self._scores(emissions.dtype)
-        batch, seq_len, num_tags = emissions.shape
-        # (batch, seq_len, num_tags); alphas are carried unchanged through padding
-        log_alpha = self._forward_alphas(emissions, mask, keep_all=True)
-        # (batch, 1, 1)
-        log_z = torch.logsumexp(log_alpha[:, -1] + end, dim=1).view(batch, 1, 1)
-        # beta[t, i]: log-sum of the scores of everything after position t, given tag i at t.
-        # At the last real position (and on padding) only the end score remains.
-        beta = end.expand(batch, num_tags)
-        betas = [beta]
-        for t in range(seq_len - 2, -1, -1):
-            # (batch, from, to) -> (batch, from)
-            stepped = torch.logsumexp(trans + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
-            beta = torch.where(mask[:, t + 1].unsqueeze(1), stepped, end)
-            betas.append(beta)
-        betas.reverse()
+        start, trans, end = (s.detach() for s in self._scores(emissions.dtype))
+        emissions = emissions.detach()
         # (batch, seq_len, num_tags)
-        log_beta = torch.stack(betas, dim=1)
+        log_alpha = _forward_alphas(emissions, mask, start, trans)
+        log_beta = _backward_betas(emissions, mask, trans, end)
+        # (batch, 1, 1)
+        log_z = torch.logsumexp(log_alpha[:, -1] + end, dim=1).view(-1, 1, 1)
         probs = torch.exp(log_alpha + log_beta - log_z)
         return probs.masked_fill(~mask.unsqueeze(2), 0.0)
 
@@ -210,29 +199,9 @@ class CRF(nn.Module):
                 self.end_transitions.to(dtype))
 
     def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # (batch, num_tags)
-        alpha = self._forward_alphas(emissions, mask, keep_all=False)
-        return torch.logsumexp(alpha + self.end_transitions.to(emissions.dtype), dim=1)
-
-    def _forward_alphas(
-        self, emissions: torch.Tensor, mask: torch.Tensor, keep_all: bool
-    ) -> torch.Tensor:
-        """Forward variables: (batch, seq_len, num_tags) if ``keep_all`` else the last step."""
-        start, trans, _ = self._scores(emissions.dtype)
-        # alpha[b, j]: log-sum of the scores of all prefixes ending in tag j
-        # (batch, num_tags)
-        alpha = start + emissions[:, 0]
-        alphas = [alpha]
-        for t in range(1, emissions.shape[1]):
-            # Sum over the previous tag in log space. The emission does not depend on it, so it
-            # is added after the reduction: cheaper, and torch.where then keeps padding values
-            # (even NaN) out of both the result and the gradients.
-            # (batch, from, to) -> (batch, to)
-            stepped = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
-            alpha = torch.where(mask[:, t].unsqueeze(1), stepped, alpha)
-            if keep_all:
-                alphas.append(alpha)
-        return torch.stack(alphas, dim=1) if keep_all else alpha
+        start, trans, end = self._scores(emissions.dtype)
+        # (batch,)
+        return _LogPartition.apply(emissions, mask, start, trans, end)
 
     def _path_score(
         self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor
@@ -250,6 +219,170 @@ class CRF(nn.Module):
         # (batch,)
         last_tags = tags.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)
         return score + end[last_tags]
+
+
+def _forward_alphas(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor
+) -> torch.Tensor:
+    """Forward variables, (batch, seq_len, num_tags): alpha[b, t, j] is the log-sum of the
+    scores of all prefixes of length t + 1 that end in tag j. Padding steps carry the last real
+    step's values unchanged, so alpha[:, -1] is each sentence's final step."""
+    # (batch, num_tags)
+    alpha = start + emissions[:, 0]
+    alphas = [alpha]
+    for t in range(1, emissions.shape[1]):
+        # Sum over the previous tag in log space. The emission does not depend on it, so it is
+        # added after the reduction: cheaper, and torch.where keeps padding values (even NaN)
+        # out of the result.
+        # (batch, from, to) -> (batch, to)
+        stepped = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
+        alpha = torch.where(mask[:, t].unsqueeze(1), stepped, alpha)
+        alphas.append(alpha)
+    return torch.stack(alphas, dim=1)
+
+
+def _backward_betas(
+    emissions: torch.Tensor, mask: torch.Tensor, trans: torch.Tensor, end: torch.Tensor
+) -> torch.Tensor:
+    """Backward variables, (batch, seq_len, num_tags): beta[b, t, i] is the log-sum of the
+    scores of everything after position t (emissions, moves, end score), given tag i at t. At
+    the last real position, and on padding, only the end score remains."""
+    batch, seq_len, num_tags = emissions.shape
+    beta = end.expand(batch, num_tags)
+    betas = [beta]
+    for t in range(seq_len - 2, -1, -1):
+        # (batch, from, to) -> (batch, from)
+        stepped = torch.logsumexp(trans + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
+        beta = torch.where(mask[:, t + 1].unsqueeze(1), stepped, end)
+        betas.append(beta)
+    betas.reverse()
+    return torch.stack(betas, dim=1)
+
+
+def _log_partition_log_space(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor,
+    end: torch.Tensor,
+) -> torch.Tensor:
+    """(batch,) log Z by the forward algorithm in log space: always finite, differentiable by
+    autograd, and the fallback of :class:`_LogPartition`."""
+    # (batch, num_tags)
+    alpha = _forward_alphas(emissions, mask, start, trans)[:, -1]
+    return torch.logsumexp(alpha + end, dim=1)
+
+
+class _LogPartition(torch.autograd.Function):
+    """log Z and its gradient by forward-backward in scaled probability space.
+
+    Each step is a (batch, tags) x (tags, tags) matmul and a renormalisation instead of a
+    logsumexp over (batch, tags, tags), and the backward is one more such loop plus one matmul
+    for the transition gradient (the expected move counts), instead of autograd replaying ~10
+    recorded nodes per step. Emissions are shifted by their per-position maximum and scores by
+    their maxima before exp, so nothing overflows; if something underflows to zero (scores
+    hundreds apart) the result is not finite and the log-space forward algorithm, with
+    autograd, is used instead, so results are always those of the log-space definition.
+
+    Inputs: emissions (batch, seq_len, num_tags), mask (batch, seq_len) bool (left-aligned,
+    first column on), start (num_tags,), trans (num_tags, num_tags) [from, to], end (num_tags,).
+    Output: (batch,) log partition function.
+    """
+
+    @staticmethod
+    def forward(ctx, emissions, mask, start, trans, end):  # type: ignore[override]
+        ctx.save_for_backward(emissions, mask, start, trans, end)
+        batch, seq_len, num_tags = emissions.shape
+        lengths = mask.sum(1)
+        # steps before the shortest sentence's end need no padding logic
+        dense = int(lengths.min())
+        # (batch, seq_len, 1): padding may hold NaN; it only ever reaches torch.where's
+        # discarded branch or a masked sum
+        shift = emissions.amax(2, keepdim=True)
+        # (batch, seq_len, num_tags) exp-emissions, each position's largest is 1
+        ex = torch.exp(emissions - shift)
+        t_max, s_max, e_max = trans.max(), start.max(), end.max()
+        # (num_tags, num_tags), (num_tags,), (num_tags,): largest entry of each is 1
+        moves, first, last = (torch.exp(trans - t_max), torch.exp(start - s_max),
+                              torch.exp(end - e_max))
+        # a_t: alpha_t rescaled to sum 1; z_t: the rescaling factor (1 on padding)
+        u = first * ex[:, 0]
+        z = u.sum(1, keepdim=True)
+        a = u / z
+        alphas, norms = [a], [z]
+        for t in range(1, seq_len):
+            u = (a @ moves) * ex[:, t]
+            z = u.sum(1, keepdim=True)
+            if t < dense:
+                a = u / z
+            else:
+                real = mask[:, t].unsqueeze(1)
+                a = torch.where(real, u / z, a)
+                z = z.masked_fill(~real, 1.0)
+            alphas.append(a)
+            norms.append(z)
+        # (batch, seq_len, num_tags), (batch, seq_len)
+        scaled_alpha = torch.stack(alphas, 1)
+        norm = torch.cat(norms, 1)
+        # (batch,) a is each sentence's last real step (padding carried it)
+        log_z = (s_max + e_max + t_max * (lengths - 1) + shift.squeeze(2).masked_fill(~mask, 0)
+                 .sum(1) + norm.log().sum(1) + torch.log(a @ last))
+        ctx.fallback = not bool(torch.isfinite(log_z).all())
+        if ctx.fallback:
+            return _log_partition_log_space(emissions, mask, start, trans, end)
+        ctx.scaled = (ex, moves, last, scaled_alpha, norm, dense)
+        return log_z
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_z):  # type: ignore[override]
+        emissions, mask, start, trans, end = ctx.saved_tensors
+        if not ctx.fallback:
+            grads = _LogPartition._scaled_backward(ctx, grad_z, mask)
+            if all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+                return grads[0], None, *grads[1:]
+        with torch.enable_grad():
+            inputs = [x.detach().requires_grad_(True) for x in (emissions, start, trans, end)]
+            log_z = _log_partition_log_space(inputs[0], mask, *inputs[1:])
+            g_em, g_start, g_trans, g_end = torch.autograd.grad(log_z, inputs, grad_z)
+        return g_em, None, g_start, g_trans, g_end
+
+    @staticmethod
+    def _scaled_backward(
+        ctx, grad_z: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients w.r.t. (emissions, start, trans, end): the posterior of each tag at each
+        position and of each move, weighted by the upstream gradient of each sentence."""
+        ex, moves, last, scaled_alpha, norm, dense = ctx.scaled
+        batch, seq_len, num_tags = ex.shape
+        # b_t: beta_t (everything after t, given the tag at t) up to a per-step factor; only
+        # the end score remains at the last real position and on padding
+        b = last.expand(batch, num_tags)
+        betas = [b]
+        for t in range(seq_len - 1, 0, -1):
+            prev = (ex[:, t] * b) @ moves.T
+            prev = prev / prev.sum(1, keepdim=True)
+            b = prev if t < dense else torch.where(mask[:, t].unsqueeze(1), prev, last)
+            betas.append(b)
+        betas.reverse()
+        # (batch, seq_len, num_tags)
+        scaled_beta = torch.stack(betas, 1)
+        joint = scaled_alpha * scaled_beta
+        # (batch, seq_len, 1): sum of joint, the factor that turns it into the posterior
+        total = joint.sum(2, keepdim=True)
+        weight = grad_z.view(batch, 1, 1)
+        # posterior * upstream gradient; 0 on padding (masked_fill, so NaN cannot leak)
+        grad_emissions = (joint * (weight / total)).masked_fill(~mask.unsqueeze(2), 0.0)
+        grad_start = grad_emissions[:, 0].sum(0)
+        last_step = (mask.sum(1) - 1).view(batch, 1, 1).expand(batch, 1, num_tags)
+        grad_end = grad_emissions.gather(1, last_step).sum((0, 1))
+        grad_trans = torch.zeros_like(moves)
+        if seq_len > 1:
+            # posterior of moving from i at t-1 to j at t is
+            #   a[t-1, i] * moves[i, j] * ex[t, j] * b[t, j] / (norm[t] * total[t])
+            # so the expected move counts are one (tags, N) x (N, tags) product
+            ahead = ex[:, 1:] * scaled_beta[:, 1:] * (weight / (norm.unsqueeze(2) * total)[:, 1:])
+            ahead = ahead.masked_fill(~mask[:, 1:].unsqueeze(2), 0.0)
+            grad_trans = (scaled_alpha[:, :-1].reshape(-1, num_tags).T
+                          @ ahead.reshape(-1, num_tags)) * moves
+        return grad_emissions, grad_start, grad_trans, grad_end
 
 
 def viterbi_decode(

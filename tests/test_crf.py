@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bmes_tagger.crf import CRF, viterbi_decode
+from bmes_tagger.crf import CRF, _LogPartition, viterbi_decode
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -190,6 +190,92 @@ class TestForward:
         assert llh.dtype == torch.float32
         expected = crf.double()(emissions, tags, mask, reduction="none")
         assert llh.tolist() == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def brute_log_z_tensor(crf: CRF, emissions: torch.Tensor, length: int) -> torch.Tensor:
+    """log Z of one sentence as a differentiable tensor expression over every path, so
+    autograd through it is an oracle for the CRF's hand-written backward."""
+    start, trans, end = crf.start_transitions, crf.transitions, crf.end_transitions
+    scores = []
+    for path in all_paths(crf.num_tags, length):
+        score = start[path[0]] + end[path[-1]] + emissions[0, path[0]]
+        for i in range(1, length):
+            score = score + trans[path[i - 1], path[i]] + emissions[i, path[i]]
+        scores.append(score)
+    return torch.logsumexp(torch.stack(scores), dim=0)
+
+
+class TestGradients:
+    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
+    def test_match_autograd_through_brute_force(self, num_tags, lengths):
+        crf = make_crf(num_tags, grad=True)
+        emissions, tags, mask = make_batch(num_tags, lengths)
+        emissions.requires_grad_(True)
+        # an arbitrary upstream gradient per sentence, as a weighted loss would give
+        weights = torch.randn(len(lengths), dtype=torch.double)
+        params = [emissions, *crf.parameters()]
+        got = torch.autograd.grad((crf.log_partition(emissions, mask) * weights).sum(), params)
+        brute = sum(w * brute_log_z_tensor(crf, emissions[b], n)
+                    for b, (w, n) in enumerate(zip(weights, lengths)))
+        expected = torch.autograd.grad(brute, params)
+        for name, g, e in zip(["emissions", "start", "end", "transitions"], got, expected):
+            assert torch.allclose(g, e, atol=1e-10), name
+
+    @settings(max_examples=40, deadline=None)
+    @given(num_tags=st.integers(1, 5),
+           lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+           seed=st.integers(0, 2**16))
+    def test_gradcheck(self, num_tags, lengths, seed):
+        torch.manual_seed(seed)
+        crf = make_crf(num_tags, scale=2.0, grad=True)
+        emissions, _, mask = make_batch(num_tags, lengths, scale=2.0)
+        emissions = emissions.masked_fill(~mask.unsqueeze(2), 0.0).requires_grad_(True)
+
+        def log_z(em, start, trans, end):
+            return _LogPartition.apply(em, mask, start, trans, end)
+
+        inputs = (emissions, *(p.detach().clone().requires_grad_(True) for p in
+                               (crf.start_transitions, crf.transitions, crf.end_transitions)))
+        assert torch.autograd.gradcheck(log_z, inputs)
+
+    def test_underflow_falls_back_to_log_space(self):
+        # In float32, exp(-500) is 0: the scaled forward's only surviving paths vanish, so the
+        # log-space algorithm must take over and give the exact answer and gradients.
+        crf = CRF(2)
+        with torch.no_grad():
+            crf.start_transitions.zero_()
+            crf.end_transitions.zero_()
+            crf.transitions.copy_(torch.tensor([[0.0, -500.0], [0.0, 0.0]]))
+        emissions = torch.tensor([[[0.0, -500.0], [-500.0, 0.0]]], requires_grad=True)
+        mask = torch.ones(1, 2, dtype=torch.bool)
+        log_z = crf.log_partition(emissions, mask)
+        # paths (0,0), (0,1), (1,1) score -500 each, (1,0) -1000
+        assert float(log_z.detach()) == pytest.approx(-500 + math.log(3), abs=1e-4)
+        log_z.sum().backward()
+        assert torch.allclose(emissions.grad, torch.tensor([[[2 / 3, 1 / 3], [1 / 3, 2 / 3]]]))
+        assert torch.allclose(crf.transitions.grad, torch.tensor([[1 / 3, 1 / 3], [0, 1 / 3]]))
+
+    def test_training_loss_gradients_equal_autograd_of_the_loop(self):
+        # at a realistic size: 33 tags, float32, the loss the model trains on
+        torch.manual_seed(3)
+        crf = CRF(33)
+        emissions = torch.randn(6, 20, 33).requires_grad_(True)
+        lengths = torch.tensor([20, 17, 9, 1, 13, 20])
+        mask = torch.arange(20).unsqueeze(0) < lengths.unsqueeze(1)
+        tags = torch.randint(33, (6, 20))
+        params = [emissions, *crf.parameters()]
+        got = torch.autograd.grad(-crf(emissions, tags, mask), params)
+        # the plain autograd formulation: forward algorithm recorded step by step
+        start, trans, end = crf.start_transitions, crf.transitions, crf.end_transitions
+        alpha = start + emissions[:, 0]
+        for t in range(1, 20):
+            stepped = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), stepped, alpha)
+        log_z = torch.logsumexp(alpha + end, dim=1)
+        loss = (log_z - crf._path_score(emissions, tags, mask)).sum()
+        expected = torch.autograd.grad(loss, params)
+        for g, e in zip(got, expected):
+            assert torch.allclose(g, e, atol=1e-5)
 
 
 class TestDecode:
