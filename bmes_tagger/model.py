@@ -98,7 +98,7 @@ class BiLSTMTagger(Decoder, nn.Module):
         if config.class_dim > 0:
             self.class_embedding = nn.Embedding(NUM_CLASSES, config.class_dim, padding_idx=0)
             input_dim += config.class_dim
-        dropout_cls = LockedDropout if config.locked_dropout else nn.Dropout
+        dropout_cls = LockedDropout if config.locked_dropout else Dropout
         self.embedding_dropout = dropout_cls(config.embedding_dropout)
         self.encoder = RecurrentEncoder(config.cell, input_dim, config.hidden_size,
                                         config.num_layers, config.bidirectional,
@@ -193,7 +193,7 @@ class RecurrentEncoder(nn.Module):
                                       hidden_size, batch_first=True)
                           for _ in range(directions))
             for layer in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq_len, input_dim); lengths: (batch,) -> (batch, seq_len, hidden * dirs)."""
@@ -243,6 +243,31 @@ def migrate_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
+def _keep_mask(like: torch.Tensor, shape: list[int], p: float) -> torch.Tensor:
+    """Inverted-dropout multipliers of ``shape``: 0 with probability p, else 1 / (1 - p).
+    Drawn with ``rand`` and a comparison, about twice as fast on CPU as ``bernoulli_``
+    (which nn.Dropout uses and which was ~5% of a training step at NCRF++ size)."""
+    keep = torch.rand(shape, dtype=like.dtype, device=like.device).ge_(p)
+    return keep.to(like.dtype).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """Element-wise (inverted) dropout, as ``nn.Dropout``; see :func:`_keep_mask`."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: any shape -> same shape."""
+        if not self.training or self.p == 0:
+            return x
+        return x * _keep_mask(x, list(x.shape), self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class LockedDropout(nn.Module):
     """Dropout with one mask per sentence shared across time steps (variational dropout)."""
 
@@ -250,10 +275,12 @@ class LockedDropout(nn.Module):
         super().__init__()
         self.p = p
 
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq_len, features) -> same shape."""
         if not self.training or self.p == 0:
             return x
         # (batch, 1, features): the same units are dropped at every position
-        keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
+        return x * _keep_mask(x, [x.shape[0], 1, x.shape[2]], self.p)

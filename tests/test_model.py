@@ -177,3 +177,24 @@ def test_encoder_equals_packed_torch_rnn_on_migrated_weights(cell: str) -> None:
     expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=7)
     got = model.encoder(x, lengths)
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_keeps_expectation_and_locked_mask_is_shared_over_time(p: float) -> None:
+    from bmes_tagger.model import Dropout, LockedDropout
+
+    torch.manual_seed(0)
+    x = torch.ones(64, 50, 40)
+    plain, locked = Dropout(p), LockedDropout(p)
+    y, z = plain(x), locked(x)
+    for out in (y, z):
+        # survivors are scaled by 1 / (1 - p) (inverted dropout), the rest are 0
+        assert out.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
+        assert float((out == 0).float().mean()) == pytest.approx(p, abs=0.02)
+        assert float(out.mean()) == pytest.approx(1.0, abs=0.05)
+    # element-wise: masks differ across time; locked: one mask per sentence and feature
+    assert not torch.equal(y[:, 0], y[:, 1])
+    assert torch.equal(z, z[:, :1].expand_as(z))
+    plain.eval()
+    locked.eval()
+    assert plain(x) is x and locked(x) is x
