@@ -90,6 +90,7 @@ def train(
     """
     run_dir = Path(output_dir or config.output.dir or "runs/default")
     ctx = DistContext.from_env()
+    finished = False
     try:
         if not ctx.is_main:
             # Rank 0 owns the run directory; the others wait until it is ready, then read it.
@@ -98,7 +99,9 @@ def train(
             state = load_checkpoint(run_dir / "last.pt") if resume else None
             if state is not None:
                 config = _resumed_config(config, state["config"], run_dir)
-            return _train(config, run_dir, state, False, None, ctx)
+            result = _train(config, run_dir, state, False, None, ctx)
+            finished = True
+            return result
         run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(run_dir):
             try:
@@ -109,9 +112,11 @@ def train(
             ctx.broadcast_flag(True)
             if state is not None:
                 config = _resumed_config(config, state["config"], run_dir)
-            return _train(config, run_dir, state, progress, log, ctx)
+            result = _train(config, run_dir, state, progress, log, ctx)
+            finished = True
+            return result
     finally:
-        ctx.close()
+        ctx.close(finished)
 
 
 def _train(
@@ -723,9 +728,14 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group; after a finished run, only once every rank is done
+        (tearing gloo down while a peer is still in its last collective aborted a process
+        with 'terminate called without an active exception' on a loaded machine)."""
         if self._owns_group:
             import torch.distributed as dist
 
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
             self._owns_group = False
