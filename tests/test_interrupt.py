@@ -15,7 +15,11 @@ import pytest
 
 from conftest import tiny_config
 
-EPOCHS = ["--set", "train.epochs=4", "--set", "model.hidden_size=32", "--quiet"]
+# An epoch of the tiny sample takes ~0.1 s, so a run long enough to be interrupted mid-way
+# (signals land 0.2-0.3 s after the first evaluation) needs many epochs.
+NUM_EPOCHS = 25
+EPOCHS = ["--set", f"train.epochs={NUM_EPOCHS}", "--set", "train.patience=0",
+          "--set", "model.hidden_size=32", "--quiet"]
 
 
 def start(config: Path, run: Path, *extra: str) -> subprocess.Popen[str]:
@@ -50,7 +54,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 
 def same_run(a: list[dict], b: list[dict]) -> None:
-    assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == list(range(1, NUM_EPOCHS + 1))
     for x, y in zip(a, b):
         assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
         assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-6)
@@ -76,13 +80,11 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, reference: li
 def test_sigint_saves_and_resume_matches(tmp_path: Path, reference: list[dict]) -> None:
     config, run = tiny_config(tmp_path), tmp_path / "run"
     proc = start(config, run)
-    # after the first evaluation: three epochs still to go, so even on a loaded machine the
-    # signal lands mid-training (waiting for two left too little margin)
     wait_for_evaluations(run, 1, proc)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    if len(records(run)) == 4 and "--resume" not in err:
+    if len(records(run)) == NUM_EPOCHS and "--resume" not in err:
         # finished before the signal landed (exit 0, or -SIGINT if it hit interpreter
         # shutdown): nothing to test
         pytest.skip("training finished before SIGINT arrived")
