@@ -420,9 +420,16 @@ def viterbi_decode(
     # (batch, num_tags)
     identity = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)
     backpointers = []
+    # steps before the shortest sentence's end need no padding logic (most steps, since
+    # batches are length-bucketed)
+    dense = int(mask.sum(1).min())
     for t in range(1, seq_len):
         # (batch, from, to) -> (batch, to)
         best, idx = (score.unsqueeze(2) + trans).max(dim=1)
+        if t < dense:
+            score = best + emissions[:, t]
+            backpointers.append(idx)
+            continue
         real = mask[:, t].unsqueeze(1)
         score = torch.where(real, best + emissions[:, t], score)
         backpointers.append(torch.where(real, idx, identity))

@@ -43,7 +43,11 @@ class Decoder:
         ``tag_mask`` (batch, seq_len, num_tags) bool, if given, allows only the marked tags at
         each position (a user dictionary forces words this way).
         """
-        scores = self.decoding_scores(chars, lengths, bigrams, classes, tag_mask)
+        # The softmax head's best path is the same on raw scores as on log-probabilities
+        # (log_softmax subtracts one constant per position, the same for every path), so the
+        # normalisation is skipped; float32 keeps bf16 rounding out of the path sums.
+        scores = self.decoding_scores(chars, lengths, bigrams, classes, tag_mask,
+                                      normalize=False)
         if self.crf is not None:
             return self.crf.decode(scores, mask, allowed=self.allowed)
         if self.allowed is None:
@@ -53,12 +57,14 @@ class Decoder:
     def decoding_scores(
         self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
         classes: torch.Tensor | None = None, tag_mask: torch.Tensor | None = None,
+        normalize: bool = True,
     ) -> torch.Tensor:
         """(batch, seq_len, num_tags) scores that decoding maximises: emissions for the CRF
-        head, log-probabilities for the softmax head; disallowed tags are -inf."""
+        head, log-probabilities for the softmax head (float32 raw scores with ``normalize``
+        False); disallowed tags are -inf."""
         scores = self.emissions(chars, lengths, bigrams, classes)
         if self.crf is None:
-            scores = F.log_softmax(scores, dim=-1)
+            scores = F.log_softmax(scores, dim=-1) if normalize else scores.float()
         if tag_mask is not None:
             scores = scores.masked_fill(~tag_mask, float("-inf"))
         return scores
