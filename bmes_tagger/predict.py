@@ -70,6 +70,9 @@ class Tagger:
         self.vocab = vocab
         self.bigram_vocab = bigram_vocab
         self.tags = list(tags)
+        # (num_tags, 2) bool: does the tag start a word (B, S), end one (E, S); for segment
+        self._word_edges = torch.tensor([[t in _STARTS, t in _ENDS] for t in self.tags],
+                                        dtype=torch.bool)
         self.config = config
         self.train_words = train_words
         self.scores = scores or {}
@@ -158,39 +161,94 @@ class Tagger:
         self, sentences: Sequence[Sequence[str]], batch_size: int,
         forced_words: Sequence[Sequence[tuple[int, int]]] | None,
     ) -> list[list[str]]:
+        owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
+        piece_tags: list[list[str]] = [[] for _ in owners]
+        for indices, best, lengths in batches:
+            for row, idx, n in zip(best.tolist(), indices, lengths):
+                piece_tags[idx] = [self.tags[t] for t in row[:n]]
+        results: list[list[str]] = [[] for _ in sentences]
+        for (owner, _), tags in zip(owners, piece_tags):
+            results[owner].extend(tags)
+        return results
+
+    def _decode_pieces(
+        self, sentences: Sequence[Sequence[str]], batch_size: int,
+        forced_words: Sequence[Sequence[tuple[int, int]]] | None,
+    ) -> tuple[list[tuple[int, int]], Iterator[tuple[list[int], torch.Tensor, list[int]]]]:
+        """Cut the sentences into chunks of at most ``data.max_len`` tokens and decode them in
+        length-bucketed batches. Returns ``(sentence, first token)`` of every chunk, in input
+        order, and an iterator over batches of ``(chunk indices, best tag ids (batch,
+        seq_len), lengths)``."""
         max_len = self.config.data.max_len
         pieces: list[Sequence[str]] = []
-        owners: list[int] = []
+        owners: list[tuple[int, int]] = []
         piece_forced: list[list[tuple[int, int]]] = []
         for i, tokens in enumerate(sentences):
             for a, b in iterate_chunks(tokens, max_len):
                 if b > a:
                     pieces.append(tokens[a:b])
-                    owners.append(i)
+                    owners.append((i, a))
                     spans = forced_words[i] if forced_words is not None else ()
                     piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
-        results: list[list[str]] = [[] for _ in sentences]
-        if not pieces:
-            return results
-        encoded = encode_for_model(pieces, self.config, self.vocab, self.bigram_vocab)
-        piece_tags: list[list[str]] = [[] for _ in pieces]
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                    enabled=self.bf16):
-            for indices in bucketed_batches(encoded.lengths, batch_size):
-                batch = encoded.batch(indices)
-                tag_mask = None
-                if forced_words is not None:
-                    tag_mask = self._forced_mask([piece_forced[i] for i in indices],
-                                                 batch.chars.shape[1])
-                # (batch, seq_len)
-                best = self.model.decode(batch.chars, batch.lengths, batch.mask, batch.bigrams,
-                                         batch.classes, tag_mask).tolist()
-                for row, idx, n in zip(best, indices, batch.lengths.tolist()):
-                    piece_tags[idx] = [self.tags[t] for t in row[:n]]
-        for owner, tags in zip(owners, piece_tags):
-            results[owner].extend(tags)
-        return results
 
+        def batches() -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
+            if not pieces:
+                return
+            encoded = encode_for_model(pieces, self.config, self.vocab, self.bigram_vocab)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                        enabled=self.bf16):
+                for indices in bucketed_batches(encoded.lengths, batch_size):
+                    batch = encoded.batch(indices)
+                    tag_mask = None
+                    if forced_words is not None:
+                        tag_mask = self._forced_mask([piece_forced[i] for i in indices],
+                                                     batch.chars.shape[1])
+                    # (batch, seq_len)
+                    best = self.model.decode(batch.chars, batch.lengths, batch.mask,
+                                             batch.bigrams, batch.classes, tag_mask)
+                    yield list(indices), best, batch.lengths.tolist()
+
+        return owners, batches()
+
+    def _word_starts(self, sentences: Sequence[Sequence[str]], batch_size: int,
+                     forced_words: Sequence[Sequence[tuple[int, int]]] | None
+                     ) -> list[list[int]]:
+        """CWS: the token index where each word of each sentence starts (0 first), read off
+        the tag ids with tensor operations per batch: a word starts at B or S, or after E or
+        S (the lenient reading of ``tags_to_spans``; the same words as :func:`_words` on the
+        tag strings, without a Python step per character)."""
+        owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
+        # per chunk: word starts inside it (chunk positions), does its last tag end a word
+        piece_starts: list[list[int]] = [[] for _ in owners]
+        piece_ends: list[bool] = [True] * len(owners)
+        piece_opens: list[bool] = [True] * len(owners)  # does its first tag start a word
+        for indices, best, lengths in batches:
+            # (batch, seq_len, 2)
+            edges = self._word_edges[best]
+            # (batch, seq_len): a word starts at t if tag t starts one or tag t-1 ends one
+            cut = edges[:, :, 0].clone()
+            cut[:, 1:] |= edges[:, :-1, 1]
+            cut[:, 0] = True  # chunk joins are settled below
+            n = torch.tensor(lengths)
+            cut &= torch.arange(cut.shape[1]).unsqueeze(0) < n.unsqueeze(1)
+            columns = cut.nonzero()[:, 1].tolist()
+            counts = cut.sum(1).tolist()
+            ends = edges[torch.arange(len(lengths)), n - 1, 1].tolist()
+            opens = edges[:, 0, 0].tolist()
+            offset = 0
+            for idx, count, end, opens_word in zip(indices, counts, ends, opens):
+                piece_starts[idx] = columns[offset:offset + count]
+                piece_ends[idx] = end
+                piece_opens[idx] = opens_word
+                offset += count
+        results: list[list[int]] = [[] for _ in sentences]
+        for k, ((owner, a), starts) in enumerate(zip(owners, piece_starts)):
+            if a and not (piece_opens[k] or piece_ends[k - 1]):
+                # a later chunk continues the previous chunk's last word (as the tag strings
+                # joined and read whole would)
+                starts = starts[1:]
+            results[owner].extend([c + a for c in starts] if a else starts)
+        return results
     def _forced_mask(self, spans: Sequence[Sequence[tuple[int, int]]], seq_len: int
                      ) -> torch.Tensor:
         """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S."""
@@ -285,9 +343,14 @@ class Tagger:
         if self.task != "cws":
             return [[w for w, _ in words]
                     for words in self.pos_tag(texts, batch_size, user_dict)]
-        prepared, all_tags = self._tag_texts(texts, batch_size, user_dict)
-        return [_cws_words(tokens, positions, tags)
-                for (tokens, positions), tags in zip(prepared, all_tags)]
+        with _gc_paused():
+            prepared = [_non_space(t) for t in texts]
+            forced = None
+            if user_dict is not None:
+                forced = [user_dict.matches(tok) for tok, _ in prepared]
+            starts = self._word_starts([tok for tok, _ in prepared], batch_size, forced)
+            return [_cut_words(text, positions, cuts)
+                    for text, (_, positions), cuts in zip(texts, prepared, starts)]
 
     def pos_tag(self, texts: Sequence[str], batch_size: int = 64,
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
@@ -490,24 +553,21 @@ def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
     return words
 
 
-def _cws_words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
-               ) -> list[str]:
-    """Words of B/M/E/S-tagged tokens: :func:`_words` for plain segmentation tags, in one pass
-    (a word starts at B or S, after E or S, or after whitespace in the input; the same lenient
-    reading of ill-formed tags as ``tags_to_spans``), since this loop runs once per character
-    of everything `segment` sees."""
-    words = []
-    start = 0
-    for i in range(1, len(tags)):
-        if tags[i] in _STARTS or tags[i - 1] in _ENDS or positions[i] != positions[i - 1] + 1:
-            words.append("".join(tokens[start:i]))
-            start = i
-    if tags:
-        words.append("".join(tokens[start:]))
-    return words
-
-
 _STARTS, _ENDS = frozenset(("B", "S")), frozenset(("E", "S"))
+
+
+def _cut_words(text: str, positions: Sequence[int], starts: list[int]) -> list[str]:
+    """Words of ``text`` whose non-space tokens (at ``positions`` in it) start new words at
+    token indices ``starts``; whitespace in the text is also a word boundary."""
+    if not starts:
+        return []
+    if isinstance(positions, range):  # no whitespace: token i is text[i]
+        return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+    gaps = [i for i in range(1, len(positions)) if positions[i] != positions[i - 1] + 1]
+    if gaps:
+        starts = sorted({*starts, *gaps})
+    bounds = [*starts[1:], len(positions)]
+    return [text[positions[a]:positions[b - 1] + 1] for a, b in zip(starts, bounds)]
 
 
 def _entities(text: str, positions: Sequence[int], tags: Sequence[str]) -> list[Entity]:

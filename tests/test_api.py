@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -167,16 +169,36 @@ def test_nbest_output_treats_whitespace_as_a_word_boundary(crf_tagger: Tagger) -
     assert record["nbest"][0]["words"] == crf_tagger.segment([text])[0]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("BMES"), st.booleans()), max_size=30))
-def test_fast_cws_words_equal_the_general_word_assembly(cells: list[tuple[str, bool]]) -> None:
-    # any tag sequence, legal or not, with whitespace gaps (positions that skip) anywhere
-    from bmes_tagger.predict import _cws_words, _words
+@pytest.fixture(scope="module")
+def unconstrained_tagger(crf_tagger: Tagger) -> Tagger:
+    """The CRF tagger decoding without BMES constraints (so ill-formed tag sequences, even
+    across chunk joins, occur) and with chunks of at most 4 characters."""
+    import dataclasses
 
-    tags = [t for t, _ in cells]
-    tokens = [chr(0x4E00 + i) for i in range(len(tags))]
-    positions, at = [], 0
-    for _, gap in cells:
-        at += 2 if gap else 1
-        positions.append(at)
-    assert _cws_words(tokens, positions, tags) == [w for w, _ in _words(tokens, positions, tags)]
+    config = crf_tagger.config
+    tagger = Tagger(crf_tagger.model, crf_tagger.vocab, crf_tagger.tags,
+                    dataclasses.replace(config, data=dataclasses.replace(config.data, max_len=4)),
+                    bigram_vocab=crf_tagger.bigram_vocab)
+    tagger.model = copy.deepcopy(crf_tagger.model)
+    tagger.model.allowed = None
+    with torch.no_grad():  # random transitions: more ill-formed paths
+        tagger.model.crf.transitions.normal_(0.0, 3.0)
+    return tagger
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.text(st.sampled_from(sorted(set("".join(TEXTS[:5])))
+                                               + [" ", " ", "\u3000"]), max_size=14),
+                      max_size=6))
+def test_segment_words_equal_the_general_word_assembly_of_the_tags(
+        unconstrained_tagger: Tagger, texts: list[str]) -> None:
+    # segment reads word starts off tag ids per batch; it must give the words of the lenient
+    # reading of the tag strings (tags_to_spans), including ill-formed tags, chunk joins and
+    # whitespace gaps
+    from bmes_tagger.predict import _non_space, _words
+
+    tagger = unconstrained_tagger
+    prepared = [_non_space(t) for t in texts]
+    tags = tagger.tag_tokens([tok for tok, _ in prepared], batch_size=3)
+    expected = [[w for w, _ in _words(tok, pos, t)] for (tok, pos), t in zip(prepared, tags)]
+    assert tagger.segment(texts, batch_size=3) == expected
