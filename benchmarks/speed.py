@@ -13,7 +13,7 @@ What is measured (characters = real, non-padding characters):
 1. Training: our real training step (``EncodedCorpus.batch`` -> ``model.loss`` -> backward ->
    gradient clipping -> Adam step -> ``loss.item()``, built through the library as
    ``bmes_tagger.train`` does) on Resume NER train, for NCRF++'s size (embedding 50, hidden 100
-   per direction) and our default size (100/200), CRF and softmax heads, batch 10 and 32.
+   per direction) and our default size (100/200), CRF and softmax heads, batch 10, 32, 64.
 2. The same batches through a bare ``nn.Embedding`` + packed bidirectional ``nn.LSTM`` +
    ``sum().backward()`` (random ids with exactly the same lengths), and through the same
    without packing (one fused unidirectional ``nn.LSTM`` per direction, the backward one on
@@ -75,7 +75,6 @@ from bmes_tagger.batching import (  # noqa: E402
 from bmes_tagger.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from bmes_tagger.config import Config, config_from_dict  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
-from bmes_tagger.crf import viterbi_decode  # noqa: E402
 from bmes_tagger.metrics import cws_scores  # noqa: E402
 from bmes_tagger.predict import Tagger, build_model  # noqa: E402
 from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
@@ -84,7 +83,7 @@ from bmes_tagger.vocab import Vocab  # noqa: E402
 START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
 SIZES = {"NCRF++ (50/100)": (50, 100), "default (100/200)": (100, 200)}
-BATCH_SIZES = (10, 32)
+BATCH_SIZES = (10, 32, 64)
 THREADS = (1, 2)
 
 
@@ -487,7 +486,7 @@ def _describe(tagger: Tagger) -> str:
     return text
 
 
-BACKENDS = ("eager fp32", "onnx fp32", "onnx int8")
+BACKENDS = ("eager fp32", "eager bf16", "onnx fp32", "onnx int8")
 
 
 def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
@@ -518,6 +517,7 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
         current = tmp / f"{label}.pt"
         save_checkpoint(load_checkpoint(path), current)
         files[f"{label} eager fp32"] = current
+        files[f"{label} eager bf16"] = current  # the same file, loaded with bf16=True
         for quantize in (False, True):
             log(f"predict: exporting the {label} model to ONNX"
                 + (" with int8 weights" if quantize else ""))
@@ -531,7 +531,7 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
         load_times[name] = []
         for _ in range(3):
             t0 = time.perf_counter()
-            taggers[name] = Tagger.load(path)
+            taggers[name] = Tagger.load(path, bf16=name.endswith("bf16"))
             load_times[name].append(time.perf_counter() - t0)
 
     import jieba
@@ -594,7 +594,7 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
 
     log("predict: where the time goes")
     breakdown = {name: predict_breakdown(taggers[name], lines) for name in taggers
-                 if name.endswith(("eager fp32", "onnx int8"))}
+                 if name.endswith(("eager fp32", "eager bf16", "onnx int8"))}
 
     log("predict: peak RSS, each in a fresh process")
     rss = {"baseline": _rss_worker("baseline", None, plan.predict_lines, corpora),
@@ -609,68 +609,44 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
             "thread_chars": sum(len("".join(x.split())) for x in sub)}
 
 
+# phase -> the library functions whose cumulative time it is (module path suffix, name)
+PREDICT_PHASES = {
+    "text -> characters": [("bmes_tagger/predict.py", "_non_space")],
+    "chunking": [("bmes_tagger/batching.py", "iterate_chunks")],
+    "encode (ids, bigrams, classes)": [("bmes_tagger/batching.py", "encode_for_model")],
+    "batch building (padding)": [("bmes_tagger/batching.py", "batch")],
+    "network (emissions)": [("bmes_tagger/model.py", "emissions"),
+                            ("bmes_tagger/export.py", "emissions")],
+    "decoding (Viterbi)": [("bmes_tagger/crf.py", "viterbi_decode")],
+    "words from the text": [("bmes_tagger/predict.py", "_cut_words")],
+}
+
+
 def predict_breakdown(tagger: Tagger, lines: list[str], batch_size: int = 64
                       ) -> dict[str, float]:
-    """CPU seconds per phase of ``Tagger.segment`` over ``lines`` at 1 thread.
+    """CPU seconds per phase of one ``Tagger.segment`` call over ``lines`` at 1 thread.
 
-    The phases are the steps of ``Tagger.segment`` / ``Tagger._tag_tokens`` (no user
-    dictionary), run one after the other over the whole input (so the garbage collector runs as
-    it would without segment's pause; it is paused here too, to match).
+    Measured with cProfile on the real call: each phase is the cumulative time of the library
+    functions listed in ``PREDICT_PHASES`` (coarse calls, per batch or per line, so the
+    profiler's overhead is small); "the rest" is everything else in ``segment`` (word starts
+    from tag ids, chunk bookkeeping, glue). Shares, not absolute times, are what to read.
     """
-    import gc
-
-    from bmes_tagger.batching import iterate_chunks
-    from bmes_tagger.predict import _cws_words, _non_space
+    import cProfile
+    import pstats
 
     torch.set_num_threads(1)
-    phases = dict.fromkeys(("text -> characters, chunks", "encode (ids, bigrams, classes)",
-                            "batch building (padding)", "network (emissions)",
-                            "decoding (Viterbi) + tag strings", "tags -> words"), 0.0)
-    names = list(phases)
-    gc.disable()
-    try:
-        marks = [time.process_time()]
-        prepared = [_non_space(t) for t in lines]
-        pieces, owners = [], []
-        for i, (tokens, _) in enumerate(prepared):
-            for a, b in iterate_chunks(tokens, tagger.config.data.max_len):
-                if b > a:
-                    pieces.append(tokens[a:b])
-                    owners.append(i)
-        marks.append(time.process_time())
-        encoded = encode_for_model(pieces, tagger.config, tagger.vocab, tagger.bigram_vocab)
-        marks.append(time.process_time())
-        piece_tags: list[list[str]] = [[] for _ in pieces]
-        model = tagger.model
-        with torch.inference_mode():
-            for indices in bucketed_batches(encoded.lengths, batch_size):
-                t0 = time.process_time()
-                batch = encoded.batch(indices)
-                t1 = time.process_time()
-                scores = model.decoding_scores(batch.chars, batch.lengths, batch.bigrams,
-                                               batch.classes)
-                t2 = time.process_time()
-                if model.crf is not None:
-                    best = model.crf.decode(scores, batch.mask, allowed=model.allowed)
-                else:
-                    best = viterbi_decode(scores, batch.mask, allowed=model.allowed)
-                for row, idx, n in zip(best.tolist(), indices, batch.lengths.tolist()):
-                    piece_tags[idx] = [tagger.tags[t] for t in row[:n]]
-                t3 = time.process_time()
-                phases[names[2]] += t1 - t0
-                phases[names[3]] += t2 - t1
-                phases[names[4]] += t3 - t2
-        tags: list[list[str]] = [[] for _ in prepared]
-        for owner, piece in zip(owners, piece_tags):
-            tags[owner].extend(piece)
-        marks.append(time.process_time())
-        [_cws_words(tok, pos, tg) for (tok, pos), tg in zip(prepared, tags)]
-        marks.append(time.process_time())
-    finally:
-        gc.enable()
-    phases[names[0]] = marks[1] - marks[0]
-    phases[names[1]] = marks[2] - marks[1]
-    phases[names[5]] = marks[4] - marks[3]
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    tagger.segment(lines, batch_size=batch_size)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _, _ in stats.values())
+    phases = {}
+    for phase, functions in PREDICT_PHASES.items():
+        phases[phase] = sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                            if any(file.endswith(f) and name == n for f, n in functions))
+    phases["the rest (word starts from tag ids, bookkeeping)"] = max(
+        0.0, total - sum(phases.values()))
     return phases
 
 
@@ -820,13 +796,17 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
       f"batch 10), wall clock (per CPU-s) | {ours_small / NCRFPP_CHARS_PER_S:.1f}x "
       f"({ours_small_cpu / NCRFPP_CHARS_PER_S:.1f}x): {ours_small:,.0f} ({ours_small_cpu:,.0f}) "
       "chars/s | >= 20x |")
+    for bs in BATCH_SIZES[1:]:
+        ours_bs = rows[("NCRF++ (50/100)", bs)]["crf@1"].cpu_rate
+        w(f"| the same at batch {bs} (NCRF++ is not faster at 32), per CPU-s | "
+          f"{ours_bs / NCRFPP_CHARS_PER_S:.1f}x: {ours_bs:,.0f} chars/s | >= 20x |")
     w(f"| bare packed `nn.LSTM` fwd+bwd at that size and batch / NCRF++, per CPU-s | "
       f"{small['bare@1'].cpu_rate / NCRFPP_CHARS_PER_S:.1f}x | |")
     w(f"| bare *padded* LSTM (fused kernel, exact) / bare packed LSTM, same batches | "
       f"{small['padded@1'].cpu_rate / small['bare@1'].cpu_rate:.1f}x | |")
     pm, sc = pred["measures"], pred["scores"]
     for name in pm:
-        if name.endswith(("eager fp32", "onnx int8")):
+        if name.endswith(("eager fp32", "eager bf16", "onnx int8")):
             w(f"| predict, {name} model (`Tagger.segment`, batch 64; F1 {sc[name].f1:.4f}) / "
               f"jieba `lcut` (F1 {sc['jieba'].f1:.4f}), per CPU-s | "
               f"{pm[name].cpu_rate / pm['jieba'].cpu_rate:.2f}x | >= 1x at F1 >= 0.95 |")
@@ -837,7 +817,7 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
       f"{train['chars']:,} chars)")
     w("")
     w(f"Median of {plan.reps} repeats, each over the same ~{plan.train_chars:,} characters "
-      f"({train['batches'][10]} batches of 10 or {train['batches'][32]} of 32, taken evenly "
+      f"({', '.join(f'{n} batches of {bs}' for bs, n in train['batches'].items())}, taken evenly "
       f"from the first epoch's length-bucketed order), after {plan.warmup_batches} warm-up "
       "batches. **Ours** = the real step (`EncodedCorpus.batch`, `model.loss`, backward, "
       "`clip_grad_norm_` 5.0, Adam step, `loss.item()`), model from `build_model`, in "
@@ -914,7 +894,9 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     for label, desc in pred["models"].items():
         w(f"- **{label}** model: {desc}.")
     w("")
-    w("Backends: **eager fp32** = the checkpoint in torch; **onnx fp32** / **onnx int8** = "
+    w("Backends: **eager fp32** = the checkpoint in torch; **eager bf16** = the same with "
+      "`Tagger.load(path, bf16=True)` (`tagger predict --bf16`: the network under bfloat16 "
+      "autocast, decoding in float32); **onnx fp32** / **onnx int8** = "
       "`tagger export --format onnx [--quantize]` run by onnxruntime (int8: dynamic "
       "quantisation of the LSTM and linear weights); decoding is the same Python code for all. "
       "`load` = `Tagger.load` of that file (median of 3; checkpoints re-saved in the current "
@@ -940,7 +922,7 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
         s = sc[name]
         ref = sc.get(f"{model} eager fp32")
         f1 = f"{s.f1:.4f}" + (f" ({s.f1 - ref.f1:+.4f})" if ref is not None
-                              and "onnx" in backend else "")
+                              and backend != "eager fp32" else "")
         oov = "" if s.oov_recall is None else f"{s.oov_recall:.4f}"
         mem = f"{rss[name]:,.0f}" if name in rss else ""
         w(f"| {model} | {backend} | {m.rate:,.0f} | {m.cpu_rate:,.0f} | "
