@@ -33,6 +33,8 @@ CORPORA = {
     "msra": ("MSRA NER, train (5% held out as dev) / test", 0.925),
     "pku": ("PKU test, trained on People's Daily 1998-01 (proxy; 5% held out)", 0.960),
     "pku_small": ("PKU test, small model (emb 50, hidden 64), trained on the proxy", 0.960),
+    "pku_tiny": ("PKU test, tiny model (emb 32, hidden 32, bigrams 32), trained on the proxy",
+                 0.960),
     "msr": ("MSR test, trained on the MSRA NER 2006 text (proxy; 5% held out)", 0.970),
     "ud_gsd": ("UD Chinese GSD r1.4 CWS, train / dev / test", 0.940),
     "cluener": ("CLUENER2020, train (5% held out) / dev", 0.720),

@@ -1,7 +1,7 @@
 """Speed benchmark: training and prediction throughput, measured side by side in one run.
 
     python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--small-model CKPT]
-                               [--output FILE]
+                               [--tiny-model CKPT] [--output FILE]
 
 Prints markdown tables and (full mode only) replaces the section between ``<!-- speed:start -->``
 and ``<!-- speed:end -->`` in ``benchmarks/RESULTS.md`` (created if absent), so other benchmarks
@@ -20,13 +20,13 @@ What is measured (characters = real, non-padding characters):
    rows reversed within their lengths: exact on real positions).
 3. 1 vs 2 torch threads for two training configurations and for prediction.
 4. A per-phase breakdown of the training step (batch, forward, loss head, backward, clip, step).
-5. Our training step on the PKU proxy corpus with the models of configs/pku.yaml and
-   configs/pku_small.yaml (bigram and class features included).
-6. Prediction on the SIGHAN 2005 PKU test input with ``Tagger.segment`` for the default-size
-   and the small PKU model (trained by ``benchmarks/accuracy.py --only pku pku_small``), each
-   eager in torch and exported to ONNX (fp32 and int8 weights) run by onnxruntime; model load
-   time and peak RSS (each in a fresh process), against jieba on the same lines; F1 of all
-   against the PKU gold.
+5. Our training step on the PKU proxy corpus with the models of configs/pku.yaml,
+   configs/pku_small.yaml and configs/pku_tiny.yaml (bigram and class features included).
+6. Prediction on the SIGHAN 2005 PKU test input with ``Tagger.segment`` for the default-size,
+   small and tiny PKU models (trained by ``benchmarks/accuracy.py --only pku pku_small
+   pku_tiny``), each eager in torch (fp32 and bf16 autocast) and exported to ONNX (fp32 and
+   int8 weights) run by onnxruntime; model load time and peak RSS (each in a fresh process),
+   against jieba on the same lines; F1 of all against the PKU gold.
 
 Every variant of a group is timed in turn, repeat after repeat (interleaved), after a warm-up,
 so a load spike from other processes hits all variants alike; tables show the median of the
@@ -378,12 +378,12 @@ def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
     return phases
 
 
-PKU_CONFIGS = ("pku", "pku_small")
+PKU_CONFIGS = ("pku", "pku_small", "pku_tiny")
 
 
 def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
-    """Our training step with the model and batch size of configs/pku.yaml and
-    configs/pku_small.yaml (bigram and class features included) on the PKU proxy corpus."""
+    """Our training step with the model and batch size of each of ``PKU_CONFIGS`` (bigram and
+    class features included) on the PKU proxy corpus."""
     source = corpora / "peoples_daily_1998_pos" / "RMRB.seg.utf8"
     with source.open(encoding="utf-8") as f:
         head = [line for _, line in zip(range(plan.quick_train_lines), f)]
@@ -465,13 +465,16 @@ def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
         "People's Daily 1998-01)")
 
 
-def get_small_model(args: argparse.Namespace) -> tuple[Path, str] | None:
-    """The small CWS checkpoint (configs/pku_small.yaml), if there is one."""
-    if args.small_model:
-        return Path(args.small_model), f"`{args.small_model}` (given with --small-model)"
-    found = _first_existing(REPO / "runs" / "accuracy" / "pku_small-seed1" / "best.pt",
-                            REPO / "runs" / "pku_small" / "best.pt")
-    return (found, f"`{found.relative_to(REPO)}` (configs/pku_small.yaml)") if found else None
+def get_small_model(args: argparse.Namespace, name: str = "small"
+                    ) -> tuple[Path, str] | None:
+    """The ``name`` CWS checkpoint (configs/pku_<name>.yaml: small or tiny), if there is
+    one; ``--small-model`` / ``--tiny-model`` override."""
+    given = getattr(args, f"{name}_model", None)
+    if given:
+        return Path(given), f"`{given}` (given with --{name}-model)"
+    found = _first_existing(REPO / "runs" / "accuracy" / f"pku_{name}-seed1" / "best.pt",
+                            REPO / "runs" / f"pku_{name}" / "best.pt")
+    return (found, f"`{found.relative_to(REPO)}` (configs/pku_{name}.yaml)") if found else None
 
 
 def _describe(tagger: Tagger) -> str:
@@ -501,12 +504,13 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     train_words = read_word_list(pku / "pku_training_words.utf8")
     n_chars = sum(len("".join(line.split())) for line in lines)
     models = {"default": get_cws_model(args, corpora, plan, log)}
-    small = get_small_model(args)
-    if small is not None:
-        models["small"] = small
-    else:
-        log("predict: no small model (train it with python benchmarks/accuracy.py --only "
-            "pku_small); skipping its rows")
+    for size in ("small", "tiny"):
+        found = get_small_model(args, size)
+        if found is not None:
+            models[size] = found
+        else:
+            log(f"predict: no {size} model (train it with python benchmarks/accuracy.py --only "
+                f"pku_{size}); skipping its rows")
 
     torch.set_num_threads(1)  # also the onnxruntime sessions' thread count (set at load)
     tmp = Path(tempfile.mkdtemp(prefix="bmes_speed_onnx_"))
@@ -968,6 +972,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "runs/pku/best.pt if present, else a quick model trained here)")
     parser.add_argument("--small-model", help="small CWS checkpoint (default runs/accuracy/"
                         "pku_small-seed1/best.pt or runs/pku_small/best.pt if present)")
+    parser.add_argument("--tiny-model", help="tiny CWS checkpoint (default runs/accuracy/"
+                        "pku_tiny-seed1/best.pt or runs/pku_tiny/best.pt if present)")
     parser.add_argument("--train-quick-model", action="store_true",
                         help="train the quick CWS model even if runs/pku/best.pt exists")
     parser.add_argument("--output", help="results file to update (default benchmarks/"
