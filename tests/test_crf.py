@@ -379,6 +379,17 @@ class TestViterbiDecode:
                            crf.end_transitions),
             crf.decode(emissions, mask))
 
+    @pytest.mark.parametrize("garbage", [float("nan"), float("inf"), float("-inf")])
+    def test_non_finite_padding_changes_nothing(self, garbage):
+        crf = make_crf(4)
+        gen = torch.Generator().manual_seed(3)
+        allowed = random_allowed(4, gen)
+        emissions, _, mask = make_batch(4, [6, 2, 4, 1])
+        dirty = emissions.masked_fill(~mask.unsqueeze(2), garbage)
+        for extra in ({}, {"allowed": allowed}):
+            assert torch.equal(crf.decode(dirty, mask, **extra), crf.decode(emissions, mask,
+                                                                             **extra))
+
     def test_rejects_wrong_score_shapes(self):
         emissions, _, mask = make_batch(3, [2])
         with pytest.raises(ValueError, match=r"expected transition_scores of shape \(3, 3\)"):
