@@ -969,7 +969,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of the public corpora (default $BMES_CORPORA or ../shared/corpora)")
     parser.add_argument("--quick", action="store_true", help="smoke run (~2 min), writes nothing")
     parser.add_argument("--model", help="CWS checkpoint for the predict benchmark (default "
-                        "runs/pku/best.pt if present, else a quick model trained here)")
+                        "runs/accuracy/pku-seed1/best.pt or runs/pku/best.pt if present, else a "
+                        "quick model trained here)")
     parser.add_argument("--small-model", help="small CWS checkpoint (default runs/accuracy/"
                         "pku_small-seed1/best.pt or runs/pku_small/best.pt if present)")
     parser.add_argument("--tiny-model", help="tiny CWS checkpoint (default runs/accuracy/"
