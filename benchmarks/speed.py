@@ -3,10 +3,11 @@
     python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--small-model CKPT]
                                [--tiny-model CKPT] [--output FILE]
 
-Prints markdown tables and (full mode only) replaces the section between ``<!-- speed:start -->``
-and ``<!-- speed:end -->`` in ``benchmarks/RESULTS.md`` (created if absent), so other benchmarks
-can share the file. ``--quick`` is a smoke run (about 2 minutes) that writes nothing unless
-``--output`` is given.
+Prints markdown tables and (full mode only) replaces the section between
+``<!-- speed-CPU:start -->`` and ``<!-- speed-CPU:end -->`` in ``benchmarks/RESULTS.md`` (created
+if absent; CPU is the machine's CPU model, so runs on different CPUs are kept side by side: the
+ratios depend on it), so other benchmarks can share the file. ``--quick`` is a smoke run (about
+2 minutes) that writes nothing unless ``--output`` is given.
 
 What is measured (characters = real, non-padding characters):
 
@@ -44,6 +45,7 @@ import json
 import logging
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -66,6 +68,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from predict_memory import write_section  # noqa: E402
+
 from bmes_tagger.batching import (  # noqa: E402
     EncodedCorpus,
     bucketed_batches,
@@ -80,7 +85,6 @@ from bmes_tagger.predict import Tagger, build_model  # noqa: E402
 from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
 from bmes_tagger.vocab import Vocab  # noqa: E402
 
-START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
 SIZES = {"NCRF++ (50/100)": (50, 100), "default (100/200)": (100, 200)}
 BATCH_SIZES = (10, 32, 64)
@@ -465,7 +469,7 @@ def get_cws_model(args: argparse.Namespace, corpora: Path, plan: Plan,
         "People's Daily 1998-01)")
 
 
-def get_small_model(args: argparse.Namespace, name: str = "small"
+def get_pku_model(args: argparse.Namespace, name: str = "small"
                     ) -> tuple[Path, str] | None:
     """The ``name`` CWS checkpoint (configs/pku_<name>.yaml: small or tiny), if there is
     one; ``--small-model`` / ``--tiny-model`` override."""
@@ -505,7 +509,7 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     n_chars = sum(len("".join(line.split())) for line in lines)
     models = {"default": get_cws_model(args, corpora, plan, log)}
     for size in ("small", "tiny"):
-        found = get_small_model(args, size)
+        found = get_pku_model(args, size)
         if found is not None:
             models[size] = found
         else:
@@ -948,17 +952,10 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     return "\n".join(out) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the text between the speed markers in ``path`` (create or append as needed)."""
-    block = f"{START}\n{section}{END}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
+def section_name(cpu: str) -> str:
+    """RESULTS.md section of a run on ``cpu``: ``speed-`` and the CPU model as a slug."""
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", cpu.lower())).strip("-")
+    return f"speed-{slug or 'unknown'}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1010,8 +1007,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(section)
     if args.output or not args.quick:
         path = Path(args.output) if args.output else REPO / "benchmarks" / "RESULTS.md"
-        write_section(path, section)
-        log(f"wrote the speed section of {path}")
+        write_section(path, section_name(info["cpu"]), section)
+        log(f"wrote the {section_name(info['cpu'])} section of {path}")
     else:
         log("quick run: benchmarks/RESULTS.md left unchanged (give --output FILE to write one)")
     return 0
