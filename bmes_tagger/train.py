@@ -225,7 +225,6 @@ def _train(
         with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
             scores = evaluate(tagger, dev_sents)
             shipped = {k: v.clone() for k, v in model.state_dict().items()}
-        model.train()
         ctx.broadcast_value(scores.f1)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(scores.f1)

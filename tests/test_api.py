@@ -202,3 +202,21 @@ def test_segment_words_equal_the_general_word_assembly_of_the_tags(
     tags = tagger.tag_tokens([tok for tok, _ in prepared], batch_size=3)
     expected = [[w for w, _ in _words(tok, pos, t)] for (tok, pos), t in zip(prepared, tags)]
     assert tagger.segment(texts, batch_size=3) == expected
+
+
+def test_predicting_never_changes_the_modules_mode_and_always_runs_it_as_shipped(
+        crf_tagger: Tagger) -> None:
+    """A Tagger around a module in training mode (as during dev evaluation) predicts with
+    dropout off and hands the module back in training mode."""
+    model = copy.deepcopy(crf_tagger.model)
+    model.train()
+    live = Tagger(model, crf_tagger.vocab, crf_tagger.tags, crf_tagger.config,
+                  bigram_vocab=crf_tagger.bigram_vocab)
+    assert all(m.training for m in model.modules())
+    expected = crf_tagger.segment(TEXTS)
+    for call in (lambda: live.segment(TEXTS), lambda: live.tag(TEXTS[:3]),
+                 lambda: live.confidence(TEXTS[:3]), lambda: live.nbest(TEXTS[:3], 2)):
+        call()
+        assert all(m.training for m in model.modules())
+    assert live.segment(TEXTS) == expected
+    assert live.confidence(TEXTS[:3]) == crf_tagger.confidence(TEXTS[:3])

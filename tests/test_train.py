@@ -135,3 +135,26 @@ def test_plateau_schedule_and_ema_resume_exactly(tmp_path: Path) -> None:
     for x, y in zip(a, b):
         assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
         assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("task", ["cws", "ner"])
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_logged_dev_f1_is_what_eval_of_best_pt_measures(tmp_path: Path, task: str, head: str,
+                                                        ema: float) -> None:
+    """Oracle across the train/eval boundary: the best dev F1 that training logged (and used
+    to pick best.pt) is what `tagger eval` of that best.pt on the dev file reports."""
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    cfg = load_config(tiny_config(tmp_path, task, head),
+                      [f"train.ema_decay={ema}", "train.epochs=3", "model.dropout=0.5",
+                       "model.embedding_dropout=0.5"])
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    logged = max(r["dev"]["f1"] for r in metrics(run))
+    out = CliRunner().invoke(app, ["eval", "--model", str(run / "best.pt"), "--data",
+                                   str(cfg.data.dev), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["f1"] == pytest.approx(logged, abs=1e-9)
