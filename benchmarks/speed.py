@@ -71,18 +71,15 @@ if str(REPO) not in sys.path:
 sys.path.insert(0, str(REPO / "benchmarks"))
 from predict_memory import write_section  # noqa: E402
 
-from bmes_tagger.batching import (  # noqa: E402
-    EncodedCorpus,
-    bucketed_batches,
-    count_bigrams,
-    encode_for_model,
-)
-from bmes_tagger.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from bmes_tagger import features  # noqa: E402
+from bmes_tagger.batching import EncodedCorpus, bucketed_batches  # noqa: E402
+from bmes_tagger.checkpoint import load_checkpoint, make_payload, save_checkpoint  # noqa: E402
 from bmes_tagger.config import Config, config_from_dict  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
 from bmes_tagger.metrics import cws_scores  # noqa: E402
-from bmes_tagger.predict import Tagger, build_model  # noqa: E402
-from bmes_tagger.train import build_vocabularies, make_optimizer  # noqa: E402
+from bmes_tagger.model import build_model  # noqa: E402
+from bmes_tagger.predict import Tagger  # noqa: E402
+from bmes_tagger.train import make_optimizer, tag_set, train_step  # noqa: E402
 from bmes_tagger.vocab import Vocab  # noqa: E402
 
 NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
@@ -180,27 +177,21 @@ def ner_config(emb: int, hidden: int, head: str, batch_size: int) -> Config:
 
 
 class OurStep:
-    """Our training step, exactly as the loop in ``bmes_tagger.train._train`` runs it."""
+    """Our training step: :func:`bmes_tagger.train.train_step` (what the loop runs) on a batch
+    built as the loop builds it, then reading the loss as the loop's log does."""
 
-    def __init__(self, config: Config, encoded: EncodedCorpus, num_chars: int,
-                 tags: Sequence[str], num_bigrams: int = 0) -> None:
+    def __init__(self, config: Config, encoded: EncodedCorpus, vocabs: dict[str, Vocab],
+                 tags: Sequence[str]) -> None:
         torch.manual_seed(1)
         self.config = config
         self.encoded = encoded
-        self.model = build_model(config, num_chars, tags, num_bigrams)
+        self.model = build_model(config, vocabs, tags)
         self.model.train()
         self.optimizer = make_optimizer(self.model, config)
 
     def __call__(self, indices: Sequence[int]) -> int:
         batch = self.encoded.batch(indices)
-        assert batch.tags is not None
-        loss = self.model.loss(batch.chars, batch.lengths, batch.tags, batch.mask,
-                               batch.bigrams, batch.classes)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.train.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
-        self.optimizer.step()
+        loss = train_step(self.model, self.optimizer, batch, self.config.train.clip_norm)
         loss.item()
         return batch.num_tokens
 
@@ -285,10 +276,11 @@ def bench_training(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dic
     path = corpora / "resume_ner" / "train.char.bmes"
     base = ner_config(50, 100, "crf", 10)
     sents = read_corpus(path, "conll", "ner", "bmes", repair=True)
-    vocab, tags = build_vocabularies(sents, base)
+    vocabs = features.build_vocabs([s.chars for s in sents], base)
+    tags = tag_set(sents, base)
     tag_index = {t: i for i, t in enumerate(tags)}
-    encoded = EncodedCorpus([s.chars for s in sents], vocab, tag_index,
-                            [s.tags or [] for s in sents], normalize=True)
+    encoded = EncodedCorpus.encode([s.chars for s in sents], vocabs, base,
+                                   [s.tags or [] for s in sents], tag_index)
     rows: dict[tuple[str, int], dict[str, Measure]] = {}
     steps: dict[tuple[str, str, int], OurStep] = {}
     for size, (emb, hidden) in SIZES.items():
@@ -299,11 +291,12 @@ def bench_training(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dic
                           key=lambda b: int(encoded.lengths[b].sum()))[:plan.warmup_batches]
             runners: dict[str, Callable[[Sequence[int]], int]] = {}
             for head in ("crf", "softmax"):
-                step = OurStep(ner_config(emb, hidden, head, bs), encoded, len(vocab), tags)
+                step = OurStep(ner_config(emb, hidden, head, bs), encoded, vocabs, tags)
                 steps[(size, head, bs)] = step
                 runners[head] = step
-            runners["bare"] = BareStep(len(vocab), emb, hidden, batches + warm, encoded.lengths)
-            runners["padded"] = BarePaddedStep(len(vocab), emb, hidden, batches + warm,
+            num_chars = len(vocabs["chars"])
+            runners["bare"] = BareStep(num_chars, emb, hidden, batches + warm, encoded.lengths)
+            runners["padded"] = BarePaddedStep(num_chars, emb, hidden, batches + warm,
                                                encoded.lengths)
             threaded = ("crf" if size.startswith("NCRF") and bs == 10
                         else "softmax" if bs == 32 and size.startswith("default") else None)
@@ -326,7 +319,7 @@ def bench_training(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dic
                                ("default (100/200)", "crf", 32))
     }
     return {"rows": rows, "breakdown": breakdown, "sentences": len(sents),
-            "chars": int(encoded.lengths.sum()), "vocab": len(vocab), "tags": len(tags),
+            "chars": int(encoded.lengths.sum()), "vocab": len(vocabs["chars"]), "tags": len(tags),
             "batches": {bs: len(pick_batches(encoded.lengths, bs, plan.train_chars))
                         for bs in BATCH_SIZES}}
 
@@ -347,7 +340,7 @@ def _loop(fn: Callable[[Sequence[int]], int], batches: list[list[int]], cap_s: f
 def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
     """CPU seconds per phase of the training step at 1 thread, summed over ``batches``.
 
-    The phases are the pieces of ``model.loss`` and of the loop in ``bmes_tagger.train``.
+    The phases are the pieces of :func:`bmes_tagger.train.train_step` and of the model's loss.
     """
     torch.set_num_threads(1)
     model, optimizer, clip = step.model, step.optimizer, step.config.train.clip_norm
@@ -359,7 +352,7 @@ def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
         marks = [time.process_time()]
         batch = step.encoded.batch(indices)
         marks.append(time.process_time())
-        scores = model.emissions(batch.chars, batch.lengths, batch.bigrams, batch.classes)
+        scores = model.emissions(batch.inputs, batch.lengths)
         marks.append(time.process_time())
         assert batch.tags is not None
         if model.crf is not None:
@@ -405,14 +398,12 @@ def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) ->
                      "normalize_width": spec["data"].get("normalize_width", True)},
             "model": spec.get("model", {}), "train": spec.get("train", {}),
         }, source=f"configs/{name}.yaml")
-        vocab, tags = build_vocabularies(sents, config)
-        counts = count_bigrams([s.chars for s in sents], config.data.normalize_width)
-        bigram_vocab = Vocab.build(counts) if config.model.bigram_dim > 0 else None
-        encoded = encode_for_model([s.chars for s in sents], config, vocab, bigram_vocab,
-                                   {t: i for i, t in enumerate(tags)},
-                                   [s.tags or [] for s in sents])
-        steps[name] = OurStep(config, encoded, len(vocab), tags,
-                              len(bigram_vocab) if bigram_vocab else 0)
+        vocabs = features.build_vocabs([s.chars for s in sents], config)
+        tags = tag_set(sents, config)
+        encoded = EncodedCorpus.encode([s.chars for s in sents], vocabs, config,
+                                       [s.tags or [] for s in sents],
+                                       {t: i for i, t in enumerate(tags)})
+        steps[name] = OurStep(config, encoded, vocabs, tags)
         batches[name] = pick_batches(encoded.lengths, config.train.batch_size, plan.train_chars)
         m = config.model
         desc[name] = (f"embedding {m.embedding_dim}, BiLSTM {m.hidden_size}, bigrams "
@@ -523,7 +514,9 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
     for label, (path, desc) in models.items():
         # re-saved, so the load time is that of the current checkpoint format
         current = tmp / f"{label}.pt"
-        save_checkpoint(load_checkpoint(path), current)
+        ckpt = load_checkpoint(path)
+        save_checkpoint(make_payload(ckpt.config, ckpt.vocabs, ckpt.tags, ckpt.train_words,
+                                     ckpt.weights or {}, ckpt.scores), current)
         files[f"{label} eager fp32"] = current
         files[f"{label} eager bf16"] = current  # the same file, loaded with bf16=True
         for quantize in (False, True):
@@ -621,10 +614,10 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
 PREDICT_PHASES = {
     "text -> characters": [("bmes_tagger/predict.py", "_non_space")],
     "chunking": [("bmes_tagger/batching.py", "iterate_chunks")],
-    "encode (ids, bigrams, classes)": [("bmes_tagger/batching.py", "encode_for_model")],
+    "encode (ids, bigrams, classes)": [("bmes_tagger/features.py", "encode")],
     "batch building (padding)": [("bmes_tagger/batching.py", "batch")],
     "network (emissions)": [("bmes_tagger/model.py", "emissions"),
-                            ("bmes_tagger/export.py", "emissions")],
+                            ("bmes_tagger/exported.py", "emissions")],
     "decoding (Viterbi)": [("bmes_tagger/crf.py", "viterbi_decode")],
     "words from the text": [("bmes_tagger/predict.py", "_cut_words")],
 }

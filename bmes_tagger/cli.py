@@ -33,6 +33,10 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's "
                                          "default, all cores; 1 is safest on a busy machine).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, "
+                                        "cuda or cuda:N.")]
+TrustOpt = Annotated[bool, typer.Option("--trust-code", help="Allow loading a TorchScript "
+                                        "(.ts) model, which runs code from the file.")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="SECTION.KEY=VALUE",
@@ -85,6 +89,11 @@ def train_cli(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the resolved "
                                           "config first and all best dev scores at the end.")]
     = False,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="auto (CUDA when available), cpu, cuda or cuda:N (default: "
+        "train.device).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=0, help="torch CPU threads (default: train.threads).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train a tagger as CONFIG describes.
@@ -97,7 +106,10 @@ def train_cli(
     from .train import train
 
     with _user_errors(debug):
-        cfg = load_config(config, overrides or [])
+        sets = list(overrides or [])
+        sets += [f"train.device={device}"] if device is not None else []
+        sets += [f"train.threads={threads}"] if threads is not None else []
+        cfg = load_config(config, sets)
         if cfg.data.train is None and not resume:
             raise BmesTaggerError(f"{config}: data.train: required for training (set it in the "
                                   "config or with --set data.train=PATH)")
@@ -109,15 +121,17 @@ def train_cli(
                        err=True)
         try:
             result = train(cfg, output, resume=resume, force=force, progress=not quiet,
-                           log=log)
+                           log=log, config_file=config)
         except ConfigError as exc:
             if str(exc).startswith(("data.", "model.", "train.", "--resume")):
                 raise ConfigError(f"{config}: {exc}") from None
             raise
+    if not result.is_main:
+        return  # rank 0 of a data-parallel run reports
     if result.interrupted:
         typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
                    f"{config} --output {result.run_dir} --resume", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (result.signal or 2))
     best = result.best_scores
     if verbose:
         typer.echo(json.dumps(best, ensure_ascii=False, indent=2))
@@ -147,7 +161,8 @@ def predict_cli(
         "--dict", help="Word-segmentation user dictionary (one word per line): listed words "
         "stay whole.")] = None,
     nbest: Annotated[int, typer.Option(
-        "--nbest", min=0, help="Print the K best analyses per line with probabilities as JSON "
+        "--nbest", min=0, max=100, help="Print the K best analyses per line with probabilities "
+        "as JSON "
         "lines (CRF models).")] = 0,
     shard: Annotated[str | None, typer.Option(
         "--shard", metavar="I/N", help="Tag only the I-th of N contiguous blocks of lines "
@@ -157,6 +172,8 @@ def predict_cli(
     bf16: Annotated[bool, typer.Option("--bf16", help="Run the network in bfloat16 (faster on "
                                        "CPUs with bf16 instructions; decoding stays float32).")]
     = False,
+    device: DeviceOpt = "auto",
+    trust_code: TrustOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Tag raw text with a trained model: one output line per input line, in order.
@@ -164,21 +181,15 @@ def predict_cli(
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
     from .corpus import iter_lines, iter_stream_lines
-    from .predict import (
-        OUTPUT_FORMATS,
-        Tagger,
-        UserDict,
-        count_lines,
-        parse_shard,
-        predict_lines,
-        shard_range,
-    )
+    from .output import OUTPUT_FORMATS, count_lines, parse_shard, predict_lines, shard_range
+    from .predict import Tagger, UserDict
 
     with _user_errors(debug):
         if output is not None and output.exists() and not force:
             raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
         _set_threads(threads)
-        tagger = Tagger.load(model, bf16=bf16)
+        tagger = Tagger.load(model, bf16=bf16, device=device, trust_code=trust_code,
+                             threads=threads or None)
         # predict_lines is a generator: check the format now, not at the first output line.
         if format is not None and format not in OUTPUT_FORMATS[tagger.task]:
             raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
@@ -204,12 +215,12 @@ def predict_cli(
             raise BmesTaggerError(str(exc)) from None
         if output is None:
             for record in records:
-                sys.stdout.write(record + ("" if record.endswith("\n") else "\n"))
+                sys.stdout.write(record + "\n")
             sys.stdout.flush()
         else:
             with atomic_write(output) as f:
                 for record in records:
-                    f.write(record + ("" if record.endswith("\n") else "\n"))
+                    f.write(record + "\n")
 
 
 @app.command("eval")
@@ -234,6 +245,8 @@ def evaluate_cli(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
     = False,
     threads: ThreadsOpt = 1,
+    device: DeviceOpt = "auto",
+    trust_code: TrustOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Score a model on a labelled file: span precision, recall and F1.
@@ -270,7 +283,7 @@ def evaluate_cli(
         if scheme is not None and scheme not in ("bmes", "bioes", "bio"):
             raise BmesTaggerError(f"--scheme: {scheme!r} is not one of bmes, bioes, bio")
         _set_threads(threads)
-        tagger = Tagger.load(model)
+        tagger = Tagger.load(model, device=device, trust_code=trust_code, threads=threads or None)
         sentences = read_eval_data(tagger, data, format, scheme, repair)
         words = read_word_list(train_words) if train_words is not None else None
         scores = evaluate(tagger, sentences, words)
@@ -323,6 +336,9 @@ def convert_cli(
 def info_cli(
     model: Annotated[Path, typer.Argument(help="Checkpoint file, or an exported .onnx/.ts.",
                                           show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+    = False,
+    trust_code: TrustOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Show a checkpoint's task, config, tag set, sizes, parameter count and best scores
@@ -331,13 +347,16 @@ def info_cli(
     Example: tagger info runs/sample-cws/best.pt
     """
     from .checkpoint import load_checkpoint
-    from .export import exported_kind, load_exported
-    from .report import checkpoint_info
+    from .exported import exported_kind, load_exported
+    from .report import checkpoint_info, checkpoint_summary
 
     with _user_errors(debug):
-        payload = (load_exported(model)[0] if exported_kind(model) is not None
-                   else load_checkpoint(model))
-        typer.echo(checkpoint_info(payload, model))
+        ckpt = (load_exported(model, trust_code=trust_code)[0]
+                if exported_kind(model) is not None else load_checkpoint(model))
+    if as_json:
+        typer.echo(json.dumps(checkpoint_summary(ckpt, model), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(checkpoint_info(ckpt, model))
 
 
 @app.command("export")
@@ -383,6 +402,8 @@ def plot_cli(
                                             show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG file (default: "
                                                 "RUN_DIR/training.png).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the PNG if it exists.")]
+    = False,
     debug: DebugOpt = False,
 ) -> None:
     """Plot training loss and dev F1 per evaluation to a PNG.
@@ -394,7 +415,7 @@ def plot_cli(
     from .report import plot_run
 
     with _user_errors(debug):
-        typer.echo(plot_run(run_dir, output or run_dir / "training.png"))
+        typer.echo(plot_run(run_dir, output or run_dir / "training.png", force=force))
 
 
 def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> str:

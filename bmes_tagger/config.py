@@ -29,6 +29,9 @@ import yaml
 from .errors import ConfigError
 
 TASKS = ("cws", "ner", "pos")
+# names of the encoders in bmes_tagger.model.ENCODERS, kept here so that reading a config needs
+# no torch; bmes_tagger.model.register_encoder adds to both
+ENCODERS: list[str] = ["recurrent"]
 
 
 def _opt(default: Any, help: str, **checks: Any) -> Any:
@@ -73,6 +76,8 @@ class ModelConfig:
     """Sizes and kinds of the network's layers."""
 
     embedding_dim: int = _opt(100, "character embedding size", min=1)
+    encoder: str = _opt("recurrent", "encoder over the input embeddings: recurrent (cell, "
+                        "hidden_size, num_layers, bidirectional)", choices=ENCODERS)
     cell: str = _opt("lstm", "recurrent cell", choices=("lstm", "gru", "rnn"))
     hidden_size: int = _opt(200, "hidden units per direction", min=1)
     num_layers: int = _opt(1, "stacked recurrent layers", min=1)
@@ -121,6 +126,8 @@ class TrainConfig:
     patience: int = _opt(5, "stop after this many evaluations without dev F1 improvement; "
                          "0 = never stop early", min=0)
     seed: int = _opt(1, "random seed (same seed, same result on CPU)", min=0)
+    device: str = _opt("auto", "where to train: auto (CUDA when available, else CPU), cpu, "
+                       "cuda or cuda:N", pattern=r"auto|cpu|cuda(:[0-9]+)?")
     threads: int = _opt(1, "torch CPU threads; 0 = torch's default (all cores). 1 is the safe "
                         "default: on a busy 2-core machine 2 threads ran 25-50x slower "
                         "(OpenMP spinning, benchmarks/RESULTS.md)", min=0)
@@ -438,6 +445,9 @@ def _check_value(value: Any, hint: Any, meta: Mapping[str, Any], where: str) -> 
         if hi is not None and (value > hi or (meta.get("max_exclusive") and value == hi)):
             op = "<" if meta.get("max_exclusive") else "<="
             raise ConfigError(f"{where}: must be {op} {hi}, got {value}")
+    if isinstance(value, str) and "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"{where}: {value[:80]!r} is not valid (expected "
+                          f"{meta['pattern'].replace('(:[0-9]+)?', '[:N]')})")
     if isinstance(value, str) and meta.get("path") and not value.strip():
         raise ConfigError(f"{where}: empty path")
     if isinstance(value, str) and meta.get("path") and "\x00" in value:

@@ -50,3 +50,7 @@ class TagSequenceError(BmesTaggerError):
 
 class CheckpointError(BmesTaggerError):
     """A checkpoint is missing, corrupt, unsafe or of an unsupported format version."""
+
+
+class RunDirError(BmesTaggerError):
+    """The run directory is locked by another run, or holds a run that must not be overwritten."""

@@ -1,12 +1,13 @@
 """Export a trained model for deployment: ONNX (run by onnxruntime) or TorchScript.
 
-The exported graph is the network that scores characters (embeddings -> recurrent encoder ->
-linear layer): ``(chars, lengths[, bigrams][, classes]) -> emissions (batch, seq_len, tags)``.
-Decoding (BMES-constrained Viterbi, the CRF's transitions, user dictionaries, n-best) is cheap
-and stays in Python, so an exported model predicts exactly like its checkpoint. Everything
-else the checkpoint holds (config, vocabularies, tag list, CRF transitions, scores) travels
-inside the exported file as JSON: ONNX metadata property ``bmes_tagger`` or TorchScript extra
-file ``bmes_tagger.json``. :meth:`bmes_tagger.Tagger.load` reads both kinds of file.
+The exported graph is the network that scores characters (embeddings -> encoder -> linear
+layer): ``(lengths, *input features by name) -> emissions (batch, seq_len, tags)``, each
+feature (batch, seq_len, slots) ids. Decoding (BMES-constrained Viterbi, the CRF's
+transitions, user dictionaries, n-best) is cheap and stays in Python, so an exported model
+predicts exactly like its checkpoint. Everything else the checkpoint holds (config,
+vocabularies, tag list, CRF transitions, scores) travels inside the exported file as JSON: ONNX
+metadata property ``bmes_tagger`` or TorchScript extra file ``bmes_tagger.json``; it is read
+back by :mod:`bmes_tagger.exported`.
 
 ONNX needs the ``onnx`` extra (``pip install 'bmes_tagger[onnx]'``: onnx to export,
 onnxruntime to run and to quantise). ``quantize=True`` stores the LSTM and linear weights as int8
@@ -14,8 +15,8 @@ onnxruntime to run and to quantise). ``quantize=True`` stores the LSTM and linea
 CPUs, faster inference; benchmarks/RESULTS.md has the measured speed and F1 change.
 
 Security note: an ONNX file is data (a graph of standard operators). A TorchScript file is
-TorchScript code run by torch's interpreter; load only files you trust (checkpoints written by
-``tagger train`` remain the safe, code-free format).
+TorchScript code run by torch's interpreter; it loads only with ``--trust-code`` (checkpoints
+written by ``tagger train`` remain the safe, code-free format).
 """
 
 from __future__ import annotations
@@ -27,25 +28,20 @@ import json
 import logging
 import tempfile
 import warnings
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import __version__
 from .atomic import atomic_write
-from .checkpoint import FORMAT, FORMAT_VERSION
-from .crf import CRF
-from .errors import BmesTaggerError, CheckpointError
-from .model import BiLSTMTagger, Decoder
+from .checkpoint import load_checkpoint, make_payload
+from .errors import BmesTaggerError
+from .exported import EXTRA_FILE, METADATA_KEY, SUFFIXES, exported_kind
+from .model import BiLSTMTagger, build_model
 
 FORMATS = ("onnx", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
-METADATA_KEY = "bmes_tagger"
-EXTRA_FILE = "bmes_tagger.json"
 ONNX_OPSET = 17
 
 
@@ -64,39 +60,22 @@ class EmissionNetwork(nn.Module):
         # root's mode when they finish, leave it that way.
         self.eval()
 
-    def forward(self, chars: torch.Tensor, lengths: torch.Tensor,
-                bigrams: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript reads it)
-                classes: Optional[torch.Tensor] = None,  # noqa: UP045
-                ) -> torch.Tensor:
-        """chars: (batch, seq_len); lengths: (batch,); bigrams: (batch, seq_len, 1 or 2);
-        classes: (batch, seq_len) -> emissions: (batch, seq_len, num_tags)."""
-        return self.model.emissions(chars, lengths, bigrams, classes)
+    def forward(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+        """inputs: {feature name: (batch, seq_len, slots)}; lengths: (batch,) -> emissions
+        (batch, seq_len, num_tags)."""
+        return self.model.emissions(inputs, lengths)
 
 
-class ExportedModel(Decoder, nn.Module):
-    """An exported network behind the same decoding interface as :class:`BiLSTMTagger`.
+class _Positional(nn.Module):
+    """The network with one positional argument per input, for ONNX's named graph inputs."""
 
-    Args:
-        run: ``(chars, lengths, bigrams, classes) -> emissions`` (the ONNX session or the
-            TorchScript module).
-        crf: the CRF head (transitions loaded from the file's metadata), or None.
-        kind: ``"onnx"`` or ``"torchscript"``.
-    """
-
-    def __init__(self, run: Callable[..., torch.Tensor], crf: CRF | None, kind: str) -> None:
+    def __init__(self, network: EmissionNetwork, names: list[str]) -> None:
         super().__init__()
-        self.run = run
-        self.crf = crf
-        # BMES constraint tables, derived from the tag list (set by Tagger.from_payload)
-        self.allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.kind = kind
+        self.network = network
+        self.names = names
 
-    def emissions(
-        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
-        classes: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """(batch, seq_len, num_tags) scores from the exported graph."""
-        return self.run(chars, lengths, bigrams, classes)
+    def forward(self, lengths: torch.Tensor, *features: torch.Tensor) -> torch.Tensor:
+        return self.network(dict(zip(self.names, features)), lengths)
 
 
 def default_output(checkpoint: str | Path, fmt: str, quantize: bool = False) -> Path:
@@ -134,21 +113,31 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
-    from .predict import Tagger
-
     if exported_kind(checkpoint) is not None:
         raise ValueError(f"{checkpoint}: already an exported model; export from the checkpoint "
                          "(best.pt) it came from")
-    tagger = Tagger.load(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     out = Path(output) if output is not None else default_output(checkpoint, fmt, quantize)
-    if out.exists() and not force:
-        raise ValueError(f"{out} exists; pass --force to overwrite it")
     if out.resolve() == Path(checkpoint).resolve():
         raise ValueError(f"{out}: the export would overwrite its own checkpoint")
-    meta = _metadata(tagger, str(checkpoint))
-    meta["exported_as"] = fmt + (" (int8 weights)" if quantize else "")
-    metadata = json.dumps(meta, ensure_ascii=False)
-    network = EmissionNetwork(tagger.model)
+    if exported_kind(out) != fmt:
+        raise ValueError(f"{out}: a {fmt} file must be named *{SUFFIXES[fmt]} (that is how "
+                         "it is recognised when loaded)")
+    if out.exists() and not force:
+        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    assert ckpt.weights is not None
+    model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
+    model.load_state_dict(ckpt.weights)
+    model.eval()
+    meta = make_payload(ckpt.config, ckpt.vocabs, ckpt.tags, ckpt.train_words, {}, ckpt.scores)
+    del meta["model"]
+    meta.update(exported_from=str(checkpoint), exported_as=fmt + (" (int8 weights)"
+                                                                   if quantize else ""),
+                parameters=sum(p.numel() for p in model.parameters()),
+                crf=None if model.crf is None else {name: p.detach().tolist() for name, p
+                                                    in model.crf.state_dict().items()})
+    metadata = json.dumps(_plain(meta), ensure_ascii=False)
+    network = EmissionNetwork(model)
     if fmt == "onnx":
         data = _onnx_bytes(network, metadata, quantize)
     else:
@@ -156,22 +145,6 @@ def export_model(
     with atomic_write(out, binary=True) as f:
         f.write(data)
     return out
-
-
-def _metadata(tagger: Any, source: str) -> dict[str, Any]:
-    """Everything but the network weights, as JSON-ready builtins."""
-    crf = tagger.model.crf
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "exported_from": source,
-        "bmes_tagger_version": __version__,
-        "parameters": sum(p.numel() for p in tagger.model.parameters()),
-        "config": tagger.config.to_dict(), "chars": tagger.vocab.tokens,
-        "bigrams": tagger.bigram_vocab.tokens if tagger.bigram_vocab is not None else None,
-        "tags": tagger.tags, "train_words": sorted(tagger.train_words),
-        "scores": _plain(tagger.scores),
-        "crf": None if crf is None else {name: p.detach().tolist()
-                                         for name, p in crf.state_dict().items()},
-    }
 
 
 def _plain(value: Any) -> Any:
@@ -185,28 +158,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _example_inputs(network: EmissionNetwork) -> tuple[torch.Tensor | None, ...]:
+def _example_inputs(network: EmissionNetwork) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """A small padded batch with distinct batch size and length (3 x 7, lengths 7/5/2), so
     tracing keeps both dimensions symbolic rather than specialising them to 1."""
-    model = network.model
     lengths = torch.tensor([7, 5, 2])
-    positions = torch.arange(7).unsqueeze(0)
-    real = positions < lengths.unsqueeze(1)
-    chars = torch.where(real, torch.ones(3, 7, dtype=torch.long), 0)
-    bigrams = classes = None
-    if model.bigram_embedding is not None:
-        k = 2 if model.config.bigram_context == "both" else 1
-        bigrams = real.long().unsqueeze(2).expand(3, 7, k).contiguous()
-    if model.class_embedding is not None:
-        classes = real.long()
-    return chars, lengths, bigrams, classes
+    # (3, 7, 1): id 1 (<unk>) on real positions, 0 on padding
+    real = (torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)).long().unsqueeze(2)
+    return lengths, {name: real.expand(3, 7, k).contiguous()
+                     for name, k in network.model.embedding.slots.items()}
 
 
 def _onnx_bytes(network: EmissionNetwork, metadata: str, quantize: bool) -> bytes:
-    onnx, _ = _onnx_modules()
-    args = _example_inputs(network)
-    names = [n for n, a in zip(("chars", "lengths", "bigrams", "classes"), args)
-             if a is not None]
+    onnx = _onnx()
+    lengths, inputs = _example_inputs(network)
+    names = list(inputs)
     axes = {name: {0: "batch", 1: "seq"} for name in (*names, "emissions")}
     axes["lengths"] = {0: "batch"}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -215,9 +180,10 @@ def _onnx_bytes(network: EmissionNetwork, metadata: str, quantize: bool) -> byte
         # The TorchScript-based exporter maps each nn.LSTM/GRU/RNN to the ONNX operator of the
         # same name, which runs at any batch size and length. (torch.export-based export, the
         # `dynamo=True` path in torch 2.13, unrolls the LSTM and pins the length to the example's.)
-        torch.onnx.export(network, tuple(a for a in args if a is not None), str(path),
-                          dynamo=False, input_names=names, output_names=["emissions"],
-                          dynamic_axes=axes, opset_version=ONNX_OPSET)
+        torch.onnx.export(_Positional(network, names), (lengths, *inputs.values()), str(path),
+                          dynamo=False, input_names=["lengths", *names],
+                          output_names=["emissions"], dynamic_axes=axes,
+                          opset_version=ONNX_OPSET)
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -258,116 +224,13 @@ def _torchscript_bytes(network: EmissionNetwork, metadata: str, quantize: bool) 
     return buffer.getvalue()
 
 
-# --- loading -----------------------------------------------------------------------------------
-
-
-def exported_kind(path: str | Path) -> str | None:
-    """``"onnx"``, ``"torchscript"`` or None (a checkpoint, or not ours) for a file."""
-    path = Path(path)
-    # content first (a TorchScript file is a zip holding our extra file), whatever its name
-    if path.is_file() and zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as z:
-                if any(n.endswith("/extra/" + EXTRA_FILE) for n in z.namelist()):
-                    return "torchscript"
-        except (zipfile.BadZipFile, OSError):
-            pass
-    # ONNX (protobuf) has no magic number: go by the name
-    return "onnx" if path.suffix == ".onnx" else None
-
-
-def load_exported(path: str | Path, threads: int | None = None
-                  ) -> tuple[dict[str, Any], ExportedModel]:
-    """Read an exported file: (metadata dict shaped like a checkpoint, model to decode with).
-
-    ``threads``: onnxruntime intra-op threads (default: torch's current setting).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: exported model not found")
-    kind = exported_kind(path)
-    if kind == "onnx":
-        meta, run = _load_onnx(path, threads)
-    elif kind == "torchscript":
-        meta, run = _load_torchscript(path)
-    else:
-        raise CheckpointError(f"{path}: not an exported bmes_tagger model")
-    for key in ("config", "chars", "tags"):
-        if key not in meta:
-            raise CheckpointError(f"{path}: exported model metadata lacks {key!r}")
-    if not isinstance(meta.get("format_version"), int) or meta["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: exported with a newer or unknown format version "
-                              f"({meta.get('format_version')!r}); upgrade bmes_tagger")
-    crf = None
-    if meta.get("crf"):
-        crf = CRF(len(meta["tags"]))
-        try:
-            crf.load_state_dict({k: torch.tensor(v) for k, v in meta["crf"].items()})
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: bad CRF parameters in the metadata: "
-                                  f"{str(exc).splitlines()[0][:160]}") from None
-    return meta, ExportedModel(run, crf, kind)
-
-
-def _load_onnx(path: Path, threads: int | None) -> tuple[dict[str, Any], Callable]:
-    _, ort = _onnx_modules(runtime_only=True)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
+def _onnx() -> Any:
+    """The onnx module (and onnxruntime, which quantisation and loading need), or an error
+    that says what to install."""
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise CheckpointError(f"{path}: not a readable ONNX model: "
-                              f"{str(exc).splitlines()[0][:200]}") from None
-    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if raw is None:
-        raise CheckpointError(f"{path}: ONNX model without bmes_tagger metadata (not exported "
-                              "by `tagger export`)")
-    inputs = [i.name for i in session.get_inputs()]
-
-    def run(chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None,
-            classes: torch.Tensor | None) -> torch.Tensor:
-        given = {"chars": chars, "lengths": lengths, "bigrams": bigrams, "classes": classes}
-        feed = {name: given[name].numpy() for name in inputs}
-        return torch.from_numpy(session.run(None, feed)[0])
-
-    return _parse_metadata(path, raw), run
-
-
-def _load_torchscript(path: Path) -> tuple[dict[str, Any], Callable]:
-    extra = {EXTRA_FILE: ""}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable TorchScript model: "
-                              f"{str(exc).strip().splitlines()[0][:200]}") from None
-    module.eval()
-    return _parse_metadata(path, extra[EXTRA_FILE]), module
-
-
-def _parse_metadata(path: Path, raw: str | bytes) -> dict[str, Any]:
-    try:
-        meta = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: exported model has unreadable bmes_tagger metadata")
-    return meta
-
-
-def _onnx_modules(runtime_only: bool = False) -> tuple[Any, Any]:
-    """(onnx, onnxruntime), or an ImportError that says what to install."""
-    try:
-        import onnxruntime as ort
-
-        onnx = None
-        if not runtime_only:
-            import onnx
+        import onnx
+        import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise BmesTaggerError(f"ONNX support needs the onnx extra ({exc.name} is missing): "
                               "pip install 'bmes_tagger[onnx]'") from None
-    return onnx, ort
-
+    return onnx

@@ -1,19 +1,32 @@
-"""Input features beyond the character itself: character bigrams, character classes, and
-pretrained vectors to initialise embeddings.
+"""Input features: what the network reads about each character, one definition per feature.
 
-Strings only, except :func:`load_vectors`, which returns a tensor.
+A feature turns the tokens of a corpus into integer ids (``slots`` ids per token) that an
+embedding table of the network reads; the embeddings of all features are concatenated into the
+encoder's input. Each definition owns everything about its feature: the config keys it reads,
+how its vocabulary is built from the training tokens, how a corpus is encoded, the size of its
+embedding, and its name, which is its key in a batch, its vocabulary's key in a checkpoint and
+its input name in an exported graph. Adding a feature means adding one :class:`Feature`
+subclass to :data:`FEATURES` (and its tests); nothing else dispatches on feature names.
+
+Encoding is NumPy only (no torch), so that predicting with an exported model needs no torch.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+import numpy as np
 
 from .errors import BmesTaggerError
-from .vocab import Vocab
+from .vocab import UNK, WIDTH_TABLE, Vocab, normalize_width
+
+if TYPE_CHECKING:
+    from .config import Config, ModelConfig
 
 BOS, EOS = "\x02", "\x03"  # sentence-boundary pseudo characters for edge bigrams
 SEP = "\x1f"  # joins the two tokens of a bigram key (tokens may be longer than one character)
@@ -23,18 +36,256 @@ OTHER, DIGIT, LATIN, PUNCT, CJK = 1, 2, 3, 4, 5
 NUM_CLASSES = 6
 
 
-def bigram_keys(tokens: Sequence[str]) -> list[str]:
-    """Keys of (t[i], t[i+1]) for every position; the last pairs with the end marker.
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """The embedding table a feature needs: ``num_embeddings`` rows (row 0 is padding) of
+    ``dim`` values; each token has ``slots`` ids whose embeddings are concatenated."""
 
-    The keys of (t[i-1], t[i]) are ``[bigram(BOS, t[0])] + bigram_keys(tokens)[:-1]``.
+    num_embeddings: int
+    dim: int
+    slots: int
+
+    @property
+    def width(self) -> int:
+        """How many input values per token this feature adds."""
+        return self.dim * self.slots
+
+
+class Tokens:
+    """The tokens of a corpus, flat, with their sentence lengths; the width-normalised form
+    (``data.normalize_width``) is computed once, on first use, and only if needed."""
+
+    def __init__(self, sentences: Sequence[Sequence[str]], normalize: bool) -> None:
+        self.flat: list[str] = [t for s in sentences for t in s]
+        # (num_sentences,)
+        self.lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64,
+                                   count=len(sentences))
+        self.normalize = normalize
+        self._normalized: list[str] | None = None
+
+    @property
+    def normalized(self) -> list[str]:
+        """The tokens as vocabularies hold them."""
+        if not self.normalize:
+            return self.flat
+        if self._normalized is None:
+            # one translate over the joined text instead of one call per token; tokens never
+            # contain a newline (they come from lines)
+            self._normalized = normalize_width("\n".join(self.flat)).split("\n") \
+                if self.flat else []
+        return self._normalized
+
+    def normalized_at(self, indices: Sequence[int]) -> list[str]:
+        """The normalised form of a few tokens, without normalising the whole corpus."""
+        if self._normalized is not None or not self.normalize:
+            return [self.normalized[i] for i in indices]
+        return [normalize_width(self.flat[i]) for i in indices]
+
+    def starts(self) -> np.ndarray:
+        """(num_sentences,) index of each sentence's first token in :attr:`flat`."""
+        return np.cumsum(self.lengths) - self.lengths
+
+
+class Feature:
+    """One input feature. Subclasses set :attr:`name` and implement the methods."""
+
+    name: ClassVar[str]
+    # the model config key naming pretrained vectors for this feature's table, if any
+    vectors_key: ClassVar[str | None] = None
+    # whether build_vocab returns a vocabulary (stored in checkpoints under ``name``)
+    has_vocab: ClassVar[bool] = False
+
+    def enabled(self, model: ModelConfig) -> bool:
+        """Whether a model with this config reads the feature."""
+        raise NotImplementedError
+
+    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> Vocab:
+        """The feature's vocabulary from the training sentences (when :attr:`has_vocab`)."""
+        raise NotImplementedError
+
+    def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
+               char_ids: np.ndarray) -> np.ndarray:
+        """(total_tokens, slots) int64 ids of ``tokens``; ``vocabs`` holds every feature's
+        vocabulary and ``char_ids`` (total_tokens,) the tokens' character ids."""
+        raise NotImplementedError
+
+    def embedding(self, model: ModelConfig, vocab: Vocab | None) -> EmbeddingSpec:
+        """The embedding table the network needs for this feature."""
+        raise NotImplementedError
+
+
+class Characters(Feature):
+    """The character itself. Config: ``model.embedding_dim``, ``data.min_char_freq``,
+    ``data.normalize_width``, ``model.char_vectors``. Always on."""
+
+    name = "chars"
+    vectors_key = "char_vectors"
+    has_vocab = True
+
+    def enabled(self, model: ModelConfig) -> bool:
+        return True
+
+    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> Vocab:
+        counts: Counter[str] = Counter()
+        for s in sentences:
+            counts.update(s)
+        if config.data.normalize_width:
+            # normalising the counted types is the same as counting normalised tokens
+            folded: Counter[str] = Counter()
+            for token, n in counts.items():
+                folded[normalize_width(token)] += n
+            counts = folded
+        return Vocab.build(counts, config.data.min_char_freq)
+
+    def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
+               char_ids: np.ndarray) -> np.ndarray:
+        vocab = vocabs[self.name]
+        ids = _single_char_ids(tokens.flat, vocab, tokens.normalize)
+        if ids is None:
+            index = vocab.index
+            ids = np.fromiter((index.get(t, UNK) for t in tokens.normalized), dtype=np.int64,
+                              count=len(tokens.flat))
+        return ids[:, None]
+
+    def embedding(self, model: ModelConfig, vocab: Vocab | None) -> EmbeddingSpec:
+        assert vocab is not None
+        return EmbeddingSpec(len(vocab), model.embedding_dim, 1)
+
+
+class Bigrams(Feature):
+    """Character bigrams: ``c[i]c[i+1]`` (and with ``both`` also ``c[i-1]c[i]``, sharing one
+    table), the sentence edges marked by :data:`BOS` / :data:`EOS`. Config:
+    ``model.bigram_dim`` (0 = off), ``model.bigram_context``, ``data.min_bigram_freq``,
+    ``model.bigram_vectors``."""
+
+    name = "bigrams"
+    vectors_key = "bigram_vectors"
+    has_vocab = True
+
+    def enabled(self, model: ModelConfig) -> bool:
+        return model.bigram_dim > 0
+
+    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> Vocab:
+        return Vocab.build(count_bigrams(sentences, config.data.normalize_width),
+                           config.data.min_bigram_freq)
+
+    def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
+               char_ids: np.ndarray) -> np.ndarray:
+        vocab = vocabs[self.name]
+        context = config.model.bigram_context
+        table = BigramTable.of(vocabs["chars"], vocab)
+        if table is not None:
+            return table.encode(char_ids, tokens.lengths, context)
+        return encode_bigram_keys(tokens.normalized, tokens.lengths, vocab, context)
+
+    def embedding(self, model: ModelConfig, vocab: Vocab | None) -> EmbeddingSpec:
+        assert vocab is not None
+        return EmbeddingSpec(len(vocab), model.bigram_dim,
+                             2 if model.bigram_context == "both" else 1)
+
+
+class Classes(Feature):
+    """The character's class: digit, Latin letter, punctuation, CJK ideograph or other, so the
+    model treats unseen numbers and Latin runs alike. Config: ``model.class_dim`` (0 = off)."""
+
+    name = "classes"
+
+    def enabled(self, model: ModelConfig) -> bool:
+        return model.class_dim > 0
+
+    def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
+               char_ids: np.ndarray) -> np.ndarray:
+        chars = vocabs["chars"]
+        # a per-vocabulary table indexed by character id, and char_class itself only for
+        # unknown characters (whose class is the point)
+        key = "classes"
+        if key not in chars.derived:
+            chars.derived[key] = np.array([0, 0, *map(char_class, chars.tokens[2:])],
+                                          dtype=np.int64)
+        out = chars.derived[key][char_ids]
+        unknown = np.flatnonzero(char_ids == UNK)
+        if len(unknown):
+            out[unknown] = [char_class(t) for t in tokens.normalized_at(unknown.tolist())]
+        return out[:, None]
+
+    def embedding(self, model: ModelConfig, vocab: Vocab | None) -> EmbeddingSpec:
+        return EmbeddingSpec(NUM_CLASSES, model.class_dim, 1)
+
+
+# Every input feature, in the order their embeddings are concatenated (characters first).
+FEATURES: tuple[Feature, ...] = (Characters(), Bigrams(), Classes())
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def active(model: ModelConfig) -> list[Feature]:
+    """The features a model with this config reads, in input order."""
+    return [f for f in FEATURES if f.enabled(model)]
+
+
+def build_vocabs(sentences: Sequence[Sequence[str]], config: Config) -> dict[str, Vocab]:
+    """Vocabularies of every active feature that has one, from the training tokens."""
+    return {f.name: f.build_vocab(sentences, config) for f in active(config.model)
+            if f.has_vocab}
+
+
+def encode(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], config: Config
+           ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Encode sentences (token lists, none empty) with every active feature.
+
+    Returns:
+        ``({name: (total_tokens, slots) int64 ids}, lengths (num_sentences,))``.
     """
-    nxt = [*tokens[1:], EOS]
-    return [f"{a}{SEP}{b}" for a, b in zip(tokens, nxt)]
+    tokens = Tokens(sentences, config.data.normalize_width)
+    first, *others = active(config.model)
+    # (total_tokens, 1): the characters come first, the other features may build on them
+    columns = {first.name: first.encode(tokens, vocabs, config, _NO_IDS)}
+    char_ids = columns[first.name][:, 0]
+    for feature in others:
+        columns[feature.name] = feature.encode(tokens, vocabs, config, char_ids)
+    return columns, tokens.lengths
 
 
-def first_bigram(tokens: Sequence[str]) -> str:
-    """Key of (BOS, t[0])."""
-    return f"{BOS}{SEP}{tokens[0]}"
+def embedding_specs(model: ModelConfig, vocabs: dict[str, Vocab]) -> dict[str, EmbeddingSpec]:
+    """``{name: spec}`` of every active feature, in input order."""
+    return {f.name: f.embedding(model, vocabs.get(f.name)) for f in active(model)}
+
+
+# --- character ids -------------------------------------------------------------------------------
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.ndarray | None:
+    """(total_tokens,) ids when every token is one character (always so for text to predict
+    on): looked up by code point with ``searchsorted`` in a sorted table of the vocabulary's
+    characters, several times faster than a dict lookup per character. None when some token
+    is longer, for the caller's general path."""
+    joined = "".join(flat)
+    if len(joined) != len(flat) or not flat:
+        return None
+    # (total_tokens,) code points; surrogatepass keeps lone surrogates (which the vocabulary
+    # cannot hold) from raising
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+                          ).astype(np.int64)
+    key = ("code points", normalize)
+    if key not in vocab.derived:
+        vocab.derived[key] = _code_point_table(vocab, normalize)
+    known, known_ids = vocab.derived[key]
+    pos = np.searchsorted(known, codes).clip(max=len(known) - 1)
+    return np.where(known[pos] == codes, known_ids[pos], UNK)
+
+
+def _code_point_table(vocab: Vocab, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted code points, their ids): the vocabulary's one-character tokens, and with
+    ``normalize`` also every code point that :func:`normalize_width` maps onto one of them (a
+    raw full-width code point then finds its half-width id without a normalising pass)."""
+    pairs = {ord(t): i for i, t in enumerate(vocab.tokens[2:], start=2) if len(t) == 1}
+    if normalize:
+        # normalised text never holds a folded form, so such a vocabulary entry is unreachable
+        pairs = {cp: i for cp, i in pairs.items() if cp not in WIDTH_TABLE}
+        pairs.update({src: pairs[dst] for src, dst in WIDTH_TABLE.items() if dst in pairs})
+    table = np.array(sorted(pairs.items()) or [(-1, UNK)], dtype=np.int64)
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1])
 
 
 def char_class(token: str) -> int:
@@ -53,14 +304,133 @@ def char_class(token: str) -> int:
     return OTHER
 
 
-def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[torch.Tensor, float]:
+# --- bigrams -------------------------------------------------------------------------------------
+
+
+def bigram_keys(tokens: Sequence[str]) -> list[str]:
+    """Keys of (t[i], t[i+1]) for every position; the last pairs with the end marker.
+
+    The keys of (t[i-1], t[i]) are ``[bigram(BOS, t[0])] + bigram_keys(tokens)[:-1]``.
+    """
+    nxt = [*tokens[1:], EOS]
+    return [f"{a}{SEP}{b}" for a, b in zip(tokens, nxt)]
+
+
+def first_bigram(tokens: Sequence[str]) -> str:
+    """Key of (BOS, t[0])."""
+    return f"{BOS}{SEP}{tokens[0]}"
+
+
+def count_bigrams(sentences: Sequence[Sequence[str]], normalize: bool) -> Counter[str]:
+    """Counts of every bigram key (both directions' keys) in ``sentences``."""
+    counts: Counter[str] = Counter()
+    for tokens in sentences:
+        if normalize:
+            tokens = [normalize_width(t) for t in tokens]
+        counts.update(bigram_keys(tokens))
+        counts[first_bigram(tokens)] += 1
+    return counts
+
+
+def encode_bigram_keys(flat: Sequence[str], lengths: np.ndarray, vocab: Vocab, context: str
+                       ) -> np.ndarray:
+    """(total_tokens, 1 or 2) ids of each token's next (and previous) bigram, by string key."""
+    nxt: list[str] = []
+    firsts: list[str] = []
+    start = 0
+    for n in lengths.tolist():
+        tokens = flat[start:start + n]
+        nxt.extend(bigram_keys(tokens))
+        firsts.append(first_bigram(tokens))
+        start += n
+    next_ids = np.array(vocab.encode(nxt), dtype=np.int64)
+    if context == "next":
+        return next_ids[:, None]
+    # previous bigram of token i is the next bigram of token i-1, except at sentence starts
+    prev_ids = np.roll(next_ids, 1)
+    prev_ids[np.cumsum(lengths) - lengths] = vocab.encode(firsts)
+    return np.stack([next_ids, prev_ids], axis=1)
+
+
+class BigramTable:
+    """Bigram ids looked up from character ids, without building bigram strings.
+
+    A bigram ``(a, b)`` gets the code ``id(a) * width + id(b)``, with the sentence-boundary
+    markers as two extra ids; the bigram vocabulary becomes a sorted code table that
+    ``searchsorted`` reads for a whole corpus at once (several times faster than one string
+    key and dict lookup per character). Exact only when every token of every bigram in the
+    vocabulary is in the character vocabulary (so an unknown character can never be part of
+    a known bigram): :meth:`of` returns None otherwise, and callers use the string keys.
+    """
+
+    def __init__(self, codes: np.ndarray, ids: np.ndarray, width: int) -> None:
+        self.codes = codes  # (num_known,) sorted
+        self.ids = ids      # (num_known,) bigram id of each code
+        self.width = width
+        self.bos, self.eos = width - 2, width - 1
+
+    @classmethod
+    def of(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
+        """The table for this pair of vocabularies (built once and kept on ``bigram_vocab``)."""
+        key = ("bigram table", id(vocab))
+        if key not in bigram_vocab.derived:
+            # the vocabulary is kept with its table so that its id() cannot be reused
+            bigram_vocab.derived[key] = (vocab, cls._build(vocab, bigram_vocab))
+        return bigram_vocab.derived[key][1]
+
+    @classmethod
+    def _build(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
+        width = len(vocab) + 2
+        special = {BOS: width - 2, EOS: width - 1}
+        codes, ids = [], []
+        for i, key in enumerate(bigram_vocab.tokens[2:], start=2):
+            a, sep, b = key.partition(SEP)
+            ia, ib = special.get(a, vocab.index.get(a)), special.get(b, vocab.index.get(b))
+            if not sep or ia is None or ib is None or ia < 2 or ib < 2:
+                return None  # a bigram with a token the character ids cannot name
+            codes.append(ia * width + ib)
+            ids.append(i)
+        codes_a = np.array(codes, dtype=np.int64)
+        order = np.argsort(codes_a, kind="stable")
+        return cls(codes_a[order], np.array(ids, dtype=np.int64)[order], width)
+
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        """Bigram ids of ``codes`` (any shape); codes not in the table give ``<unk>``."""
+        if len(self.codes) == 0:
+            return np.full_like(codes, UNK)
+        pos = np.searchsorted(self.codes, codes).clip(max=len(self.codes) - 1)
+        return np.where(self.codes[pos] == codes, self.ids[pos], UNK)
+
+    def encode(self, ids: np.ndarray, lengths: np.ndarray, context: str) -> np.ndarray:
+        """(total_tokens, 1 or 2) next (and previous) bigram ids of a flat corpus, as
+        :func:`encode_bigram_keys` computes them from strings.
+
+        ids: (total_tokens,) character ids; lengths: (num_sentences,).
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        ends = starts + lengths - 1
+        following = np.roll(ids, -1)
+        following[ends] = self.eos
+        next_ids = self.lookup(ids * self.width + following)
+        if context == "next":
+            return next_ids[:, None]
+        prev_ids = np.roll(next_ids, 1)
+        prev_ids[starts] = self.lookup(self.bos * self.width + ids[starts])
+        return np.stack([next_ids, prev_ids], axis=1)
+
+
+# --- pretrained vectors --------------------------------------------------------------------------
+
+
+def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, float]:
     """Read word2vec text vectors for the tokens of ``vocab``.
 
     The file has one ``TOKEN v1 ... vdim`` per line, optionally preceded by a ``COUNT DIM``
     header. Tokens absent from ``vocab`` are skipped.
 
     Returns:
-        ``(vectors, coverage)``: (len(vocab), dim) float tensor with NaN rows for tokens that
+        ``(vectors, coverage)``: (len(vocab), dim) float32 array with NaN rows for tokens that
         have no vector, and the fraction of vocabulary tokens (excluding <pad>, <unk>) covered.
 
     Raises:
@@ -69,7 +439,7 @@ def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[torch.Tensor
     path = Path(path)
     if not path.is_file():
         raise BmesTaggerError(f"{path}: vector file not found")
-    out = torch.full((len(vocab), dim), float("nan"))
+    out = np.full((len(vocab), dim), np.nan, dtype=np.float32)
     found = 0
     with path.open(encoding="utf-8", errors="strict") as f:
         for number, line in enumerate(f, start=1):
@@ -89,8 +459,18 @@ def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[torch.Tensor
             if index is None:
                 continue
             try:
-                out[index] = torch.tensor([float(v) for v in values])
+                out[index] = [float(v) for v in values]
             except ValueError:
                 raise BmesTaggerError(f"{path}:{number}: non-numeric vector value") from None
             found += 1
     return out, found / max(len(vocab) - 2, 1)
+
+
+def feature_vectors(model: ModelConfig) -> dict[str, Any]:
+    """``{feature name: vectors path}`` for every active feature with pretrained vectors."""
+    out = {}
+    for feature in active(model):
+        path = getattr(model, feature.vectors_key) if feature.vectors_key else None
+        if path is not None:
+            out[feature.name] = path
+    return out

@@ -1,39 +1,48 @@
-"""The network: character embeddings -> recurrent encoder -> linear layer -> softmax or CRF."""
+"""The network: input-feature embeddings -> encoder -> linear layer -> softmax or CRF.
+
+Inputs arrive by name (``{"chars": ..., "bigrams": ...}``, see :mod:`bmes_tagger.features`),
+each (batch, seq_len, slots) ids. Encoders come from :data:`ENCODERS` and report their output
+width, so a new encoder needs no change to the heads, checkpoints or export.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import ENCODERS as ENCODER_NAMES
 from .crf import CRF, viterbi_decode
-from .features import NUM_CLASSES
+from .features import EmbeddingSpec, embedding_specs
+from .tags import allowed_transitions
 from .vocab import PAD
 
+if TYPE_CHECKING:
+    from .config import Config, ModelConfig
+    from .vocab import Vocab
+
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+Allowed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class Decoder:
     """Decoding on top of an ``emissions`` method; shared by :class:`BiLSTMTagger` and the
-    exported (ONNX, TorchScript) networks of :mod:`bmes_tagger.export`, so all of them decode
+    exported (ONNX, TorchScript) networks of :mod:`bmes_tagger.exported`, so all of them decode
     alike. Subclasses provide ``emissions``, ``crf`` (a :class:`CRF` or None) and ``allowed``
     (the BMES constraint tables or None). (No class-level annotations for those two:
     TorchScript would try to compile them when scripting the network.)"""
 
-    def emissions(
-        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
-        classes: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def emissions(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """(batch, seq_len, num_tags) unnormalised tag scores."""
         raise NotImplementedError
 
     @torch.no_grad()
     def decode(
-        self, chars: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor,
-        bigrams: torch.Tensor | None = None, classes: torch.Tensor | None = None,
+        self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor, mask: torch.Tensor,
         tag_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Best tag ids, (batch, seq_len); padding positions hold 0.
@@ -46,8 +55,7 @@ class Decoder:
         # The softmax head's best path is the same on raw scores as on log-probabilities
         # (log_softmax subtracts one constant per position, the same for every path), so the
         # normalisation is skipped; float32 keeps bf16 rounding out of the path sums.
-        scores = self.decoding_scores(chars, lengths, bigrams, classes, tag_mask,
-                                      normalize=False)
+        scores = self.decoding_scores(inputs, lengths, tag_mask, normalize=False)
         if self.crf is not None:
             return self.crf.decode(scores, mask, allowed=self.allowed)
         if self.allowed is None:
@@ -55,14 +63,13 @@ class Decoder:
         return viterbi_decode(scores, mask, allowed=self.allowed)
 
     def decoding_scores(
-        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
-        classes: torch.Tensor | None = None, tag_mask: torch.Tensor | None = None,
-        normalize: bool = True,
+        self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor,
+        tag_mask: torch.Tensor | None = None, normalize: bool = True,
     ) -> torch.Tensor:
         """(batch, seq_len, num_tags) scores that decoding maximises: emissions for the CRF
         head, log-probabilities for the softmax head (float32 raw scores with ``normalize``
         False); disallowed tags are -inf."""
-        scores = self.emissions(chars, lengths, bigrams, classes)
+        scores = self.emissions(inputs, lengths)
         if self.crf is None:
             scores = F.log_softmax(scores, dim=-1) if normalize else scores.float()
         if tag_mask is not None:
@@ -70,111 +77,126 @@ class Decoder:
         return scores
 
 
+class InputEmbedding(nn.Module):
+    """One embedding table per input feature; their outputs are concatenated per token.
+
+    Args:
+        specs: ``{feature name: spec}`` in input order (see :mod:`bmes_tagger.features`).
+    """
+
+    def __init__(self, specs: dict[str, EmbeddingSpec]) -> None:
+        super().__init__()
+        self.tables = nn.ModuleDict({name: nn.Embedding(spec.num_embeddings, spec.dim,
+                                                        padding_idx=PAD)
+                                     for name, spec in specs.items()})
+        self.slots = {name: spec.slots for name, spec in specs.items()}
+        self.output_dim = sum(spec.width for spec in specs.values())
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """inputs: {name: (batch, seq_len, slots)} -> (batch, seq_len, output_dim)."""
+        parts: list[torch.Tensor] = []
+        for name, table in self.tables.items():
+            ids = inputs.get(name)
+            if ids is None:
+                raise ValueError("this model reads the input feature " + name + ": pass it")
+            # (batch, seq_len, slots, dim) -> (batch, seq_len, slots * dim)
+            parts.append(table(ids).flatten(2))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+
 class BiLSTMTagger(Decoder, nn.Module):
-    """Character tagger. The name says BiLSTM; ``config.cell`` also allows GRU and plain RNN.
+    """Character tagger. The name says BiLSTM; ``config.encoder`` and ``config.cell`` also
+    allow GRU, plain RNN and any registered encoder.
 
     Args:
         config: layer sizes and kinds.
-        num_chars: size of the character vocabulary (id 0 is padding).
+        embeddings: the input features' embedding tables (see :func:`build_model`).
         num_tags: size of the tag inventory.
         allowed: optional ``(start, transitions, end)`` boolean tables of legal BMES moves
             (see :func:`bmes_tagger.tags.allowed_transitions`); used when decoding only.
-        num_bigrams: size of the bigram vocabulary (used when ``config.bigram_dim > 0``).
     """
 
     def __init__(
         self,
         config: ModelConfig,
-        num_chars: int,
+        embeddings: dict[str, EmbeddingSpec],
         num_tags: int,
         allowed: tuple[Sequence[bool], Sequence[Sequence[bool]], Sequence[bool]] | None = None,
-        num_bigrams: int = 0,
     ) -> None:
         super().__init__()
         self.config = config
         self.num_tags = num_tags
-        self.embedding = nn.Embedding(num_chars, config.embedding_dim, padding_idx=PAD)
-        input_dim = config.embedding_dim
-        self.bigram_embedding: nn.Embedding | None = None
-        if config.bigram_dim > 0:
-            self.bigram_embedding = nn.Embedding(num_bigrams, config.bigram_dim,
-                                                 padding_idx=PAD)
-            input_dim += config.bigram_dim * (2 if config.bigram_context == "both" else 1)
-        self.class_embedding: nn.Embedding | None = None
-        if config.class_dim > 0:
-            self.class_embedding = nn.Embedding(NUM_CLASSES, config.class_dim, padding_idx=0)
-            input_dim += config.class_dim
+        self.embedding = InputEmbedding(embeddings)
         dropout_cls = LockedDropout if config.locked_dropout else Dropout
         self.embedding_dropout = dropout_cls(config.embedding_dropout)
-        self.encoder = RecurrentEncoder(config.cell, input_dim, config.hidden_size,
-                                        config.num_layers, config.bidirectional,
-                                        config.dropout if config.num_layers > 1 else 0.0)
+        self.encoder = ENCODERS[config.encoder](config, self.embedding.output_dim)
         self.dropout = dropout_cls(config.dropout)
-        directions = 2 if config.bidirectional else 1
-        self.output = nn.Linear(config.hidden_size * directions, num_tags)
+        self.output = nn.Linear(self.encoder.output_dim, num_tags)
         self.crf = CRF(num_tags) if config.head == "crf" else None
-        # Constraint tables are derived from the tag list, so they are rebuilt on load rather
-        # than stored in the state dict.
-        self.allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        if allowed is not None and config.constrained:
-            self.allowed = constraint_tables(allowed)
+        # Constraint tables are derived from the tag list, so they are buffers that move with
+        # the model but are rebuilt on load rather than stored in the state dict.
+        tables = constraint_tables(allowed) if allowed is not None and config.constrained \
+            else (None, None, None)
+        for name, table in zip(("allowed_start", "allowed_moves", "allowed_end"), tables):
+            self.register_buffer(name, table, persistent=False)
 
-    def emissions(
-        self, chars: torch.Tensor, lengths: torch.Tensor, bigrams: torch.Tensor | None = None,
-        classes: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    @property
+    def allowed(self) -> Allowed | None:
+        """``(start, transitions, end)`` legal-move tables for decoding, or None."""
+        if self.allowed_start is None:
+            return None
+        return self.allowed_start, self.allowed_moves, self.allowed_end
+
+    def emissions(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """Per-character tag scores.
 
         Args:
-            chars: (batch, seq_len) character ids, padded with 0.
-            lengths: (batch,) true lengths (>= 1), on CPU.
-            bigrams: (batch, seq_len, 1 or 2) bigram ids, when the model uses bigrams.
-            classes: (batch, seq_len) character-class ids, when the model uses them.
+            inputs: ``{feature name: (batch, seq_len, slots)}`` ids, padded with 0.
+            lengths: (batch,) true lengths (>= 1).
 
         Returns:
             (batch, seq_len, num_tags) unnormalised scores; padding rows are the output bias.
         """
-        # (batch, seq_len, embedding_dim)
-        parts = [self.embedding(chars)]
-        if self.bigram_embedding is not None:
-            if bigrams is None:
-                raise ValueError("this model uses bigram features: pass bigrams")
-            # (batch, seq_len, k * bigram_dim)
-            parts.append(self.bigram_embedding(bigrams).flatten(2))
-        if self.class_embedding is not None:
-            if classes is None:
-                raise ValueError("this model uses character classes: pass classes")
-            parts.append(self.class_embedding(classes))
         # (batch, seq_len, input_dim)
-        embedded = self.embedding_dropout(torch.cat(parts, dim=-1) if len(parts) > 1
-                                          else parts[0])
-        # (batch, seq_len, hidden * directions)
+        embedded = self.embedding_dropout(self.embedding(inputs))
+        # (batch, seq_len, encoder output_dim)
         hidden = self.encoder(embedded, lengths)
         return self.output(self.dropout(hidden))
 
-    def loss(
-        self, chars: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
-        bigrams: torch.Tensor | None = None, classes: torch.Tensor | None = None,
+    def forward(
+        self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor, tags: torch.Tensor,
+        mask: torch.Tensor,
     ) -> torch.Tensor:
-        """Mean per-character negative log-likelihood of the gold ``tags`` (scalar).
+        """Training loss: mean per-character negative log-likelihood of the gold ``tags``
+        (scalar). ``tags``, ``mask``: (batch, seq_len); ``lengths``: (batch,).
 
-        Shapes: ``chars``, ``tags``, ``mask``: (batch, seq_len); ``lengths``: (batch,).
         Both heads are normalised per character so the learning rate means the same for both.
+        (The loss is the module's forward so that DistributedDataParallel sees it.)
         """
-        scores = self.emissions(chars, lengths, bigrams, classes)
+        scores = self.emissions(inputs, lengths)
         if self.crf is not None:
             return -self.crf(scores, tags, mask, reduction="token_mean")
         # (num_real_tokens, num_tags) vs (num_real_tokens,)
         return F.cross_entropy(scores[mask], tags[mask])
 
 
+def build_model(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str]) -> BiLSTMTagger:
+    """The model a config describes, with embedding tables for ``vocabs`` and BMES decoding
+    constraints for ``tags``."""
+    return BiLSTMTagger(config.model, embedding_specs(config.model, vocabs), len(tags),
+                        allowed_transitions(tags))
+
+
 def constraint_tables(
     allowed: tuple[Sequence[bool], Sequence[Sequence[bool]], Sequence[bool]],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> Allowed:
     """``(start, transitions, end)`` legal-move tables as bool tensors, for decoding."""
     start, trans, end = allowed
     return (torch.tensor(start, dtype=torch.bool), torch.tensor(trans, dtype=torch.bool),
             torch.tensor(end, dtype=torch.bool))
+
+
+# --- encoders ----------------------------------------------------------------------------------
 
 
 class RecurrentEncoder(nn.Module):
@@ -194,6 +216,7 @@ class RecurrentEncoder(nn.Module):
                  bidirectional: bool, dropout: float) -> None:
         super().__init__()
         directions = 2 if bidirectional else 1
+        self.output_dim = hidden_size * directions
         self.layers = nn.ModuleList(
             nn.ModuleList(CELLS[cell](input_dim if layer == 0 else hidden_size * directions,
                                       hidden_size, batch_first=True)
@@ -201,8 +224,15 @@ class RecurrentEncoder(nn.Module):
             for layer in range(num_layers))
         self.dropout = Dropout(dropout)
 
+    @classmethod
+    def from_config(cls, config: ModelConfig, input_dim: int) -> RecurrentEncoder:
+        """The encoder ``model.cell``, ``hidden_size``, ``num_layers`` and ``bidirectional``
+        describe (``model.dropout`` between layers)."""
+        return cls(config.cell, input_dim, config.hidden_size, config.num_layers,
+                   config.bidirectional, config.dropout if config.num_layers > 1 else 0.0)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq_len, input_dim); lengths: (batch,) -> (batch, seq_len, hidden * dirs)."""
+        """x: (batch, seq_len, input_dim); lengths: (batch,) -> (batch, seq_len, output_dim)."""
         seq_len = x.shape[1]
         positions = torch.arange(seq_len, device=x.device).unsqueeze(0)
         lengths = lengths.to(x.device).unsqueeze(1)
@@ -228,25 +258,31 @@ class RecurrentEncoder(nn.Module):
         return x
 
 
+# name -> factory(model config, input width) of an nn.Module with ``output_dim`` whose
+# forward maps (batch, seq_len, input width) and lengths (batch,) to (batch, seq_len,
+# output_dim), exact on real positions whatever the padding
+ENCODERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
+    "recurrent": RecurrentEncoder.from_config,
+}
+
+
+def register_encoder(name: str, factory: Callable[[ModelConfig, int], nn.Module]) -> None:
+    """Make ``model.encoder: NAME`` build ``factory(model config, input width)``: a module
+    with an ``output_dim`` attribute and ``forward(x (batch, seq_len, input width), lengths
+    (batch,)) -> (batch, seq_len, output_dim)`` that is exact on real positions whatever the
+    padding (and scriptable, for TorchScript export)."""
+    ENCODERS[name] = factory
+    if name not in ENCODER_NAMES:
+        ENCODER_NAMES.append(name)
+
+
 def _take_rows(x: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
     """Rows of x picked by flat_index: x: (batch, seq_len, dim); flat_index: (batch * seq_len,)
     row numbers into x viewed as (batch * seq_len, dim) -> (batch, seq_len, dim)."""
     return x.reshape(-1, x.shape[2]).index_select(0, flat_index).view(x.shape)
 
 
-def migrate_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename weights saved from a single multi-layer ``nn.LSTM`` encoder (keys like
-    ``encoder.weight_ih_l1_reverse``) to :class:`RecurrentEncoder`'s per-direction layout."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("encoder.") and not key.startswith("encoder.layers."):
-            name = key[len("encoder."):]
-            reverse = name.endswith("_reverse")
-            base = name[: -len("_reverse")] if reverse else name
-            weight, _, layer = base.rpartition("_l")
-            key = f"encoder.layers.{layer}.{int(reverse)}.{weight}_l0"
-        out[key] = value
-    return out
+# --- dropout -----------------------------------------------------------------------------------
 
 
 def _keep_mask(like: torch.Tensor, shape: list[int], p: float) -> torch.Tensor:

@@ -1,33 +1,33 @@
-"""Inference: the :class:`Tagger` API (load a checkpoint, tag, segment, find entities) and
-streaming prediction over files with output in input order."""
+"""The Python API: :class:`Tagger` (load a checkpoint or exported model, then tag, segment,
+find entities, score alternatives) and :class:`UserDict`. Streaming over files, output formats
+and sharding are :mod:`bmes_tagger.output`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .batching import Batch, bucketed_batches, encode_for_model, iterate_chunks
-from .checkpoint import load_checkpoint
-from .config import Config, config_from_dict
-from .errors import CheckpointError
-from .model import BiLSTMTagger, Decoder, constraint_tables, migrate_state_dict
-from .tags import allowed_transitions, tags_to_spans
+from .batching import Batch, EncodedCorpus, bucketed_batches, iterate_chunks
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import Config
+from .corpus import read_word_list
+from .devices import autocast, resolve_device
+from .errors import BmesTaggerError
+from .exported import exported_kind, load_exported
+from .model import Decoder, build_model
+from .tags import tags_to_spans
 from .vocab import Vocab
 
-if TYPE_CHECKING:
-    from .export import ExportedModel
-
-OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll"),
-                  "pos": ("pos", "conll")}
+# the longest n-best list a caller may ask for: the search keeps k paths per tag and step
+MAX_NBEST = 100
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Entity:
 
 
 class Tagger:
-    """A trained model ready to predict; built from a checkpoint.
+    """A trained model ready to predict; built from a checkpoint or an exported model.
 
     Example (``cws_model`` / ``ner_model``: paths of checkpoints written by ``tagger train``):
         >>> tagger = Tagger.load(cws_model)
@@ -56,12 +56,22 @@ class Tagger:
         >>> text = "张伟在北京大学工作。"
         >>> all(text[e.start:e.end] == e.text for e in ner.entities([text])[0])
         True
+
+    Args:
+        model: the network (a :class:`~bmes_tagger.model.BiLSTMTagger` or an exported one).
+        vocabs: the input features' vocabularies by feature name.
+        tags: the tag list (id order).
+        config: the resolved config the model was trained with.
+        train_words: CWS training word list (OOV metrics).
+        scores: best dev scores stored with the model.
+        bf16: run the network under bfloat16 autocast (decoding stays float32).
+        device: where the network and its inputs live.
     """
 
     def __init__(
-        self, model: Decoder, vocab: Vocab, tags: Sequence[str], config: Config,
+        self, model: Decoder, vocabs: dict[str, Vocab], tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
-        bigram_vocab: Vocab | None = None, bf16: bool = False,
+        bf16: bool = False, device: torch.device | str = "cpu",
     ) -> None:
         # The module is used as given: dev evaluation hands in the module being trained, whose
         # mode is the training loop's business; every prediction runs under `inference`.
@@ -69,8 +79,8 @@ class Tagger:
         # bfloat16 autocast for the network (decoding stays float32): about 1.5x faster predict
         # on CPUs with bf16 instructions, F1 unchanged on the PKU test (benchmarks/RESULTS.md)
         self.bf16 = bf16
-        self.vocab = vocab
-        self.bigram_vocab = bigram_vocab
+        self.device = torch.device(device)
+        self.vocabs = vocabs
         self.tags = list(tags)
         # (num_tags, 2) bool: does the tag start a word (B, S), end one (E, S); for segment
         self._word_edges = torch.tensor([[t in _STARTS, t in _ENDS] for t in self.tags],
@@ -85,59 +95,41 @@ class Tagger:
         return self.config.data.task
 
     @classmethod
-    def load(cls, path: str | Path, bf16: bool = False) -> Tagger:
+    def load(cls, path: str | Path, bf16: bool = False, device: str | torch.device = "auto",
+             trust_code: bool = False, threads: int | None = None) -> Tagger:
         """Load a checkpoint written by ``tagger train`` (safe: no code is executed), or a
-        model exported by ``tagger export`` (ONNX, run by onnxruntime; or TorchScript).
+        model exported by ``tagger export`` (``.onnx``, run by onnxruntime; ``.ts``
+        TorchScript, which contains code and loads only with ``trust_code``).
 
-        ``bf16`` runs the network under bfloat16 autocast when predicting (faster on CPUs with
-        bf16 instructions; decoding stays in float32). It has no effect on exported models.
+        Args:
+            path: the file.
+            bf16: run the network under bfloat16 autocast when predicting (faster on CPUs
+                with bf16 instructions; decoding stays in float32). Checkpoints only.
+            device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``;
+                exported models run on the CPU.
+            trust_code: allow loading TorchScript.
+            threads: onnxruntime threads for ONNX files (default: torch's setting).
         """
-        from .export import exported_kind
-
         if exported_kind(path) is not None:
-            return cls.from_exported(path)
-        tagger = cls.from_payload(load_checkpoint(path), source=str(path))
-        tagger.bf16 = bf16
-        return tagger
+            meta, network = load_exported(path, threads=threads, trust_code=trust_code)
+            return cls.from_checkpoint(meta, network=network)
+        return cls.from_checkpoint(load_checkpoint(path), bf16=bf16,
+                                   device=resolve_device(device))
 
     @classmethod
-    def from_exported(cls, path: str | Path) -> Tagger:
-        """A tagger whose network is an exported ONNX or TorchScript file; decoding, user
-        dictionaries, n-best and confidences work as with the checkpoint it came from."""
-        from .export import load_exported
-
-        meta, network = load_exported(path)
-        return cls.from_payload(meta, source=str(path), network=network)
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any], source: str = "checkpoint",
-                     network: ExportedModel | None = None) -> Tagger:
-        """Rebuild the model from a loaded checkpoint dict alone, or, given an exported
-        ``network``, from its metadata (same keys, no weights) around that network."""
-        try:
-            config = config_from_dict(payload["config"], source=f"{source} (stored config)")
-            vocab = Vocab(payload["chars"])
-            bigrams = Vocab(payload["bigrams"]) if payload.get("bigrams") else None
-            tags = list(payload["tags"])
-            if network is not None:
-                model: Decoder = network
-                if config.model.constrained:
-                    network.allowed = constraint_tables(allowed_transitions(tags))
-            else:
-                model = build_model(config, len(vocab), tags, len(bigrams) if bigrams else 0)
-                model.load_state_dict(migrate_state_dict(payload["model"]))
-                model.eval()  # a loaded model is for predicting
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
-            # torch's load_state_dict error puts the useful part on its second line
-            detail = next((x for x in lines if x.startswith(("size mismatch", "Missing key",
-                                                             "Unexpected key"))), None)
-            reason = (f"the weights do not fit the model its config and vocabularies describe "
-                      f"({detail[:160]})" if detail else (lines[0][:200] if lines else
-                                                            type(exc).__name__))
-            raise CheckpointError(f"{source}: inconsistent checkpoint: {reason}") from None
-        return cls(model, vocab, tags, config, frozenset(payload.get("train_words") or ()),
-                   payload.get("scores"), bigrams)
+    def from_checkpoint(cls, ckpt: Checkpoint, network: Decoder | None = None,
+                        bf16: bool = False, device: torch.device | str = "cpu") -> Tagger:
+        """Rebuild the model a validated :class:`~bmes_tagger.checkpoint.Checkpoint`
+        describes (or, given an exported ``network``, wrap that)."""
+        if network is None:
+            assert ckpt.weights is not None
+            model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
+            model.load_state_dict(ckpt.weights)
+            network = model.eval().to(device)  # a loaded model is for predicting
+        else:
+            device = "cpu"
+        return cls(network, ckpt.vocabs, ckpt.tags, ckpt.config, frozenset(ckpt.train_words),
+                   ckpt.scores, bf16=bf16, device=device)
 
     # --- tagging ---------------------------------------------------------------------------
 
@@ -157,18 +149,13 @@ class Tagger:
                 non-overlapping) that must come out as single words; decoding is constrained
                 to them (a user dictionary). Spans crossing a chunk boundary are not forced.
         """
+        _check_texts(sentences)
         with _gc_paused(), inference(self.model):
-            return self._tag_tokens(sentences, batch_size, forced_words)
-
-    def _tag_tokens(
-        self, sentences: Sequence[Sequence[str]], batch_size: int,
-        forced_words: Sequence[Sequence[tuple[int, int]]] | None,
-    ) -> list[list[str]]:
-        owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
-        piece_tags: list[list[str]] = [[] for _ in owners]
-        for indices, best, lengths in batches:
-            for row, idx, n in zip(best.tolist(), indices, lengths):
-                piece_tags[idx] = [self.tags[t] for t in row[:n]]
+            owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
+            piece_tags: list[list[str]] = [[] for _ in owners]
+            for indices, best, lengths in batches:
+                for row, idx, n in zip(best.tolist(), indices, lengths):
+                    piece_tags[idx] = [self.tags[t] for t in row[:n]]
         results: list[list[str]] = [[] for _ in sentences]
         for (owner, _), tags in zip(owners, piece_tags):
             results[owner].extend(tags)
@@ -181,7 +168,7 @@ class Tagger:
         """Cut the sentences into chunks of at most ``data.max_len`` tokens and decode them in
         length-bucketed batches. Returns ``(sentence, first token)`` of every chunk, in input
         order, and an iterator over batches of ``(chunk indices, best tag ids (batch,
-        seq_len), lengths)``."""
+        seq_len) on the CPU, lengths)``."""
         max_len = self.config.data.max_len
         pieces: list[Sequence[str]] = []
         owners: list[tuple[int, int]] = []
@@ -197,19 +184,17 @@ class Tagger:
         def batches() -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
             if not pieces:
                 return
-            encoded = encode_for_model(pieces, self.config, self.vocab, self.bigram_vocab)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                        enabled=self.bf16):
+            encoded = EncodedCorpus.encode(pieces, self.vocabs, self.config)
+            with autocast(self.device, self.bf16):
                 for indices in bucketed_batches(encoded.lengths, batch_size):
-                    batch = encoded.batch(indices)
+                    batch = encoded.batch(indices).to(self.device)
                     tag_mask = None
                     if forced_words is not None:
                         tag_mask = self._forced_mask([piece_forced[i] for i in indices],
-                                                     batch.chars.shape[1])
+                                                     batch.mask.shape[1]).to(self.device)
                     # (batch, seq_len)
-                    best = self.model.decode(batch.chars, batch.lengths, batch.mask,
-                                             batch.bigrams, batch.classes, tag_mask)
-                    yield list(indices), best, batch.lengths.tolist()
+                    best = self.model.decode(batch.inputs, batch.lengths, batch.mask, tag_mask)
+                    yield list(indices), best.cpu(), batch.lengths.tolist()
 
         return owners, batches()
 
@@ -252,11 +237,11 @@ class Tagger:
                 starts = starts[1:]
             results[owner].extend([c + a for c in starts] if a else starts)
         return results
+
     def _forced_mask(self, spans: Sequence[Sequence[tuple[int, int]]], seq_len: int
                      ) -> torch.Tensor:
         """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S."""
-        if self.task != "cws":
-            raise ValueError("a user dictionary applies to word segmentation models only")
+        self._require("cws", "a user dictionary")
         ids = {t: i for i, t in enumerate(self.tags)}
         mask = torch.ones(len(spans), seq_len, len(self.tags), dtype=torch.bool)
         for row, row_spans in enumerate(spans):
@@ -281,10 +266,16 @@ class Tagger:
         Returns:
             Per text, up to ``k`` ``(pairs, probability)`` with ``pairs`` the (character, tag)
             list, most probable first.
+
+        Raises:
+            ValueError: a softmax model, or ``k`` outside 1..:data:`MAX_NBEST`.
         """
+        _check_texts(texts)
         crf = self.model.crf
         if crf is None:
             raise ValueError("n-best decoding needs a model trained with model.head: crf")
+        if not 1 <= k <= MAX_NBEST:
+            raise ValueError(f"n-best: k must be between 1 and {MAX_NBEST}, got {k}")
         out: list[list[tuple[list[tuple[str, str]], float]]] = []
         with inference(self.model):
             for text in texts:
@@ -293,8 +284,7 @@ class Tagger:
                     out.append([([], 1.0)])
                     continue
                 batch = self._one(tokens)
-                scores = self.model.decoding_scores(batch.chars, batch.lengths, batch.bigrams,
-                                                    batch.classes)
+                scores = self.model.decoding_scores(batch.inputs, batch.lengths)
                 log_z = float(crf.log_partition(scores, batch.mask)[0])
                 paths = crf.nbest(scores, batch.mask, k, allowed=self.model.allowed)[0]
                 out.append([(list(zip(tokens, (self.tags[t] for t in path))),
@@ -306,6 +296,7 @@ class Tagger:
 
         CRF head: marginals from forward-backward; softmax head: the softmax probability.
         """
+        _check_texts(texts)
         out: list[list[tuple[str, str, float]]] = []
         index = {t: i for i, t in enumerate(self.tags)}
         with inference(self.model):
@@ -315,22 +306,36 @@ class Tagger:
                     out.append([])
                     continue
                 batch = self._one(tokens)
-                emissions = self.model.emissions(batch.chars, batch.lengths, batch.bigrams,
-                                                 batch.classes)
+                emissions = self.model.emissions(batch.inputs, batch.lengths).float()
                 if self.model.crf is not None:
                     probs = self.model.crf.marginals(emissions, batch.mask)[0]
                 else:
                     probs = torch.softmax(emissions, dim=-1)[0]
+                probs = probs.cpu()
                 out.append([(c, t, float(probs[j, index[t]]))
                             for j, (c, t) in enumerate(pairs)])
         return out
 
+    def analysis(self, text: str, tags: Sequence[str]) -> dict[str, Any]:
+        """What ``tags`` (one per non-space character of ``text``, e.g. an n-best entry) say
+        about ``text``: ``{"words": [...]}`` for CWS, ``{"words": ["word/POS", ...]}`` for
+        joint segmentation + POS, ``{"entities": [entity dicts]}`` for NER."""
+        tokens, positions = _non_space(text)
+        if self.task == "ner":
+            return {"entities": [asdict(e) for e in _entities(text, positions, tags)]}
+        words = _words(tokens, positions, tags)
+        if self.task == "cws":
+            return {"words": [w for w, _ in words]}
+        return {"words": [f"{w}/{label}" for w, label in words]}
+
     def _one(self, tokens: Sequence[str]) -> Batch:
-        """A batch of one whole (not chunked) sentence."""
-        return encode_for_model([tokens], self.config, self.vocab, self.bigram_vocab).batch([0])
+        """A batch of one whole (not chunked) sentence, on the model's device."""
+        return EncodedCorpus.encode([tokens], self.vocabs, self.config).batch([0]).to(
+            self.device)
 
     def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
         """(character, tag) pairs for each text; whitespace characters are skipped."""
+        _check_texts(texts)
         tokens = [_non_space(t)[0] for t in texts]
         return [list(zip(tok, tags)) for tok, tags in zip(tokens, self.tag_tokens(tokens,
                                                                                   batch_size))]
@@ -338,12 +343,15 @@ class Tagger:
     def segment(
         self, texts: Sequence[str], batch_size: int = 64, user_dict: UserDict | None = None
     ) -> list[list[str]]:
-        """Words of each text. Whitespace in the input is a word boundary and is dropped.
+        """Words of each text (word segmentation and joint segmentation + POS models).
+        Whitespace in the input is a word boundary and is dropped.
 
         With a ``user_dict``, its words found in a text (longest match first, left to right)
         are kept whole; the rest of the segmentation is decoded around them.
         """
+        _check_texts(texts)
         if self.task != "cws":
+            self._require("pos", "segment()")
             return [[w for w, _ in words]
                     for words in self.pos_tag(texts, batch_size, user_dict)]
         with _gc_paused(), inference(self.model):
@@ -359,12 +367,17 @@ class Tagger:
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
         """``(word, label)`` pairs of each text: the POS for a joint segmentation + POS model,
         ``""`` for CWS. Whitespace in the input is a word boundary and is dropped."""
+        _check_texts(texts)
+        if self.task == "ner":
+            self._require("pos", "pos_tag()")
         prepared, all_tags = self._tag_texts(texts, batch_size, user_dict)
         return [_words(tokens, positions, tags)
                 for (tokens, positions), tags in zip(prepared, all_tags)]
 
     def entities(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
-        """Entities of each text with character offsets into the original text."""
+        """Entities of each text with character offsets into the original text (NER)."""
+        _check_texts(texts)
+        self._require("ner", "entities()")
         prepared, all_tags = self._tag_texts(texts, batch_size)
         return [_entities(text, positions, tags)
                 for text, (_, positions), tags in zip(texts, prepared, all_tags)]
@@ -379,166 +392,70 @@ class Tagger:
             forced = [user_dict.matches(tok) for tok, _ in prepared]
         return prepared, self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
 
+    def _require(self, task: str, what: str) -> None:
+        if self.task != task:
+            kinds = {"cws": "word segmentation", "ner": "NER",
+                     "pos": "joint segmentation + POS"}
+            raise BmesTaggerError(f"{what} needs a {kinds[task]} model; this one is "
+                                  f"{kinds[self.task]}")
+
 
 class UserDict:
     """Words that segmentation must keep whole (like jieba's and pkuseg's user dictionaries).
+
+    Matching walks a character trie from each position, so its cost is bounded by the longest
+    dictionary prefix actually present in the text, whatever the longest word is.
 
     Args:
         words: the words; whitespace-free, at least one character.
     """
 
+    _END = ""  # trie key marking the end of a word (no character is the empty string)
+
     def __init__(self, words: Iterable[str]) -> None:
         self.words = {w for w in words if w}
-        self.max_len = max((len(w) for w in self.words), default=0)
+        self._trie: dict[str, Any] = {}
+        for word in self.words:
+            node = self._trie
+            for c in word:
+                node = node.setdefault(c, {})
+            node[self._END] = True
 
     @classmethod
     def load(cls, path: str | Path) -> UserDict:
         """One word per line (further fields, e.g. jieba's frequency and POS, are ignored)."""
-        from .corpus import read_word_list
-
         return cls(read_word_list(path))
 
     def matches(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
-        """Non-overlapping ``(start, end)`` spans of dictionary words, longest match first."""
+        """Non-overlapping ``(start, end)`` spans of dictionary words (of two or more tokens),
+        longest match first, left to right."""
         spans = []
         i, n = 0, len(tokens)
         while i < n:
-            for j in range(min(n, i + self.max_len), i, -1):
-                if j - i > 1 and "".join(tokens[i:j]) in self.words:
-                    spans.append((i, j))
-                    i = j
+            node, longest = self._trie, 0
+            for j in range(i, n):
+                # a token may be several characters (a grapheme cluster): follow each
+                for c in tokens[j]:
+                    node = node.get(c)
+                    if node is None:
+                        break
+                if node is None:
                     break
+                if self._END in node and j > i:
+                    longest = j + 1
+            if longest:
+                spans.append((i, longest))
+                i = longest
             else:
                 i += 1
         return spans
 
 
-def build_model(
-    config: Config, num_chars: int, tags: Sequence[str], num_bigrams: int = 0
-) -> BiLSTMTagger:
-    """The model a config describes, with BMES constraints for ``tags``."""
-    return BiLSTMTagger(config.model, num_chars, len(tags), allowed_transitions(tags),
-                        num_bigrams)
-
-
-def predict_lines(
-    tagger: Tagger, lines: Iterable[str], output_format: str | None = None,
-    batch_size: int = 64, buffer_lines: int = 2000, user_dict: UserDict | None = None,
-    nbest: int = 0,
-) -> Iterator[str]:
-    """Tag a stream of raw lines and yield one output record per input line, in input order.
-
-    Input is consumed ``buffer_lines`` at a time, so memory stays bounded for any file size.
-
-    Args:
-        tagger: the model.
-        lines: raw text lines (line terminators are stripped).
-        output_format: CWS ``segmented`` (words joined by two spaces, the SIGHAN format),
-            ``conll`` or ``jsonl``; NER ``jsonl`` (``text`` and ``entities``) or ``conll``;
-            joint segmentation + POS ``pos`` (``word/POS`` joined by two spaces) or ``conll``.
-            Default: the first of these for the task.
-        batch_size: sentences per forward pass.
-        buffer_lines: lines read ahead, sorted by length and batched together.
-        user_dict: CWS: words to keep whole (segmented and jsonl output).
-        nbest: if > 0, JSON lines with the ``nbest`` best analyses and their probabilities
-            (CRF models; overrides ``output_format``).
-
-    Yields:
-        Output text for each input line, without the trailing newline (a ``conll`` record has
-        several lines and ends with a blank one).
-    """
-    fmt = output_format or OUTPUT_FORMATS[tagger.task][0]
-    if nbest > 0 and tagger.model.crf is None:
-        raise ValueError("--nbest needs a model trained with model.head: crf")
-    if user_dict is not None and (tagger.task != "cws" or fmt == "conll"):
-        raise ValueError("--dict works with word-segmentation models and segmented or jsonl "
-                         "output")
-    if fmt not in OUTPUT_FORMATS[tagger.task]:
-        raise ValueError(f"output format {fmt!r} is not available for {tagger.task}; "
-                         f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
-    # validated above, before the first line is read; the stream itself is lazy
-    return _stream(tagger, lines, fmt, batch_size, buffer_lines, user_dict, nbest)
-
-
-def _stream(
-    tagger: Tagger, lines: Iterable[str], fmt: str, batch_size: int, buffer_lines: int,
-    user_dict: UserDict | None, nbest: int,
-) -> Iterator[str]:
-    buffer: list[str] = []
-    for line in lines:
-        buffer.append(line.rstrip("\r\n"))
-        if len(buffer) >= buffer_lines:
-            yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
-            buffer = []
-    if buffer:
-        yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n; ValueError otherwise."""
-    try:
-        i_text, n_text = text.split("/")
-        i, n = int(i_text), int(n_text)
-    except ValueError:
-        raise ValueError(f"--shard: expected I/N such as 0/4, got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard: need 0 <= I < N, got {text!r}")
-    return i, n
-
-
-def shard_range(total_lines: int, index: int, count: int) -> tuple[int, int]:
-    """Line range ``[start, end)`` of shard ``index`` of ``count``: contiguous blocks, so the
-    shards' outputs concatenated in order equal the unsharded output."""
-    return total_lines * index // count, total_lines * (index + 1) // count
-
-
-def count_lines(path: str | Path) -> int:
-    """Number of lines of a file (a last line without newline counts)."""
-    n = 0
-    last = b"\n"
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
-
-
-def _format_block(
-    tagger: Tagger, texts: list[str], fmt: str, batch_size: int,
-    user_dict: UserDict | None = None, nbest: int = 0,
-) -> Iterator[str]:
-    if nbest > 0:
-        for text, analyses in zip(texts, tagger.nbest(texts, nbest)):
-            yield json.dumps({"text": text, "nbest": [
-                {**_analysis(tagger, text, [t for _, t in pairs]), "prob": round(prob, 6)}
-                for pairs, prob in analyses]}, ensure_ascii=False)
-    elif fmt == "conll":
-        for pairs in tagger.tag(texts, batch_size):
-            yield "".join(f"{c} {t}\n" for c, t in pairs)
-    elif tagger.task == "pos":
-        for words in tagger.pos_tag(texts, batch_size):
-            yield "  ".join(f"{w}/{label}" if label else w for w, label in words)
-    elif tagger.task == "cws" and fmt == "segmented":
-        for words in tagger.segment(texts, batch_size, user_dict):
-            yield "  ".join(words)
-    elif tagger.task == "cws":
-        for text, words in zip(texts, tagger.segment(texts, batch_size, user_dict)):
-            yield json.dumps({"text": text, "words": words}, ensure_ascii=False)
-    else:
-        for text, ents in zip(texts, tagger.entities(texts, batch_size)):
-            yield json.dumps({"text": text, "entities": [asdict(e) for e in ents]},
-                             ensure_ascii=False)
-
-
-def _analysis(tagger: Tagger, text: str, tags: list[str]) -> dict[str, Any]:
-    """One n-best entry: words (CWS), word/POS pairs (POS) or entities (NER) of ``tags``."""
-    tokens, positions = _non_space(text)
-    if tagger.task == "ner":
-        return {"entities": [asdict(e) for e in _entities(text, positions, tags)]}
-    words = _words(tokens, positions, tags)
-    if tagger.task == "cws":
-        return {"words": [w for w, _ in words]}
-    return {"words": [f"{w}/{label}" for w, label in words]}
+def _check_texts(texts: object) -> None:
+    """A str is a sequence of characters: passed where a list of texts is expected, each
+    character would silently become a text of its own."""
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got one str; pass [text]")
 
 
 def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]

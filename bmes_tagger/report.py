@@ -6,56 +6,90 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+from .checkpoint import Checkpoint
 from .errors import BmesTaggerError
+from .rundir import read_records
 
 
-def checkpoint_info(payload: dict[str, Any], path: str | Path) -> str:
-    """Summary of a loaded checkpoint: format, task, model, tag set, sizes, best scores."""
-    config = payload["config"]
-    # exported models (tagger export) carry the count instead of the weights
-    n_params = payload.get("parameters") or sum(int(t.numel())
-                                                for t in payload["model"].values())
-    scores = payload.get("scores") or {}
+def checkpoint_summary(ckpt: Checkpoint, path: str | Path) -> dict[str, Any]:
+    """What `tagger info` shows, as JSON-ready builtins (``tagger info --json``)."""
+    n_params = ckpt.extra.get("parameters")
+    if n_params is None and ckpt.weights is not None:
+        n_params = sum(int(t.numel()) for t in ckpt.weights.values())
+    loop = (ckpt.training or {}).get("loop")
+    return {
+        "path": str(path),
+        "format_version": ckpt.extra.get("format_version"),
+        "written_by": ckpt.extra.get("bmes_tagger_version"),
+        "exported_as": ckpt.extra.get("exported_as"),
+        "exported_from": ckpt.extra.get("exported_from"),
+        "task": ckpt.task,
+        "config": ckpt.config.to_dict(),
+        "parameters": n_params,
+        "vocabularies": {name: len(v) for name, v in ckpt.vocabs.items()},
+        "train_words": len(ckpt.train_words),
+        "tags": ckpt.tags,
+        "scores": ckpt.scores,
+        "resumable": None if loop is None else {"epochs": loop["epoch"], "steps": loop["step"]},
+    }
+
+
+def checkpoint_info(ckpt: Checkpoint, path: str | Path) -> str:
+    """Summary of a validated checkpoint: format, task, model, tag set, sizes, best scores."""
+    info = checkpoint_summary(ckpt, path)
+    config = info["config"]
+    scores = info["scores"]
     dev = scores.get("dev") or {}
-    tags = payload["tags"]
+    tags = info["tags"]
     lines = [
         f"checkpoint   {path}",
-        f"format       {payload.get('format')} v{payload.get('format_version')} (written by "
-        f"bmes_tagger {payload.get('bmes_tagger_version', '?')})",
-        *([f"exported     {payload['exported_as']} from {payload.get('exported_from')}"]
-          if payload.get("exported_as") else []),
-        f"task         {config['data']['task']}",
+        f"format       bmes_tagger v{info['format_version']} (written by "
+        f"bmes_tagger {info['written_by'] or '?'})",
+        *([f"exported     {info['exported_as']} from {info['exported_from']}"]
+          if info["exported_as"] else []),
+        f"task         {info['task']}",
         "model        " + ", ".join(f"{k}={v}" for k, v in config["model"].items()
                                     if v is not None),
-        f"parameters   {n_params:,}",
-        f"characters   {len(payload['chars']):,} (incl. <pad>, <unk>)",
-        f"bigrams      {len(payload.get('bigrams') or []):,}",
-        f"train words  {len(payload.get('train_words') or []):,}",
+        f"parameters   {info['parameters']:,}" if info["parameters"] is not None
+        else "parameters   ?",
+        *(f"{name + ' vocab':<12} {size:,} (incl. <pad>, <unk>)"
+          for name, size in info["vocabularies"].items()),
+        f"train words  {info['train_words']:,}",
         f"tags         {len(tags)}: {' '.join(tags[:40])}{' ...' if len(tags) > 40 else ''}",
     ]
     if dev:
-        lines.append(f"best dev     F1 {dev.get('f1', 0):.4f} (P {dev.get('precision', 0):.4f} "
-                     f"R {dev.get('recall', 0):.4f}) at epoch {scores.get('best_epoch')}, "
+        lines.append(f"best dev     F1 {_num(dev.get('f1'))} (P {_num(dev.get('precision'))} "
+                     f"R {_num(dev.get('recall'))}) at epoch {scores.get('best_epoch')}, "
                      f"step {scores.get('best_step')}")
-    if "training" in payload:
-        loop = payload["training"]["loop"]
-        lines.append(f"resumable    yes: {loop['epoch']} epochs, {loop['step']} steps done")
+    if info["resumable"]:
+        lines.append(f"resumable    yes: {info['resumable']['epochs']} epochs, "
+                     f"{info['resumable']['steps']} steps done")
     lines.append("train config " + json.dumps(config["train"], ensure_ascii=False))
     return "\n".join(lines)
 
 
-def plot_run(run_dir: str | Path, output: str | Path) -> Path:
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
+
+
+def plot_run(run_dir: str | Path, output: str | Path, force: bool = False) -> Path:
     """Write a PNG of training loss and dev F1 per evaluation of a run (needs matplotlib).
 
     Raises:
-        BmesTaggerError: no metrics.jsonl in ``run_dir``, or matplotlib is not installed.
+        BmesTaggerError: no metrics.jsonl in ``run_dir``, an output that is not a ``.png``
+            or exists (without ``force``), or matplotlib is not installed.
     """
     run_dir = Path(run_dir)
+    output = Path(output)
+    if output.suffix.lower() != ".png":
+        raise BmesTaggerError(f"{output}: the plot is a PNG image; name the file *.png")
+    if output.exists() and not force:
+        raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
         raise BmesTaggerError(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
-    records = [json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines()
-               if x.strip()]
+    records = [r for r in read_records(metrics) if _plottable(r)]
     if not records:
         raise BmesTaggerError(f"{metrics}: no evaluations yet")
     try:
@@ -82,7 +116,15 @@ def plot_run(run_dir: str | Path, output: str | Path) -> Path:
     f1_ax.set_title(f"{run_dir.name}: best dev F1 {best['dev']['f1']:.4f} "
                     f"(epoch {best['epoch']})")
     fig.tight_layout()
-    output = Path(output)
-    fig.savefig(output, dpi=120)
+    with atomic_write(output, binary=True) as f:
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
     return output
+
+
+def _plottable(record: dict[str, Any]) -> bool:
+    """A metrics record with the fields the plot reads (older files lack the newer ones)."""
+    dev = record.get("dev")
+    return (isinstance(record.get("step"), int) and isinstance(record.get("epoch"), int)
+            and isinstance(record.get("train_loss"), (int, float))
+            and isinstance(dev, dict) and isinstance(dev.get("f1"), (int, float)))

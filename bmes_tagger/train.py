@@ -1,51 +1,49 @@
 """The training loop: read data, build vocabularies and model, train, evaluate, checkpoint.
 
-Read it top to bottom in :func:`train`. A run directory holds ``best.pt`` (best dev F1),
-``last.pt`` (everything needed to resume), ``config.yaml`` (resolved), ``metrics.jsonl`` (one
-line per evaluation) and ``train.log``.
+Read it top to bottom in :func:`train`: :func:`setup` builds everything a run needs (or
+restores it from ``last.pt``), :func:`train_step` is one optimisation step, and
+:func:`evaluate_and_save` scores the dev set and writes ``best.pt`` / ``last.pt``. A run
+directory (:mod:`bmes_tagger.rundir`) holds ``best.pt`` (best dev F1), ``last.pt``
+(everything needed to resume), ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per
+evaluation) and ``train.log``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
+import math
 import random
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from .atomic import remove_stale_temporaries
-from .batching import (
-    bucketed_batches,
-    count_bigrams,
-    encode_for_model,
-    split_long_sentences,
-)
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict, write_config
+from . import features, rundir
+from .batching import Batch, EncodedCorpus, bucketed_batches, split_long_sentences
+from .checkpoint import Checkpoint, load_checkpoint, make_payload, save_checkpoint
+from .config import Config, write_config
 from .corpus import Sentence, read_corpus, read_word_list
-from .errors import BmesTaggerError, ConfigError
+from .devices import resolve_device, rng_state, set_rng_state
+from .errors import BmesTaggerError, ConfigError, RunDirError
 from .evaluate import evaluate
-from .features import load_vectors
-from .model import BiLSTMTagger
-from .predict import Tagger, build_model
+from .model import BiLSTMTagger, build_model
+from .parallel import DataParallel
+from .predict import Tagger
 from .tags import split_tag, tags_to_words
-from .vocab import Vocab, normalize_width, tag_inventory
+from .vocab import Vocab, tag_inventory
 
-RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
+__all__ = ["TrainResult", "RunDirError", "train", "train_step", "setup", "evaluate_and_save"]
 
 
-class RunDirError(BmesTaggerError):
-    """The run directory is locked by another run, or holds a run that must not be overwritten."""
+class TrainingError(BmesTaggerError):
+    """Training cannot go on (e.g. the loss became NaN)."""
 
 
 @dataclass
@@ -59,6 +57,8 @@ class TrainResult:
     steps: int
     stopped_early: bool = False
     interrupted: bool = False
+    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
+    is_main: bool = True       # False on the other ranks of a data-parallel run
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -70,6 +70,7 @@ def train(
     force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    config_file: str | Path | None = None,
 ) -> TrainResult:
     """Train a tagger as ``config`` says and write the run directory.
 
@@ -79,222 +80,267 @@ def train(
         resume: continue from ``last.pt`` in the run directory (same final result as an
             uninterrupted run with the same seed on CPU).
         force: overwrite a run directory that already holds a run.
-        progress: show a tqdm bar on stderr.
+        progress: show a tqdm bar on stderr (only when it is a terminal).
         log: callback for log lines (they also go to ``train.log``).
+        config_file: the config file ``config`` was read from; never deleted or replaced.
 
     Returns:
         The best dev scores and where they were reached.
 
     Raises:
-        BmesTaggerError: bad data, bad config, a locked or already used run directory.
+        BmesTaggerError: bad data, bad config, a locked or already used run directory, a
+            training loss that is not finite.
     """
     run_dir = Path(output_dir or config.output.dir or "runs/default")
-    ctx = DistContext.from_env()
+    device = resolve_device(config.train.device)
+    par = DataParallel.from_env(device)
+    device = par.device(device)
     finished = False
     try:
-        if not ctx.is_main:
-            # Rank 0 owns the run directory; the others wait until it is ready, then read it.
-            if not ctx.broadcast_flag(False):
-                raise RunDirError(f"{run_dir}: rank 0 could not prepare the run directory")
-            state = load_checkpoint(run_dir / "last.pt") if resume else None
-            if state is not None:
-                config = _resumed_config(config, state["config"], run_dir)
-            result = _train(config, run_dir, state, False, None, ctx)
-            finished = True
-            return result
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(run_dir):
-            try:
-                state = _prepare_run_dir(run_dir, config, resume=resume, force=force)
-            except BaseException:
-                ctx.broadcast_flag(False)
-                raise
-            ctx.broadcast_flag(True)
-            if state is not None:
-                config = _resumed_config(config, state["config"], run_dir)
-            result = _train(config, run_dir, state, progress, log, ctx)
+        with _run_directory(run_dir, par, resume, force, config_file) as state:
+            run = setup(config, run_dir, state, par, device, log)
+            result = _loop(run, progress)
             finished = True
             return result
     finally:
-        ctx.close(finished)
+        par.close(finished)
 
 
-def _train(
-    config: Config, run_dir: Path, state: dict[str, Any] | None, progress: bool,
-    log: Callable[[str], None] | None, ctx: DistContext,
-) -> TrainResult:
+@contextlib.contextmanager
+def _run_directory(run_dir: Path, par: DataParallel, resume: bool, force: bool,
+                   config_file: str | Path | None) -> Iterator[Checkpoint | None]:
+    """Rank 0 locks and prepares the run directory, then every rank reads ``last.pt`` when
+    resuming (the other ranks wait for rank 0's word that the directory is ready)."""
+    if not par.is_main:
+        if not par.broadcast_flag(False):
+            raise RunDirError(f"{run_dir}: rank 0 could not prepare the run directory")
+        yield _resume_state(run_dir) if resume else None
+        return
+    with rundir.opened(run_dir):
+        try:
+            rundir.prepare(run_dir, resume=resume, force=force,
+                           config_file=Path(config_file) if config_file else None)
+            state = _resume_state(run_dir) if resume else None
+        except BaseException:
+            par.broadcast_flag(False)
+            raise
+        par.broadcast_flag(True)
+        yield state
+
+
+def _resume_state(run_dir: Path) -> Checkpoint:
+    state = load_checkpoint(run_dir / "last.pt")
+    if state.training is None:
+        raise RunDirError(f"{run_dir / 'last.pt'}: has no training state to resume from")
+    return state
+
+
+# --- setup ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved in ``last.pt``."""
+
+    epoch: int = 0            # epochs completed
+    batch_in_epoch: int = 0   # batches completed in the current epoch
+    step: int = 0             # optimizer steps overall
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    best_step: int = 0
+    bad_evals: int = 0
+    best_scores: dict[str, Any] = field(default_factory=dict)
+    loss_sum: float = 0.0     # training loss summed over the characters of the current epoch
+    loss_tokens: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.loss_tokens, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Run:
+    """Everything a run needs, built by :func:`setup`."""
+
+    config: Config
+    run_dir: Path
+    par: DataParallel
+    device: torch.device
+    log: Callable[[str], None]
+    encoded: EncodedCorpus
+    dev: list[Sentence]
+    vocabs: dict[str, Vocab]
+    tags: list[str]
+    train_words: list[str]
+    model: BiLSTMTagger
+    step_model: nn.Module   # what computes the loss: the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: WeightAverage | None
+    frozen: FrozenRows | None
+    loop: LoopState
+    tagger: Tagger
+    started: float = field(default_factory=time.time)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataParallel,
+          device: torch.device, log: Callable[[str], None] | None = None) -> Run:
+    """Read the data and build vocabularies, model, optimizer, schedule and averages; with a
+    resume ``state``, restore all of them (and the random generators) from it."""
+    if state is not None:
+        config = _resumed_config(config, state, run_dir)
     tcfg, dcfg = config.train, config.data
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    logger = _Logger(run_dir / "train.log" if ctx.is_main else None, log)
+    logger = _Logger(run_dir / "train.log" if par.is_main else None, log)
     random.seed(tcfg.seed)
     torch.manual_seed(tcfg.seed)
 
-    # --- data --------------------------------------------------------------------------------
     train_sents, dev_sents = load_training_data(config)
-    bigram_vocab: Vocab | None = None
     if state is None:
-        vocab, tags = build_vocabularies(train_sents, config)
+        vocabs = features.build_vocabs([s.chars for s in train_sents], config)
         # A label seen only in dev (a rare POS tag, say) still needs tag ids; characters and
         # everything the model learns come from train alone.
-        tags = build_vocabularies(train_sents + dev_sents, config)[1]
+        tags = tag_set(train_sents + dev_sents, config)
         train_words = sorted(_word_list(train_sents, config))
-        if config.model.bigram_dim > 0:
-            counts = count_bigrams([s.chars for s in train_sents], dcfg.normalize_width)
-            bigram_vocab = Vocab.build(counts, dcfg.min_bigram_freq)
     else:
-        vocab, tags, train_words = Vocab(state["chars"]), list(state["tags"]), state["train_words"]
-        bigram_vocab = Vocab(state["bigrams"]) if state.get("bigrams") else None
+        vocabs, tags, train_words = state.vocabs, state.tags, state.train_words
     tag_index = {t: i for i, t in enumerate(tags)}
     by_token = dcfg.format == "conll"  # one token per line, so a tag's line is computable
     _check_tags_known(dev_sents, tag_index, dcfg.dev or dcfg.train or "dev", by_token)
     _check_tags_known(train_sents, tag_index, dcfg.train or "train", by_token)
     pieces = split_long_sentences(train_sents, dcfg.max_len)
-    encoded = encode_for_model([s.chars for s in pieces], config, vocab, bigram_vocab, tag_index,
-                               [s.tags or [] for s in pieces])
+    encoded = EncodedCorpus.encode([s.chars for s in pieces], vocabs, config,
+                                   [s.tags or [] for s in pieces], tag_index)
     logger(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
-           f"dev: {len(dev_sents)} sentences; {len(vocab)} characters, {len(tags)} tags"
-           + (f", {len(bigram_vocab)} bigrams" if bigram_vocab is not None else ""))
+           f"dev: {len(dev_sents)} sentences; {len(vocabs['chars'])} characters, "
+           f"{len(tags)} tags" + (f", {len(vocabs['bigrams'])} bigrams"
+                                  if "bigrams" in vocabs else ""))
 
-    # --- model and optimiser -----------------------------------------------------------------
-    model = build_model(config, len(vocab), tags, len(bigram_vocab) if bigram_vocab else 0)
+    model = build_model(config, vocabs, tags)
+    frozen_rows: dict[str, torch.Tensor] = {}
     if state is None:
-        for line in init_pretrained(model, config, vocab, bigram_vocab):
+        for name, rows, line in init_pretrained(model, config, vocabs):
             logger(line)
+            if config.model.freeze_vectors:
+                frozen_rows[name] = rows
+    else:
+        assert state.weights is not None and state.training is not None
+        model.load_state_dict(state.weights)
+        frozen_rows = dict(state.training.get("frozen") or {})
+    model.to(device)
+    frozen = FrozenRows(model, frozen_rows) if frozen_rows else None
     optimizer = make_optimizer(model, config)
+    if frozen is not None:
+        optimizer.register_step_post_hook(lambda *_: frozen.restore())
     batches_per_epoch = len(bucketed_batches(encoded.lengths, tcfg.batch_size,
                                              _epoch_generator(tcfg.seed, 0)))
     scheduler = make_scheduler(optimizer, config, batches_per_epoch * tcfg.epochs)
     ema = WeightAverage(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
-    loop = _LoopState()
+    loop = LoopState()
     if state is not None:
-        model.load_state_dict(state["model"])
-        training = state["training"]
-        optimizer.load_state_dict(training["optimizer"])
-        if scheduler is not None and training.get("scheduler"):
-            scheduler.load_state_dict(training["scheduler"])
-        if ema is not None and training.get("ema"):
-            ema.load_state_dict(training["ema"])
-        loop = _LoopState(**training["loop"])
-        torch.set_rng_state(training["torch_rng"])
+        training = state.training
+        assert training is not None
+        try:
+            optimizer.load_state_dict(training["optimizer"])
+            if scheduler is not None and training.get("scheduler"):
+                scheduler.load_state_dict(training["scheduler"])
+            if ema is not None and training.get("ema"):
+                ema.load_state_dict(training["ema"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise RunDirError(f"{run_dir / 'last.pt'}: its optimizer, schedule or average "
+                              f"does not fit this model ({str(exc).splitlines()[0][:160]})"
+                              ) from None
+        loop = LoopState(**training["loop"])
+        set_rng_state(training)
         random.setstate(_to_random_state(training["python_rng"]))
-        if ctx.is_main:
-            _truncate_metrics(run_dir / "metrics.jsonl", loop.step)
+        if par.is_main:
+            rundir.truncate_records(run_dir / "metrics.jsonl", loop.step)
         logger(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, step {loop.step}")
-    elif ctx.is_main:
+    elif par.is_main:
         write_config(config, run_dir / "config.yaml")
-    ctx.broadcast_parameters(model)
-    if ctx.enabled:
-        logger(f"data parallel: {ctx.world} processes, rank 0 evaluates and writes")
+    step_model = par.wrap(model, device)
+    if par.enabled:
+        logger(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
     n_params = sum(p.numel() for p in model.parameters())
     logger(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
-           f"head {config.model.head}, {n_params:,} parameters")
-    tagger = Tagger(model, vocab, tags, config, frozenset(train_words), bigram_vocab=bigram_vocab)
+           f"head {config.model.head}, {n_params:,} parameters, on {device}")
+    tagger = Tagger(model, vocabs, tags, config, frozenset(train_words), device=device)
+    return Run(config=config, run_dir=run_dir, par=par, device=device, log=logger,
+               encoded=encoded, dev=dev_sents, vocabs=vocabs, tags=tags,
+               train_words=train_words, model=model, step_model=step_model,
+               optimizer=optimizer, scheduler=scheduler, ema=ema, frozen=frozen, loop=loop,
+               tagger=tagger)
 
-    def checkpoint(path: Path, with_training: bool, weights: dict[str, Any] | None = None
-                   ) -> None:
-        payload = {
-            "config": config.to_dict(), "chars": vocab.tokens, "tags": tags,
-            "bigrams": bigram_vocab.tokens if bigram_vocab is not None else [],
-            "train_words": train_words, "model": weights or model.state_dict(),
-            "scores": {"best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
-                       "best_step": loop.best_step, "dev": loop.best_scores},
-        }
-        if with_training:
-            payload["training"] = {
-                "optimizer": optimizer.state_dict(), "loop": loop.as_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "ema": ema.state_dict() if ema is not None else {},
-                "torch_rng": torch.get_rng_state(), "python_rng": _from_random_state(),
-            }
-        save_checkpoint(payload, path)
 
-    def run_evaluation(train_loss: float, chars_per_s: float) -> bool:
-        """Evaluate on dev (rank 0), log, save best/last; True when patience has run out."""
-        if not ctx.is_main:
-            f1 = ctx.broadcast_value(0.0)
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(f1)
-            return ctx.broadcast_flag(False)
-        stop = _evaluate_and_save(train_loss, chars_per_s)
-        return ctx.broadcast_flag(stop)
+# --- the loop ------------------------------------------------------------------------------------
 
-    def _evaluate_and_save(train_loss: float, chars_per_s: float) -> bool:
-        # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
-        with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
-            scores = evaluate(tagger, dev_sents)
-            shipped = {k: v.clone() for k, v in model.state_dict().items()}
-        ctx.broadcast_value(scores.f1)
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(scores.f1)
-        # Mid-epoch evaluations belong to the epoch in progress, end-of-epoch ones to the last.
-        epoch = loop.epoch + 1 if loop.batch_in_epoch else loop.epoch
-        improved = scores.f1 > loop.best_f1
-        if improved:
-            loop.best_f1, loop.best_epoch, loop.best_step = scores.f1, epoch, loop.step
-            loop.best_scores = scores.to_dict()
-            loop.bad_evals = 0
-        else:
-            loop.bad_evals += 1
-        record = {"epoch": epoch, "step": loop.step, "train_loss": round(train_loss, 6),
-                  "chars_per_s": round(chars_per_s, 1), "dev": scores.to_dict(), "best": improved}
-        with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        history.append(record)
-        logger(f"epoch {epoch} step {loop.step}: loss {train_loss:.4f}  dev "
-               f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
-               f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")
-        if improved:
-            checkpoint(run_dir / "best.pt", with_training=False, weights=shipped)
-        checkpoint(run_dir / "last.pt", with_training=True)
-        return tcfg.patience > 0 and loop.bad_evals >= tcfg.patience
 
-    # --- loop ----------------------------------------------------------------------------------
-    history: list[dict[str, Any]] = []
-    stopped_early = interrupted = False
-    model.train()
-    with _StopFlag() as stop:
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
+               clip_norm: float) -> torch.Tensor:
+    """One optimisation step on ``batch``: loss, backward, gradient-norm clipping (``0``: off),
+    optimizer step. Returns the detached loss (a device tensor: reading it is the caller's
+    choice, so a GPU step needs no host synchronisation).
+
+    ``model`` is the module whose forward is the training loss (the model or its DDP wrapper).
+    """
+    assert batch.tags is not None
+    loss = model(batch.inputs, batch.lengths, batch.tags, batch.mask)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm, foreach=True)
+    optimizer.step()
+    return loss.detach()
+
+
+def _loop(run: Run, progress: bool) -> TrainResult:
+    tcfg = run.config.train
+    loop, par = run.loop, run.par
+    stopped_early = False
+    progress = progress and sys.stderr.isatty()  # a log file gets log lines, not bars
+    with StopSignals() as stop:
         while loop.epoch < tcfg.epochs and not stopped_early:
-            order = ctx.my_share(bucketed_batches(encoded.lengths, tcfg.batch_size,
+            order = par.my_share(bucketed_batches(run.encoded.lengths, tcfg.batch_size,
                                                   _epoch_generator(tcfg.seed, loop.epoch)))
             bar = tqdm(total=len(order), initial=loop.batch_in_epoch, disable=not progress,
                        desc=f"epoch {loop.epoch + 1}/{tcfg.epochs}", unit="batch",
-                       leave=False, dynamic_ncols=True,
-                       # a log file (not a terminal) gets an update every 30 s, not a flood
-                       mininterval=0.1 if sys.stderr.isatty() else 30.0)
-            tokens_seen, started = 0, time.perf_counter()
+                       leave=False, dynamic_ncols=True)
+            tokens_seen, epoch_started = 0, time.perf_counter()
+            # (,) float64 on the device: summed without reading it back every step
+            loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
             for indices in order[loop.batch_in_epoch:]:
-                batch = encoded.batch(indices)
-                assert batch.tags is not None
-                loss = model.loss(batch.chars, batch.lengths, batch.tags, batch.mask,
-                                  batch.bigrams, batch.classes)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                ctx.average_gradients(model)
-                if tcfg.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_norm)
-                optimizer.step()
-                if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-                    scheduler.step()
-                if ema is not None:
-                    ema.update(model)
+                batch = run.encoded.batch(indices).to(run.device)
+                loss = train_step(run.step_model, run.optimizer, batch, tcfg.clip_norm)
+                if isinstance(run.scheduler, torch.optim.lr_scheduler.LambdaLR):
+                    run.scheduler.step()
+                if run.ema is not None:
+                    run.ema.update(run.model)
+                n = batch.num_tokens
+                loss_sum += loss.double() * n
                 loop.step += 1
                 loop.batch_in_epoch += 1
-                n = batch.num_tokens
-                # kept in the loop state so a run resumed mid-epoch logs the same mean loss
-                loop.loss_sum += loss.item() * n
                 loop.loss_tokens += n
                 tokens_seen += n
-                speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
                 bar.update()
-                bar.set_postfix(loss=f"{loop.mean_loss:.4f}", chars_s=f"{speed:,.0f}",
-                                refresh=False)
-                if tcfg.eval_every and loop.step % tcfg.eval_every == 0:
-                    stopped_early = run_evaluation(loop.mean_loss, speed)
-                if stopped_early or ctx.any(stop.requested):
+                due = tcfg.eval_every and loop.step % tcfg.eval_every == 0
+                if due or (progress and loop.step % 20 == 0):
+                    _fold(loop, loss_sum)
+                    speed = tokens_seen / max(time.perf_counter() - epoch_started, 1e-9)
+                    bar.set_postfix(loss=f"{loop.mean_loss:.4f}", chars_s=f"{speed:,.0f}",
+                                    refresh=False)
+                if due:
+                    stopped_early = evaluate_and_save(run, loop.mean_loss, speed,
+                                                      time.perf_counter() - epoch_started)
+                if stopped_early or par.any(stop.requested):
                     stop.requested = stop.requested or not stopped_early
                     break
+            _fold(loop, loss_sum)
             bar.close()
             if stop.requested:
                 break
@@ -305,26 +351,104 @@ def _train(
                 loop.loss_sum, loop.loss_tokens = 0.0, 0
                 if not tcfg.eval_every or (loop.epoch == tcfg.epochs
                                            and loop.step % tcfg.eval_every):
-                    speed = tokens_seen / max(time.perf_counter() - started, 1e-9)
-                    stopped_early = run_evaluation(epoch_loss, speed)
+                    seconds = time.perf_counter() - epoch_started
+                    stopped_early = evaluate_and_save(run, epoch_loss,
+                                                      tokens_seen / max(seconds, 1e-9), seconds)
         if stop.requested:
-            interrupted = True
-            if ctx.is_main:
-                checkpoint(run_dir / "last.pt", with_training=True)
-            logger(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; saved "
-                   f"{run_dir / 'last.pt'}. Resume with: tagger train CONFIG --output {run_dir} "
-                   "--resume")
+            if par.is_main:
+                _save(run, run.run_dir / "last.pt", with_training=True)
+            run.log(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; saved "
+                    f"{run.run_dir / 'last.pt'}")
     if stopped_early:
-        logger(f"early stop: no dev improvement in {tcfg.patience} evaluations")
-    if not interrupted:
-        logger(f"best dev F1 {loop.best_f1:.4f} at epoch {loop.best_epoch}; "
-               f"saved {run_dir / 'best.pt'}")
-    return TrainResult(run_dir=run_dir, best_scores=loop.best_scores, best_epoch=loop.best_epoch,
-                       epochs_run=loop.epoch, steps=loop.step, stopped_early=stopped_early,
-                       interrupted=interrupted, history=history)
+        run.log(f"early stop: no dev improvement in {tcfg.patience} evaluations")
+    if not stop.requested and par.is_main:
+        run.log.file_only(f"best dev F1 {loop.best_f1:.4f} at epoch {loop.best_epoch}; "
+                          f"saved {run.run_dir / 'best.pt'}")
+    return TrainResult(run_dir=run.run_dir, best_scores=loop.best_scores,
+                       best_epoch=loop.best_epoch, epochs_run=loop.epoch, steps=loop.step,
+                       stopped_early=stopped_early, interrupted=stop.requested,
+                       signal=stop.signum, is_main=par.is_main, history=run.history)
 
 
-# --- data preparation --------------------------------------------------------------------------
+def _fold(loop: LoopState, loss_sum: torch.Tensor) -> None:
+    """Move the device-side loss sum into the loop state (one host read)."""
+    loop.loss_sum += float(loss_sum)
+    loss_sum.zero_()
+
+
+def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
+                      epoch_seconds: float) -> bool:
+    """Evaluate on dev (rank 0), log, save best/last; True when patience has run out.
+
+    The model is scored as it is shipped: in eval mode (see :func:`bmes_tagger.predict.
+    inference`), with the averaged weights when EMA is on, so the logged dev F1 is exactly
+    what ``tagger eval`` of ``best.pt`` on the dev file reports.
+    """
+    loop, par, tcfg = run.loop, run.par, run.config.train
+    if not math.isfinite(train_loss):
+        raise TrainingError(f"training loss became {train_loss} by epoch {loop.epoch + 1} "
+                            f"(step {loop.step}): lower train.lr, or check pretrained vectors "
+                            "for NaN/inf values")
+    plateau = isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if not par.is_main:
+        f1 = par.broadcast_value(0.0)
+        if plateau:
+            run.scheduler.step(f1)
+        return par.broadcast_flag(False)
+    # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
+    with run.ema.swapped_in(run.model) if run.ema is not None else contextlib.nullcontext():
+        scores = evaluate(run.tagger, run.dev)
+        shipped = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    par.broadcast_value(scores.f1)
+    lr = run.optimizer.param_groups[0]["lr"]
+    if plateau:
+        run.scheduler.step(scores.f1)
+    # Mid-epoch evaluations belong to the epoch in progress, end-of-epoch ones to the last.
+    epoch = loop.epoch + 1 if loop.batch_in_epoch else loop.epoch
+    improved = scores.f1 > loop.best_f1
+    if improved:
+        loop.best_f1, loop.best_epoch, loop.best_step = scores.f1, epoch, loop.step
+        loop.best_scores = scores.to_dict()
+        loop.bad_evals = 0
+    else:
+        loop.bad_evals += 1
+    record = {"epoch": epoch, "step": loop.step, "train_loss": round(train_loss, 6),
+              "chars_per_s": round(chars_per_s, 1), "lr": lr,
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "elapsed_s": round(time.time() - run.started, 3),
+              "epoch_s": round(epoch_seconds, 3), "dev": scores.to_dict(), "best": improved}
+    rundir.append_record(run.run_dir / "metrics.jsonl", record)
+    run.history.append(record)
+    run.log(f"epoch {epoch} step {loop.step}: loss {train_loss:.4f}  dev "
+            f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
+            f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")
+    if improved:
+        _save(run, run.run_dir / "best.pt", with_training=False, weights=shipped)
+    _save(run, run.run_dir / "last.pt", with_training=True)
+    return par.broadcast_flag(tcfg.patience > 0 and loop.bad_evals >= tcfg.patience)
+
+
+def _save(run: Run, path: Path, with_training: bool,
+          weights: dict[str, torch.Tensor] | None = None) -> None:
+    loop = run.loop
+    if weights is None:
+        weights = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    training = None
+    if with_training:
+        training = {
+            "optimizer": run.optimizer.state_dict(), "loop": loop.as_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
+            "ema": run.ema.state_dict() if run.ema is not None else {},
+            "python_rng": _from_random_state(), **rng_state(),
+            "frozen": run.frozen.rows if run.frozen is not None else {},
+        }
+    scores = {"best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
+              "best_step": loop.best_step, "dev": loop.best_scores}
+    save_checkpoint(make_payload(run.config, run.vocabs, run.tags, run.train_words, weights,
+                                 scores, training), path)
+
+
+# --- data preparation ----------------------------------------------------------------------------
 
 
 def load_training_data(config: Config) -> tuple[list[Sentence], list[Sentence]]:
@@ -347,19 +471,16 @@ def load_training_data(config: Config) -> tuple[list[Sentence], list[Sentence]]:
             [s for i, s in enumerate(train_sents) if i in dev_ids])
 
 
-def build_vocabularies(sentences: Sequence[Sentence], config: Config) -> tuple[Vocab, list[str]]:
-    """Character vocabulary (normalised if configured) and the task's tag inventory."""
-    normalize = config.data.normalize_width
-    counts: Counter[str] = Counter()
+def tag_set(sentences: Sequence[Sentence], config: Config) -> list[str]:
+    """The task's tag inventory for the labels ``sentences`` use."""
     labels: set[str] = set()
-    for s in sentences:
-        counts.update(normalize_width(c) for c in s.chars) if normalize else counts.update(s.chars)
-        if config.data.task in ("ner", "pos"):
+    if config.data.task in ("ner", "pos"):
+        for s in sentences:
             labels.update(split_tag(t)[1] for t in s.tags or [] if t != "O")
-    return Vocab.build(counts, config.data.min_char_freq), tag_inventory(config.data.task, labels)
+    return tag_inventory(config.data.task, labels)
 
 
-def make_optimizer(model: BiLSTMTagger, config: Config) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     """The optimizer the config names."""
     t = config.train
     # foreach: one multi-tensor update instead of a Python loop over parameters (faster on CPU)
@@ -372,28 +493,51 @@ def make_optimizer(model: BiLSTMTagger, config: Config) -> torch.optim.Optimizer
                            foreach=True)
 
 
-def init_pretrained(
-    model: BiLSTMTagger, config: Config, vocab: Vocab, bigram_vocab: Vocab | None
-) -> list[str]:
-    """Copy pretrained vectors into the embeddings; returns log lines with coverage."""
-    lines = []
-    m = config.model
-    targets = [(m.char_vectors, model.embedding, vocab, m.embedding_dim, "character")]
-    if bigram_vocab is not None and model.bigram_embedding is not None:
-        targets.append((m.bigram_vectors, model.bigram_embedding, bigram_vocab, m.bigram_dim,
-                        "bigram"))
-    for path, embedding, table, dim, name in targets:
-        if path is None:
-            continue
-        vectors, coverage = load_vectors(path, table, dim)
-        found = ~torch.isnan(vectors).any(dim=1)
+def init_pretrained(model: BiLSTMTagger, config: Config, vocabs: dict[str, Vocab]
+                    ) -> list[tuple[str, torch.Tensor, str]]:
+    """Copy pretrained vectors into the embedding tables of the features that have them.
+
+    Returns:
+        ``(feature name, rows that got a vector (num_found,), log line)`` per table.
+    """
+    out = []
+    for name, path in features.feature_vectors(config.model).items():
+        table = model.embedding.tables[name]
+        vectors, coverage = features.load_vectors(path, vocabs[name], table.embedding_dim)
+        # (vocab, dim)
+        values = torch.from_numpy(vectors)
+        found = ~torch.isnan(values).any(dim=1)
+        if not bool(torch.isfinite(values[found]).all()):
+            raise BmesTaggerError(f"{path}: holds infinite vector values")
         with torch.no_grad():
-            embedding.weight[found] = vectors[found]
-        if m.freeze_vectors:
-            embedding.weight.requires_grad_(False)
-        lines.append(f"{name} vectors: {path} covers {coverage:.1%} of the vocabulary"
-                     f"{' (frozen)' if m.freeze_vectors else ''}")
-    return lines
+            table.weight[found] = values[found]
+        rows = found.nonzero().squeeze(1)
+        out.append((name, rows, f"{name} vectors: {path} covers "
+                    f"{coverage:.1%} of the vocabulary"
+                    f"{' (those rows frozen)' if config.model.freeze_vectors else ''}"))
+    return out
+
+
+class FrozenRows:
+    """Embedding rows kept fixed (pretrained vectors with ``model.freeze_vectors``): their
+    gradient is zeroed, so clipping and the optimizer's statistics never see it, and their
+    values are restored after every optimizer step (weight decay would move them otherwise).
+    The table stays one parameter, so the optimizer's state has the same layout when resumed.
+    """
+
+    def __init__(self, model: BiLSTMTagger, rows: dict[str, torch.Tensor]) -> None:
+        self.rows = {name: r.to(torch.long) for name, r in rows.items()}
+        self.weights = {name: model.embedding.tables[name].weight for name in rows}
+        self.values = {name: w.detach()[self.rows[name].to(w.device)].clone()
+                       for name, w in self.weights.items()}
+        for name, weight in self.weights.items():
+            index = self.rows[name].to(weight.device)
+            weight.register_hook(lambda grad, index=index: grad.index_fill(0, index, 0.0))
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for name, weight in self.weights.items():
+            weight.index_copy_(0, self.rows[name].to(weight.device), self.values[name])
 
 
 def make_scheduler(
@@ -449,11 +593,14 @@ class WeightAverage:
             model.load_state_dict(backup)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "shadow": self.shadow}
+        return {"updates": self.updates, "shadow": {k: v.cpu() for k, v in self.shadow.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state["shadow"]) != set(self.shadow):
+            raise ValueError("the averaged weights are for another model")
+        device = next(iter(self.shadow.values())).device
         self.updates = int(state["updates"])
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        self.shadow = {k: v.to(device).clone() for k, v in state["shadow"].items()}
 
 
 def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:
@@ -480,160 +627,66 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-# --- run directory -----------------------------------------------------------------------------
-
-
-def _prepare_run_dir(
-    run_dir: Path, config: Config, *, resume: bool, force: bool
-) -> dict[str, Any] | None:
-    """Check the run directory; return the ``last.pt`` payload when resuming.
-
-    Called with the run lock held, so half-written checkpoints left by a killed run (which
-    never replaced the complete file under its name) can be swept away safely.
-    """
-    for name in RUN_FILES:
-        remove_stale_temporaries(run_dir / name)
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if resume:
-        last = run_dir / "last.pt"
-        if not last.exists():
-            raise RunDirError(f"{run_dir}: nothing to resume (no last.pt); start without "
-                              "--resume")
-        payload = load_checkpoint(last)
-        if "training" not in payload:
-            raise RunDirError(f"{last}: has no training state to resume from")
-        return payload
-    if existing and not force:
-        raise RunDirError(f"{run_dir}: already holds a run ({', '.join(existing)}); use --resume "
-                          "to continue it, --force to overwrite it, or --output DIR")
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    return None
-
-
-def _resumed_config(given: Config, stored: dict[str, Any], run_dir: Path) -> Config:
+def _resumed_config(given: Config, state: Checkpoint, run_dir: Path) -> Config:
     """The stored config, with the given ``train`` section (so epochs can be extended)."""
-    stored_cfg = config_from_dict(stored, source=f"{run_dir / 'last.pt'} (stored config)")
+    stored = state.config
     for section in ("data", "model"):
-        if getattr(given, section) != getattr(stored_cfg, section):
+        if getattr(given, section) != getattr(stored, section):
             raise ConfigError(f"--resume: the {section} section differs from the run being "
                               f"resumed in {run_dir}; resume with the same config")
-    return stored_cfg.replace(train=given.train)
+    return stored.replace(train=given.train)
 
 
-class RunLock:
-    """An exclusive lock on a run directory: a ``.lock`` file holding the owner's PID.
-
-    A lock left by a dead process is detected and taken over.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / ".lock"
-
-    def __enter__(self) -> RunLock:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                pid = _read_pid(self.path)
-                if pid is not None and pid != os.getpid() and _alive(pid):
-                    raise RunDirError(f"{self.path.parent}: another tagger train (PID {pid}) "
-                                      f"is using this run directory") from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self
-        raise RunDirError(f"{self.path}: could not take the run directory lock")
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop evaluations logged after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-# --- small helpers -----------------------------------------------------------------------------
-
-
-@dataclass
-class _LoopState:
-    epoch: int = 0            # epochs completed
-    batch_in_epoch: int = 0   # batches completed in the current epoch
-    step: int = 0             # optimizer steps overall
-    best_f1: float = -1.0
-    best_epoch: int = 0
-    best_step: int = 0
-    bad_evals: int = 0
-    best_scores: dict[str, Any] = field(default_factory=dict)
-    loss_sum: float = 0.0     # training loss summed over the characters of the current epoch
-    loss_tokens: int = 0
-
-    @property
-    def mean_loss(self) -> float:
-        return self.loss_sum / max(self.loss_tokens, 1)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+# --- small helpers -------------------------------------------------------------------------------
 
 
 class _Logger:
+    """Log lines to ``train.log`` (rank 0 only) and to the caller's sink."""
+
     def __init__(self, path: Path | None, sink: Callable[[str], None] | None) -> None:
         self.path, self.sink = path, sink
 
     def __call__(self, message: str) -> None:
+        if self.file_only(message) and self.sink is not None:
+            self.sink(message)
+
+    def file_only(self, message: str) -> bool:
+        """Write to ``train.log`` only; False on ranks that do not log."""
         if self.path is None:
-            return
+            return False
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
-        if self.sink is not None:
-            self.sink(message)
+        return True
 
 
-class _StopFlag(contextlib.AbstractContextManager["_StopFlag"]):
-    """First Ctrl-C asks the loop to stop after the current batch; a second one aborts."""
+class StopSignals(contextlib.AbstractContextManager["StopSignals"]):
+    """The first Ctrl-C or SIGTERM asks the loop to stop after the current batch (which then
+    saves ``last.pt``); a second one aborts."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
 
-    def __enter__(self) -> _StopFlag:
-        with contextlib.suppress(ValueError):  # not in the main thread: leave SIGINT alone
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+    def __enter__(self) -> StopSignals:
+        for signum in self.SIGNALS:
+            with contextlib.suppress(ValueError):  # not in the main thread: leave them alone
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
 
 
 def _from_random_state() -> list[Any]:
@@ -645,96 +698,3 @@ def _from_random_state() -> list[Any]:
 def _to_random_state(state: Sequence[Any]) -> tuple[Any, ...]:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
-
-
-class DistContext:
-    """Data-parallel training under ``torchrun`` (one process per core or GPU).
-
-    Every rank sees the same batch order and takes every ``world``-th batch; gradients are
-    averaged across ranks after each backward pass, so all ranks keep identical weights. Rank 0
-    alone evaluates, logs and writes files, and broadcasts its decisions (early stop, dev F1).
-    Without ``WORLD_SIZE`` > 1 every method is a no-op.
-    """
-
-    def __init__(self, rank: int = 0, world: int = 1) -> None:
-        self.rank, self.world = rank, world
-        self.enabled = world > 1
-        self._owns_group = False
-
-    @classmethod
-    def from_env(cls) -> DistContext:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        ctx = cls(int(os.environ.get("RANK", "0")), world)
-        if not dist.is_initialized():
-            # gloo: training runs on the CPU (nccl would refuse CPU tensors on a GPU machine)
-            dist.init_process_group("gloo")
-            ctx._owns_group = True
-        return ctx
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def my_share(self, batches: list[list[int]]) -> list[list[int]]:
-        """This rank's batches; every rank gets the same number (the remainder is dropped)."""
-        if not self.enabled:
-            return batches
-        usable = len(batches) // self.world * self.world
-        return batches[self.rank:usable:self.world]
-
-    def average_gradients(self, model: torch.nn.Module) -> None:
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        for p in model.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                p.grad.div_(self.world)
-
-    def broadcast_parameters(self, model: torch.nn.Module) -> None:
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        for v in model.state_dict().values():
-            dist.broadcast(v, src=0)
-
-    def broadcast_flag(self, flag: bool) -> bool:
-        """Rank 0's ``flag`` on every rank."""
-        return bool(self.broadcast_value(float(flag)))
-
-    def broadcast_value(self, value: float) -> float:
-        if not self.enabled:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.float64)
-        dist.broadcast(t, src=0)
-        return float(t)
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank if it is true on any (e.g. Ctrl-C reached one process)."""
-        if not self.enabled:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([float(flag)])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t)
-
-    def close(self, finished: bool = False) -> None:
-        """Leave the process group; after a finished run, only once every rank is done
-        (tearing gloo down while a peer is still in its last collective aborted a process
-        with 'terminate called without an active exception' on a loaded machine)."""
-        if self._owns_group:
-            import torch.distributed as dist
-
-            if finished:
-                dist.barrier()
-            dist.destroy_process_group()
-            self._owns_group = False

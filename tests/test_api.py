@@ -90,13 +90,12 @@ def test_cli_dict_and_nbest(crf_tagger: Tagger, tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from bmes_tagger.checkpoint import save_checkpoint
+    from bmes_tagger.checkpoint import make_payload, save_checkpoint
     from bmes_tagger.cli import app
 
     model = tmp_path / "m.pt"
-    save_checkpoint({"config": crf_tagger.config.to_dict(), "chars": crf_tagger.vocab.tokens,
-                     "tags": crf_tagger.tags, "model": crf_tagger.model.state_dict(),
-                     "bigrams": [], "train_words": []}, model)
+    save_checkpoint(make_payload(crf_tagger.config, crf_tagger.vocabs, crf_tagger.tags, [],
+                                 crf_tagger.model.state_dict()), model)
     raw = tmp_path / "in.txt"
     raw.write_text(TEXTS[0] + "\n\n", encoding="utf-8")
     runner = CliRunner()
@@ -141,11 +140,11 @@ def test_info_and_plot(tmp_path: Path) -> None:
 def test_bf16_predict_agrees_with_float32(crf_tagger: Tagger, tmp_path: Path) -> None:
     import torch
 
-    from bmes_tagger.checkpoint import save_checkpoint
+    from bmes_tagger.checkpoint import make_payload, save_checkpoint
 
     model = tmp_path / "m.pt"
-    save_checkpoint({"config": crf_tagger.config.to_dict(), "chars": crf_tagger.vocab.tokens,
-                     "tags": crf_tagger.tags, "model": crf_tagger.model.state_dict()}, model)
+    save_checkpoint(make_payload(crf_tagger.config, crf_tagger.vocabs, crf_tagger.tags, [],
+                                 crf_tagger.model.state_dict()), model)
     fp32, bf16 = Tagger.load(model), Tagger.load(model, bf16=True)
     a, b = fp32.tag(TEXTS), bf16.tag(TEXTS)
     same = sum(x == y for sa, sb in zip(a, b) for x, y in zip(sa, sb))
@@ -158,7 +157,7 @@ def test_bf16_predict_agrees_with_float32(crf_tagger: Tagger, tmp_path: Path) ->
 def test_nbest_output_treats_whitespace_as_a_word_boundary(crf_tagger: Tagger) -> None:
     import json
 
-    from bmes_tagger.predict import predict_lines
+    from bmes_tagger.output import predict_lines
 
     text = TEXTS[0][:3] + " " + TEXTS[0][3:]
     (record,) = (json.loads(x) for x in predict_lines(crf_tagger, [text], nbest=3))
@@ -176,11 +175,9 @@ def unconstrained_tagger(crf_tagger: Tagger) -> Tagger:
     import dataclasses
 
     config = crf_tagger.config
-    tagger = Tagger(crf_tagger.model, crf_tagger.vocab, crf_tagger.tags,
-                    dataclasses.replace(config, data=dataclasses.replace(config.data, max_len=4)),
-                    bigram_vocab=crf_tagger.bigram_vocab)
-    tagger.model = copy.deepcopy(crf_tagger.model)
-    tagger.model.allowed = None
+    tagger = Tagger(copy.deepcopy(crf_tagger.model), crf_tagger.vocabs, crf_tagger.tags,
+                    dataclasses.replace(config, data=dataclasses.replace(config.data, max_len=4)))
+    tagger.model.allowed_start = None  # no constraint tables: decoding is unconstrained
     with torch.no_grad():  # random transitions: more ill-formed paths
         tagger.model.crf.transitions.normal_(0.0, 3.0)
     return tagger
@@ -210,8 +207,7 @@ def test_predicting_never_changes_the_modules_mode_and_always_runs_it_as_shipped
     dropout off and hands the module back in training mode."""
     model = copy.deepcopy(crf_tagger.model)
     model.train()
-    live = Tagger(model, crf_tagger.vocab, crf_tagger.tags, crf_tagger.config,
-                  bigram_vocab=crf_tagger.bigram_vocab)
+    live = Tagger(model, crf_tagger.vocabs, crf_tagger.tags, crf_tagger.config)
     assert all(m.training for m in model.modules())
     expected = crf_tagger.segment(TEXTS)
     for call in (lambda: live.segment(TEXTS), lambda: live.tag(TEXTS[:3]),

@@ -89,6 +89,15 @@ class Env:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def held_lock(self, run: str) -> Path:
+        """A run directory whose lock another process holds (its flock; PID 1 inside)."""
+        import fcntl
+
+        path = self.file(f"{run}/.lock", "1")
+        self._held = path.open("rb")  # kept open for the case's lifetime
+        fcntl.flock(self._held, fcntl.LOCK_EX)
+        return path
+
     def pipe(self, data: bytes) -> str:
         self.stdin = data
         return "-"
@@ -336,7 +345,7 @@ BAD = [
         e.file("run/best.pt", e.cws.read_bytes()), e.file("run/config.yaml", "x: 1\n"),
         e.train_data()),
          "{tmp}/run", "already holds a run", "--resume", "--force"),
-    case("run/locked", lambda e: last(e.file("run/.lock", "1"), e.train_data()),
+    case("run/locked", lambda e: last(e.held_lock("run"), e.train_data()),
          "{tmp}/run", "another tagger train (PID 1)"),
     case("run/resume-nothing", lambda e: e.train_data(extra=("--resume",)),
          "{tmp}/run", "nothing to resume"),
@@ -380,10 +389,10 @@ BAD = [
          "{tmp}/nomodel.pt", "lacks model"),
     case("ckpt/bad-stored-config", lambda e: e.predict(
         e.checkpoint("cfg.pt", {**e.payload(), "config": {"model": {"hiden_size": 4}}})),
-         "{tmp}/cfg.pt (stored config)", "model.hiden_size"),
+         "{tmp}/cfg.pt: stored config", "model.hiden_size"),
     case("ckpt/tags-do-not-fit-weights", lambda e: e.predict(
         e.checkpoint("tags.pt", {**e.payload(), "tags": ["B", "E"]})),
-         "{tmp}/tags.pt", "inconsistent checkpoint"),
+         "{tmp}/tags.pt", "tags are not the tag set of a cws model"),
     case("ckpt/pickle-runs-code", lambda e: e.predict(
         e.checkpoint("evil.pt", {"format": "bmes_tagger", "format_version": 1,
                                  "config": _RunsCode(f"touch {e.marker}")})),

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bmes_tagger.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from bmes_tagger.checkpoint import FORMAT_VERSION, load_checkpoint, make_payload, save_checkpoint
 from bmes_tagger.config import Config, ModelConfig
 from bmes_tagger.errors import CheckpointError
-from bmes_tagger.predict import Tagger, build_model
+from bmes_tagger.model import build_model
+from bmes_tagger.predict import Tagger
 from bmes_tagger.vocab import Vocab
 
 TEXTS = ["我们在北京工作。", "张三去了上海", "", "好"]
@@ -24,14 +25,14 @@ def make_tagger(task: str = "cws", head: str = "crf") -> Tagger:
     cfg = cfg.replace(data=cfg.data.__class__(task=task))
     vocab = Vocab(["<pad>", "<unk>", *"我们在北京工作。张三去了上海好"])
     tags = ["B", "M", "E", "S"] if task == "cws" else ["O", "B-PER", "M-PER", "E-PER", "S-PER"]
-    model = build_model(cfg, len(vocab), tags)
-    return Tagger(model, vocab, tags, cfg, frozenset({"北京", "工作"}), {"best_f1": 0.5})
+    model = build_model(cfg, {"chars": vocab}, tags).eval()
+    return Tagger(model, {"chars": vocab}, tags, cfg, frozenset({"北京", "工作"}),
+                  {"best_f1": 0.5})
 
 
 def payload_of(tagger: Tagger) -> dict:
-    return {"config": tagger.config.to_dict(), "chars": tagger.vocab.tokens,
-            "tags": tagger.tags, "train_words": sorted(tagger.train_words),
-            "model": tagger.model.state_dict(), "scores": tagger.scores}
+    return make_payload(tagger.config, tagger.vocabs, tagger.tags, tagger.train_words,
+                        tagger.model.state_dict(), tagger.scores)
 
 
 @pytest.mark.parametrize("head", ["softmax", "crf"])
@@ -53,7 +54,7 @@ def test_write_failure_leaves_old_file_intact(tmp_path: Path) -> None:
     save_checkpoint(payload_of(make_tagger()), path)
     before = path.read_bytes()
     with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
-        save_checkpoint({"bad": lambda: 0}, path)  # cannot be pickled mid-write
+        save_checkpoint({**payload_of(make_tagger()), "bad": lambda: 0}, path)  # mid-write
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
@@ -139,19 +140,36 @@ def test_atomic_write_keeps_the_old_file_on_any_interruption(tmp_path: Path,
     assert (tmp_path / "new" / "dir" / "x.bin").read_bytes() == b"\x00\x01"
 
 
-def test_token_lists_are_stored_joined_and_version_1_lists_still_load(tmp_path: Path) -> None:
+def old_payload(tagger: Tagger, version: int) -> dict:
+    """The layout format versions 1 (lists) and 2 (joined strings) had: vocabularies at the
+    top level and embedding weights named per feature."""
+    state = {("embedding.weight" if k == "embedding.tables.chars.weight" else k): v
+             for k, v in tagger.model.state_dict().items()}
+    join = (lambda x: x) if version == 1 else "\n".join
+    return {"format": "bmes_tagger", "format_version": version,
+            "config": tagger.config.to_dict(), "chars": join(tagger.vocabs["chars"].tokens),
+            "bigrams": join([]), "tags": tagger.tags,
+            "train_words": join(sorted(tagger.train_words)), "model": state,
+            "scores": tagger.scores}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_format_versions_load_through_the_migrations(tmp_path: Path, version: int
+                                                           ) -> None:
     tagger = make_tagger()
-    payload = {**payload_of(tagger), "bigrams": []}
-    path = tmp_path / "v2.pt"
-    save_checkpoint(payload, path)
-    raw = torch.load(path, weights_only=True)
-    assert raw["chars"] == "\n".join(tagger.vocab.tokens) and raw["bigrams"] == ""
-    loaded = load_checkpoint(path)
-    assert loaded["chars"] == tagger.vocab.tokens and loaded["bigrams"] == []
-    assert loaded["train_words"] == sorted(tagger.train_words)
-    # a version 1 checkpoint (lists, as written before) reads the same
-    old = tmp_path / "v1.pt"
-    torch.save({"format": "bmes_tagger", "format_version": 1, **payload}, old)
-    assert Tagger.load(old).segment(TEXTS) == Tagger.load(path).segment(TEXTS)
+    old = tmp_path / f"v{version}.pt"
+    torch.save(old_payload(tagger, version), old)
+    loaded = Tagger.load(old)
+    assert loaded.segment(TEXTS) == tagger.segment(TEXTS)
+    assert loaded.train_words == tagger.train_words
+    raw = torch.load(save_and_read(tmp_path, tagger), weights_only=True)
+    assert raw["vocabs"]["chars"] == "\n".join(tagger.vocabs["chars"].tokens)
     with pytest.raises(ValueError, match="contains a newline"):
-        save_checkpoint({**payload, "chars": ["<pad>", "<unk>", "a\nb"]}, tmp_path / "bad.pt")
+        make_payload(tagger.config, {"chars": Vocab(["<pad>", "<unk>", "a\nb"])}, tagger.tags,
+                     [], {})
+
+
+def save_and_read(tmp_path: Path, tagger: Tagger) -> Path:
+    path = tmp_path / "current.pt"
+    save_checkpoint(payload_of(tagger), path)
+    return path

@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bmes_tagger.checkpoint import FORMAT_VERSION
 from bmes_tagger.cli import app
 from bmes_tagger.predict import Tagger
 from conftest import DATA, tiny_config
@@ -39,7 +40,7 @@ def test_train_writes_the_run_directory(cws_run: Path) -> None:
     assert all(0.0 <= r["dev"]["f1"] <= 1.0 for r in records)
     assert not (run / ".lock").exists()
     payload = torch.load(run / "best.pt", weights_only=True)
-    assert payload["format_version"] == 2 and payload["tags"] == ["B", "M", "E", "S"]
+    assert payload["format_version"] == FORMAT_VERSION and payload["tags"] == ["B", "M", "E", "S"]
 
 
 def test_predict_keeps_lines_and_characters(cws_run: Path, tmp_path: Path) -> None:

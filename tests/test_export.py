@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from bmes_tagger import Tagger
-from bmes_tagger.batching import encode_for_model
-from bmes_tagger.checkpoint import save_checkpoint
+from bmes_tagger.batching import EncodedCorpus
+from bmes_tagger.checkpoint import make_payload, save_checkpoint
 from bmes_tagger.config import load_config
 from bmes_tagger.errors import CheckpointError
 from bmes_tagger.export import export_model, exported_kind
 from bmes_tagger.features import bigram_keys, first_bigram
-from bmes_tagger.predict import build_model
+from bmes_tagger.model import build_model
 from bmes_tagger.train import train
 from bmes_tagger.vocab import Vocab
 from conftest import DATA, tiny_config
@@ -27,6 +27,7 @@ pytest.importorskip("onnx", reason="ONNX export tests need the onnx extra")
 TEXTS = [line for line in (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
          if line][:60]
 FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 
 
 def random_checkpoint(tmp: Path, overrides: list[str]) -> Path:
@@ -39,11 +40,11 @@ def random_checkpoint(tmp: Path, overrides: list[str]) -> Path:
     vocab, bigrams = Vocab(["<pad>", "<unk>", *chars]), Vocab(["<pad>", "<unk>", *keys])
     tags = ["B", "M", "E", "S"]
     torch.manual_seed(0)
-    model = build_model(config, len(vocab), tags, len(bigrams))
+    vocabs = {"chars": vocab, "bigrams": bigrams} if config.model.bigram_dim else \
+        {"chars": vocab}
+    model = build_model(config, vocabs, tags)
     path = tmp / "random.pt"
-    save_checkpoint({"config": config.to_dict(), "chars": vocab.tokens, "tags": tags,
-                     "model": model.state_dict(), "bigrams": bigrams.tokens,
-                     "train_words": []}, path)
+    save_checkpoint(make_payload(config, vocabs, tags, [], model.state_dict()), path)
     return path
 
 
@@ -59,7 +60,7 @@ def random_batches(tagger: Tagger, count: int = 12) -> list:
         for n in lengths:
             start = rng.randrange(len(text) - n)
             pieces.append(list(text[start:start + n]))
-        encoded = encode_for_model(pieces, tagger.config, tagger.vocab, tagger.bigram_vocab)
+        encoded = EncodedCorpus.encode(pieces, tagger.vocabs, tagger.config)
         out.append(encoded.batch(list(range(len(pieces)))))
     return out
 
@@ -77,13 +78,13 @@ def test_exported_emissions_equal_eager_at_any_shape(tmp_path: Path, fmt: str,
                                                      overrides: list[str]) -> None:
     checkpoint = random_checkpoint(tmp_path, overrides)
     eager = Tagger.load(checkpoint)
-    exported = Tagger.load(export_model(checkpoint, tmp_path / f"m.{fmt}", fmt))
+    exported = Tagger.load(export_model(checkpoint, tmp_path / f"m{SUFFIX[fmt]}", fmt),
+                           trust_code=True)
     assert exported.model.kind == fmt
     with torch.inference_mode():
         for batch in random_batches(eager):
-            args = (batch.chars, batch.lengths, batch.bigrams, batch.classes)
-            want = eager.model.emissions(*args)
-            got = exported.model.emissions(*args)
+            want = eager.model.emissions(batch.inputs, batch.lengths)
+            got = exported.model.emissions(batch.inputs, batch.lengths)
             assert got.shape == want.shape
             # real positions only: padding rows are never read by decoding
             assert torch.allclose(got[batch.mask], want[batch.mask], atol=1e-4), (
@@ -104,7 +105,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_exported_model_predicts_like_its_checkpoint(trained: dict[str, Path], tmp_path: Path,
                                                      fmt: str) -> None:
     eager = Tagger.load(trained["cws"])
-    exported = Tagger.load(export_model(trained["cws"], tmp_path / f"cws.{fmt}", fmt))
+    exported = Tagger.load(export_model(trained["cws"], tmp_path / f"cws{SUFFIX[fmt]}", fmt),
+                           trust_code=True)
     assert exported.task == "cws" and exported.tags == eager.tags
     assert exported.segment(TEXTS) == eager.segment(TEXTS)
     # CRF extras run on the exported network too
@@ -112,7 +114,8 @@ def test_exported_model_predicts_like_its_checkpoint(trained: dict[str, Path], t
     assert [[p for p, _ in row] for row in got] == [[p for p, _ in row] for row in want]
     assert all(abs(a[1] - b[1]) < 1e-3 for rg, rw in zip(got, want) for a, b in zip(rg, rw))
     ner_eager = Tagger.load(trained["ner"])
-    ner = Tagger.load(export_model(trained["ner"], tmp_path / f"ner.{fmt}", fmt))
+    ner = Tagger.load(export_model(trained["ner"], tmp_path / f"ner{SUFFIX[fmt]}", fmt),
+                      trust_code=True)
     texts = [line.split()[0] for line in (DATA / "sample-ner" / "test.bmes")
              .read_text("utf-8").splitlines() if line.strip()]
     sentences = ["".join(texts[i:i + 30]) for i in range(0, len(texts), 30)]
@@ -122,12 +125,12 @@ def test_exported_model_predicts_like_its_checkpoint(trained: dict[str, Path], t
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_int8_export_is_smaller_and_mostly_agrees(trained: dict[str, Path], tmp_path: Path,
                                                   fmt: str) -> None:
-    full = export_model(trained["cws"], tmp_path / f"f.{fmt}", fmt)
+    full = export_model(trained["cws"], tmp_path / f"f{SUFFIX[fmt]}", fmt)
     small = export_model(trained["cws"], None, fmt, quantize=True, force=True)
     assert small.name == f"best.int8.{'onnx' if fmt == 'onnx' else 'ts'}"
     assert small.stat().st_size < full.stat().st_size
-    want = [t for row in Tagger.load(full).tag(TEXTS) for _, t in row]
-    got = [t for row in Tagger.load(small).tag(TEXTS) for _, t in row]
+    want = [t for row in Tagger.load(full, trust_code=True).tag(TEXTS) for _, t in row]
+    got = [t for row in Tagger.load(small, trust_code=True).tag(TEXTS) for _, t in row]
     agree = sum(a == b for a, b in zip(got, want)) / len(want)
     assert len(got) == len(want) and agree > 0.9, agree
 
@@ -180,11 +183,46 @@ def test_bad_exported_files_give_one_line_errors(trained: dict[str, Path],
     onnx.save(graph, str(stripped))
     with pytest.raises(CheckpointError, match="without bmes_tagger metadata"):
         Tagger.load(stripped)
-    misnamed = export_model(trained["cws"], tmp_path / "torchscript.onnx", "torchscript")
-    assert exported_kind(misnamed) == "torchscript" and Tagger.load(misnamed).task == "cws"
+    with pytest.raises(ValueError, match=r"must be named \*\.ts"):
+        export_model(trained["cws"], tmp_path / "torchscript.onnx", "torchscript")
     with pytest.raises(CheckpointError, match="not found"):
         Tagger.load(tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="already an exported model"):
         export_model(good, tmp_path / "again.onnx", "onnx")
     with pytest.raises(ValueError, match="overwrite its own checkpoint"):
         export_model(trained["cws"], trained["cws"], "torchscript", force=True)
+
+
+def test_torchscript_loads_only_by_name_and_with_trust(
+        trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """TorchScript is code: a .ts file needs trust_code (--trust-code) and warns when loaded;
+    the same file under a checkpoint's name is refused without torch.jit ever reading it."""
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+    ts = export_model(trained["cws"], tmp_path / "m.ts", "torchscript")
+    with pytest.raises(CheckpointError, match="contains code.*--trust-code"):
+        Tagger.load(ts)
+    capsys.readouterr()
+    assert Tagger.load(ts, trust_code=True).task == "cws"
+    assert "runs code" in capsys.readouterr().err
+    runner = CliRunner()
+    raw = str(DATA / "sample-cws" / "raw.txt")
+    refused = runner.invoke(app, ["predict", raw, "--model", str(ts)])
+    assert refused.exit_code == 1 and "--trust-code" in refused.stderr
+    trusted = runner.invoke(app, ["predict", raw, "--model", str(ts), "--trust-code"])
+    assert trusted.exit_code == 0 and "warning: " in trusted.stderr
+    assert trusted.stderr.count("\n") == 1  # one line, no Python warning banner
+    disguised = tmp_path / "best.pt"
+    disguised.write_bytes(ts.read_bytes())
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.jit.load was called on a checkpoint")
+
+    monkeypatch.setattr(torch.jit, "load", never)
+    for call in (lambda: Tagger.load(disguised), lambda: Tagger.load(disguised, trust_code=True)):
+        with pytest.raises(CheckpointError, match="TorchScript file, which contains code"):
+            call()
+    info = runner.invoke(app, ["info", str(disguised)])
+    assert info.exit_code == 1 and "TorchScript" in info.stderr

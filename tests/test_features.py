@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bmes_tagger.batching import EncodedCorpus, count_bigrams
-from bmes_tagger.config import ModelConfig
+from bmes_tagger import features
+from bmes_tagger.config import Config, ModelConfig, config_from_dict
 from bmes_tagger.errors import BmesTaggerError
 from bmes_tagger.features import (
     CJK,
@@ -20,11 +21,21 @@ from bmes_tagger.features import (
     PUNCT,
     bigram_keys,
     char_class,
+    count_bigrams,
     first_bigram,
     load_vectors,
 )
 from bmes_tagger.model import BiLSTMTagger
 from bmes_tagger.vocab import UNK, Vocab
+
+
+def config(normalize: bool = True, **model: object) -> Config:
+    return config_from_dict({"data": {"normalize_width": normalize}, "model": model})
+
+
+def encode(sentences: list[list[str]], vocabs: dict[str, Vocab], cfg: Config
+           ) -> dict[str, np.ndarray]:
+    return features.encode(sentences, vocabs, cfg)[0]
 
 
 def test_bigram_keys_and_encoding_both_directions() -> None:
@@ -33,17 +44,19 @@ def test_bigram_keys_and_encoding_both_directions() -> None:
     sents = [list("我们好"), list("好我们")]
     counts = count_bigrams(sents, normalize=True)
     vocab = Vocab.build(counts)
-    enc = EncodedCorpus(sents, Vocab(["<pad>", "<unk>", *"我们好"]), bigram_vocab=vocab,
-                        bigram_context="both")
-    assert enc.bigram_ids is not None and enc.bigram_ids.shape == (6, 2)
-    ids = enc.bigram_ids.tolist()
+    cfg = config(bigram_dim=4, bigram_context="both")
+    chars = Vocab(["<pad>", "<unk>", *"我们好"])
+    bigram_ids = encode(sents, {"chars": chars, "bigrams": vocab}, cfg)["bigrams"]
+    assert bigram_ids.shape == (6, 2)
+    ids = bigram_ids.tolist()
     # prev bigram of a token is the next bigram of the token before it, inside a sentence
     assert ids[1][1] == ids[0][0] and ids[2][1] == ids[1][0]
     assert ids[0][1] == vocab.index[first_bigram(list("我们好"))]
     assert ids[3][1] == vocab.index[first_bigram(list("好我们"))]
     assert UNK not in [i for row in ids for i in row]
-    unseen = EncodedCorpus([list("们们")], Vocab(["<pad>", "<unk>", "们"]), bigram_vocab=vocab)
-    assert unseen.bigram_ids is not None and unseen.bigram_ids[0, 0] == UNK
+    unseen = encode([list("们们")], {"chars": Vocab(["<pad>", "<unk>", "们"]), "bigrams": vocab},
+                    config(bigram_dim=4))["bigrams"]
+    assert unseen[0, 0] == UNK
 
 
 @pytest.mark.parametrize(("token", "cls"), [("7", DIGIT), ("a", LATIN), ("Z", LATIN),
@@ -59,7 +72,7 @@ def test_load_vectors_header_optional_and_checked(tmp_path: Path) -> None:
     f.write_text("2 3\n我 1 2 3\n他 0 0 0\n好 4 5 6\n", encoding="utf-8")
     vectors, coverage = load_vectors(f, vocab, 3)
     assert coverage == pytest.approx(2 / 3)
-    assert vectors[2].tolist() == [1, 2, 3] and torch.isnan(vectors[3]).all()
+    assert vectors[2].tolist() == [1, 2, 3] and np.isnan(vectors[3]).all()
     f.write_text("我 1 2 3\n", encoding="utf-8")  # no header
     assert load_vectors(f, vocab, 3)[1] == pytest.approx(1 / 3)
     f.write_text("2 4\n我 1 2 3 4\n", encoding="utf-8")
@@ -77,25 +90,27 @@ def test_model_with_bigrams_and_classes_is_padding_invariant_and_trains() -> Non
     torch.manual_seed(0)
     cfg = ModelConfig(embedding_dim=6, hidden_size=5, bigram_dim=4, bigram_context="both",
                       class_dim=3, head="crf", locked_dropout=True)
-    model = BiLSTMTagger(cfg, num_chars=20, num_tags=4, num_bigrams=30)
+    vocabs = {"chars": Vocab(["<pad>", "<unk>", *"abcdefghijklmnopqr"]),
+              "bigrams": Vocab(["<pad>", "<unk>", *map(str, range(28))])}
+    specs = features.embedding_specs(cfg, vocabs)
+    model = BiLSTMTagger(cfg, specs, num_tags=4)
     gen = torch.Generator().manual_seed(1)
     lengths = torch.tensor([6, 3])
     mask = torch.arange(6)[None] < lengths[:, None]
     chars = torch.randint(2, 20, (2, 6), generator=gen) * mask
     bigrams = torch.randint(2, 30, (2, 6, 2), generator=gen) * mask[..., None]
     classes = torch.randint(1, 6, (2, 6), generator=gen) * mask
+    inputs = {"chars": chars[..., None], "bigrams": bigrams, "classes": classes[..., None]}
     model.train()
-    model.loss(chars, lengths, torch.zeros(2, 6, dtype=torch.long), mask, bigrams,
-               classes).backward()
+    model(inputs, lengths, torch.zeros(2, 6, dtype=torch.long), mask).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, name
     model.eval()
-    together = model.decode(chars, lengths, mask, bigrams, classes)
-    alone = model.decode(chars[1:, :3], lengths[1:], mask[1:, :3], bigrams[1:, :3],
-                         classes[1:, :3])
+    together = model.decode(inputs, lengths, mask)
+    alone = model.decode({k: v[1:, :3] for k, v in inputs.items()}, lengths[1:], mask[1:, :3])
     assert together[1, :3].tolist() == alone[0].tolist()
-    with pytest.raises(ValueError, match="pass bigrams"):
-        model.emissions(chars, lengths)
+    with pytest.raises(ValueError, match="reads the input feature bigrams"):
+        model.emissions({"chars": inputs["chars"], "classes": inputs["classes"]}, lengths)
 
 
 @settings(max_examples=150, deadline=None)
@@ -110,18 +125,19 @@ def test_bigram_ids_from_character_codes_equal_the_string_keys(
         context: str) -> None:
     from collections import Counter
 
-    from bmes_tagger.batching import BigramTable, _encode_bigrams
+    from bmes_tagger.features import BigramTable, encode_bigram_keys
 
     # vocabularies from `train` (test text has unseen characters and bigrams); with
     # min_char > 1 some bigram tokens are missing from the character vocabulary, where the
     # fast table must refuse (None) rather than give different ids
     vocab = Vocab.build(Counter(c for s in train for c in s), min_char)
     bigrams = Vocab.build(count_bigrams(train, False), min_bigram)
-    encoded = EncodedCorpus(corpus, vocab, normalize=False, bigram_vocab=bigrams,
-                            bigram_context=context)
+    columns = encode(corpus, {"chars": vocab, "bigrams": bigrams},
+                     config(False, bigram_dim=4, bigram_context=context))
     flat = [c for s in corpus for c in s]
-    want = _encode_bigrams(flat, [len(s) for s in corpus], bigrams, context)
-    assert torch.equal(encoded.bigram_ids, want)
+    lengths = np.array([len(s) for s in corpus])
+    want = encode_bigram_keys(flat, lengths, bigrams, context)
+    assert np.array_equal(columns["bigrams"], want)
     table = BigramTable.of(vocab, bigrams)
     covered = all(k.split("\x1f")[0] in vocab.index or k.startswith("\x02")
                   for k in bigrams.tokens[2:])
@@ -129,7 +145,7 @@ def test_bigram_ids_from_character_codes_equal_the_string_keys(
         assert table is not None  # every training character is in the vocabulary
     if table is not None:
         assert covered
-        assert torch.equal(table.encode(encoded.ids, encoded.lengths, context), want)
+        assert np.array_equal(table.encode(columns["chars"][:, 0], lengths, context), want)
 
 
 def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> None:
@@ -137,8 +153,8 @@ def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> No
 
     vocab = Vocab.build(Counter("我们好A1，"), 1)
     corpus = [list("我们7好Zz，。"), list("x"), list("1A")]  # 7, Z, z, 。, x are unknown
-    encoded = EncodedCorpus(corpus, vocab, normalize=False, classes=True)
-    assert encoded.class_ids.tolist() == [char_class(c) for s in corpus for c in s]
+    columns = encode(corpus, {"chars": vocab}, config(False, class_dim=2))
+    assert columns["classes"][:, 0].tolist() == [char_class(c) for s in corpus for c in s]
 
 
 # characters with full-width forms (Ａ, １, ，, ideographic space), their half-width targets,
@@ -166,12 +182,12 @@ def test_character_ids_by_code_point_equal_the_dictionary_lookup(
         corpus = [*corpus, ["北京", "我"]]
     flat = [c for s in corpus for c in s]
     looked_up = [normalize_width(c) if normalize else c for c in flat]
-    encoded = EncodedCorpus(corpus, vocab, normalize=normalize, classes=classes)
-    assert encoded.ids.tolist() == vocab.encode(looked_up)
+    columns = encode(corpus, {"chars": vocab}, config(normalize, class_dim=2 if classes else 0))
+    assert columns["chars"][:, 0].tolist() == vocab.encode(looked_up)
     if classes:
         # the reference: each normalised token's class from the vocabulary table, or from
         # char_class for unknown ones
         table = [0, 0, *map(char_class, vocab.tokens[2:])]
-        assert encoded.class_ids.tolist() == [
+        assert columns["classes"][:, 0].tolist() == [
             char_class(c) if vocab.index.get(c, UNK) == UNK else table[vocab.index[c]]
             for c in looked_up]

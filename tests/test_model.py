@@ -8,11 +8,14 @@ directions and across stacked layers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from bmes_tagger.config import ModelConfig
+from bmes_tagger.features import EmbeddingSpec
 from bmes_tagger.model import BiLSTMTagger
 from bmes_tagger.tags import allowed_transitions, is_legal_bmes
 
@@ -22,17 +25,24 @@ TAGS = ["O", "B-PER", "M-PER", "E-PER", "S-PER", "B-LOC", "M-LOC", "E-LOC", "S-L
 def make_model(**kwargs: object) -> BiLSTMTagger:
     torch.manual_seed(0)
     cfg = ModelConfig(**{"embedding_dim": 6, "hidden_size": 5, **kwargs})  # type: ignore[arg-type]
-    return BiLSTMTagger(cfg, num_chars=20, num_tags=len(TAGS),
-                        allowed=allowed_transitions(TAGS)).eval()
+    return BiLSTMTagger(cfg, {"chars": EmbeddingSpec(20, cfg.embedding_dim, 1)},
+                        num_tags=len(TAGS), allowed=allowed_transitions(TAGS)).eval()
 
 
-def batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch(lengths: list[int], seed: int = 0
+          ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """({"chars": (batch, seq_len, 1)}, lengths, mask) with random character ids."""
     gen = torch.Generator().manual_seed(seed)
     t = max(lengths)
     chars = torch.randint(2, 20, (len(lengths), t), generator=gen)
     lens = torch.tensor(lengths)
     mask = torch.arange(t)[None, :] < lens[:, None]
-    return chars.masked_fill(~mask, 0), lens, mask
+    return {"chars": chars.masked_fill(~mask, 0).unsqueeze(2)}, lens, mask
+
+
+def rows(inputs: dict[str, torch.Tensor], i: int, n: int) -> dict[str, torch.Tensor]:
+    """Row i of a batch, cut to its length n."""
+    return {k: v[i:i + 1, :n] for k, v in inputs.items()}
 
 
 # --- NumPy oracle ------------------------------------------------------------------------------
@@ -82,7 +92,7 @@ def run_direction(cell: str, xs: np.ndarray, weights: list[np.ndarray], hidden: 
 def oracle_emissions(model: BiLSTMTagger, chars: list[int]) -> np.ndarray:
     cfg = model.config
     params = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
-    layer_in = params["embedding.weight"][chars]
+    layer_in = params["embedding.tables.chars.weight"][chars]
     for layer in range(cfg.num_layers):
         outs = []
         for suffix in ([""] + (["_reverse"] if cfg.bidirectional else [])):
@@ -102,11 +112,11 @@ def oracle_emissions(model: BiLSTMTagger, chars: list[int]) -> np.ndarray:
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_encoder_matches_cell_equations(cell: str, bidirectional: bool, num_layers: int) -> None:
     model = make_model(cell=cell, bidirectional=bidirectional, num_layers=num_layers).double()
-    chars, lengths, _ = batch([7, 4], seed=1)
-    got = model.emissions(chars, lengths).detach().numpy()
+    inputs, lengths, _ = batch([7, 4], seed=1)
+    got = model.emissions(inputs, lengths).detach().numpy()
     for row in range(2):
         n = int(lengths[row])
-        expected = oracle_emissions(model, chars[row, :n].tolist())
+        expected = oracle_emissions(model, inputs["chars"][row, :n, 0].tolist())
         np.testing.assert_allclose(got[row, :n], expected, rtol=1e-9, atol=1e-9)
         assert np.all(got[row, n:] == model.output.bias.detach().numpy())
 
@@ -117,32 +127,32 @@ def test_encoder_matches_cell_equations(cell: str, bidirectional: bool, num_laye
 @pytest.mark.parametrize("head", ["softmax", "crf"])
 def test_shapes_and_every_parameter_gets_a_gradient(head: str) -> None:
     model = make_model(head=head, num_layers=2).train()
-    chars, lengths, mask = batch([6, 3, 1])
-    assert model.emissions(chars, lengths).shape == (3, 6, len(TAGS))
-    tags = torch.randint(0, len(TAGS), chars.shape)
-    loss = model.loss(chars, lengths, tags, mask)
+    inputs, lengths, mask = batch([6, 3, 1])
+    assert model.emissions(inputs, lengths).shape == (3, 6, len(TAGS))
+    tags = torch.randint(0, len(TAGS), mask.shape)
+    loss = model(inputs, lengths, tags, mask)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, name
-        if name != "embedding.weight":
+        if name != "embedding.tables.chars.weight":
             assert p.grad.abs().sum() > 0, name
     # the padding row of the embedding never learns
-    assert model.embedding.weight.grad[0].abs().sum() == 0
+    assert model.embedding.tables["chars"].weight.grad[0].abs().sum() == 0
 
 
 @pytest.mark.parametrize("head", ["softmax", "crf"])
 @pytest.mark.parametrize("constrained", [True, False])
 def test_batched_equals_one_by_one(head: str, constrained: bool) -> None:
     model = make_model(head=head, constrained=constrained)
-    chars, lengths, mask = batch([9, 5, 2, 7], seed=3)
-    together = model.decode(chars, lengths, mask)
-    emissions = model.emissions(chars, lengths)
+    inputs, lengths, mask = batch([9, 5, 2, 7], seed=3)
+    together = model.decode(inputs, lengths, mask)
+    emissions = model.emissions(inputs, lengths)
     for i, n in enumerate(lengths.tolist()):
-        alone = model.decode(chars[i:i + 1, :n], lengths[i:i + 1], mask[i:i + 1, :n])
+        alone = model.decode(rows(inputs, i, n), lengths[i:i + 1], mask[i:i + 1, :n])
         assert together[i, :n].tolist() == alone[0].tolist()
         assert torch.all(together[i, n:] == 0)
-        alone_em = model.emissions(chars[i:i + 1, :n], lengths[i:i + 1])
+        alone_em = model.emissions(rows(inputs, i, n), lengths[i:i + 1])
         torch.testing.assert_close(emissions[i, :n], alone_em[0])
 
 
@@ -152,8 +162,8 @@ def test_constrained_decoding_is_always_legal(head: str) -> None:
     # Push the output layer towards illegal tags so constraints have work to do.
     with torch.no_grad():
         model.output.bias.copy_(torch.tensor([-3.0, -2, 3, 3, -2, -2, 3, 3, -2]))
-    chars, lengths, mask = batch([8, 3, 5, 1, 6], seed=5)
-    best = model.decode(chars, lengths, mask)
+    inputs, lengths, mask = batch([8, 3, 5, 1, 6], seed=5)
+    best = model.decode(inputs, lengths, mask)
     for row, n in zip(best.tolist(), lengths.tolist()):
         assert is_legal_bmes([TAGS[t] for t in row[:n]])
 
@@ -164,7 +174,8 @@ def test_encoder_equals_packed_torch_rnn_on_migrated_weights(cell: str) -> None:
     torch RNN over packed sequences computes (the layout older checkpoints were saved in)."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from bmes_tagger.model import CELLS, migrate_state_dict
+    from bmes_tagger.checkpoint import migrate_state_dict
+    from bmes_tagger.model import CELLS
 
     torch.manual_seed(3)
     reference = CELLS[cell](6, 5, num_layers=2, bidirectional=True, batch_first=True).double()
@@ -198,3 +209,55 @@ def test_dropout_keeps_expectation_and_locked_mask_is_shared_over_time(p: float)
     plain.eval()
     locked.eval()
     assert plain(x) is x and locked(x) is x
+
+
+def test_encoder_names_in_the_config_are_the_registry() -> None:
+    from bmes_tagger.config import ENCODERS as NAMES
+    from bmes_tagger.model import ENCODERS
+
+    assert list(ENCODERS) == NAMES
+
+
+class WindowEncoder(torch.nn.Module):
+    """A non-recurrent encoder (one 3-wide convolution), added only through the registry."""
+
+    def __init__(self, config: ModelConfig, input_dim: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(input_dim, 12, 3, padding=1)
+        self.output_dim = 12
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # (batch, seq_len, 1): padding is zeroed first, so it never reaches a real position
+        keep = (torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        x = x * keep.to(x.dtype)
+        return torch.relu(self.conv(x.transpose(1, 2)).transpose(1, 2)) * keep.to(x.dtype)
+
+
+def test_a_registered_encoder_trains_saves_loads_and_exports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder seam: a new encoder needs no change to heads, checkpoints or export."""
+    from bmes_tagger import Tagger, config, model
+    from bmes_tagger.config import load_config
+    from bmes_tagger.train import train
+    from conftest import DATA, tiny_config
+
+    monkeypatch.setattr(model, "ENCODERS", dict(model.ENCODERS))
+    try:
+        model.register_encoder("window", WindowEncoder)
+        for head in ("softmax", "crf"):
+            cfg = load_config(tiny_config(tmp_path, head=head), ["model.encoder=window"])
+            train(cfg, tmp_path / head, progress=False)
+            tagger = Tagger.load(tmp_path / head / "best.pt")
+            assert isinstance(tagger.model.encoder, WindowEncoder)
+            texts = [t for t in (DATA / "sample-cws" / "raw.txt").read_text("utf-8")
+                     .splitlines() if t][:20]
+            words = tagger.segment(texts)
+            assert ["".join(w) for w in words] == [t.replace(" ", "") for t in texts]
+            pytest.importorskip("onnxruntime")
+            from bmes_tagger.export import export_model
+
+            onnx = Tagger.load(export_model(tmp_path / head / "best.pt",
+                                            tmp_path / f"{head}.onnx"))
+            assert onnx.segment(texts) == words
+    finally:
+        config.ENCODERS.remove("window")

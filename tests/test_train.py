@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from bmes_tagger.config import load_config
+from bmes_tagger.errors import RunDirError
 from bmes_tagger.predict import Tagger
-from bmes_tagger.train import RunDirError, RunLock, train
+from bmes_tagger.rundir import RunLock
+from bmes_tagger.train import train
 from conftest import tiny_config
 
 
@@ -68,15 +70,56 @@ def test_patience_stops_early(tmp_path: Path) -> None:
 
 
 def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path: Path) -> None:
+    import fcntl
+
     run = tmp_path / "run"
     run.mkdir()
-    (run / ".lock").write_text(str(os.getppid()))  # a live process that is not us
-    with pytest.raises(RunDirError, match="another tagger train"):
-        train(load_config(tiny_config(tmp_path)), run, progress=False)
-    (run / ".lock").write_text("999999999")  # no such process
+    (run / ".lock").write_text("12345")
+    with open(run / ".lock") as held:  # a live owner: someone holds the flock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunDirError, match=r"another tagger train \(PID 12345\)"):
+            train(load_config(tiny_config(tmp_path)), run, progress=False)
+    assert not (run / "config.yaml").exists()  # refused before touching anything
+    (run / ".lock").write_text("999999999")  # left by a dead process: nobody holds it
     with RunLock(run):
         assert (run / ".lock").read_text() == str(os.getpid())
     assert not (run / ".lock").exists()
+
+
+def test_two_locks_started_together_are_never_both_held(tmp_path: Path) -> None:
+    """The lock is taken atomically (flock), and released only by its owner."""
+    import threading
+    import time
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holders = 0
+    most = 0
+    count = threading.Lock()
+
+    def contend(start: threading.Barrier) -> None:
+        nonlocal holders, most
+        start.wait()
+        try:
+            with RunLock(run):
+                with count:
+                    holders += 1
+                    most = max(most, holders)
+                time.sleep(0.002)
+                with count:
+                    holders -= 1
+        except RunDirError:
+            pass
+
+    for _ in range(100):
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=contend, args=(start,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not (run / ".lock").exists()
+    assert most == 1
 
 
 def test_resume_sweeps_temporaries_of_a_killed_save(tmp_path: Path) -> None:
@@ -85,7 +128,7 @@ def test_resume_sweeps_temporaries_of_a_killed_save(tmp_path: Path) -> None:
     # What a SIGKILL during save_checkpoint leaves: a partial temporary and a stale lock.
     torn = run / ".last.pt.k1l3d.tmp"
     torn.write_bytes(b"PK\x03\x04 half a zip")
-    (run / ".lock").write_text("999999999")
+    (run / ".lock").write_text("999999999")  # nobody holds its flock: stale
     mine = run / ".notes.tmp"  # not one of ours: must survive
     mine.write_text("user file")
     train(load_config(path, ["train.epochs=2"]), run, resume=True, progress=False)
@@ -117,7 +160,7 @@ def test_all_features_train_deterministically_and_round_trip(tmp_path: Path) -> 
     assert [m["dev"] for m in dev_a] == [m["dev"] for m in dev_b]
     assert result.best_scores["f1"] > 0.5
     tagger = Tagger.load(tmp_path / "a" / "best.pt")
-    assert tagger.bigram_vocab is not None and tagger.model.crf is not None
+    assert "bigrams" in tagger.vocabs and tagger.model.crf is not None
     texts = ["我们在北京工作。", "ＡＢＣ公司发布了新产品", "x"]
     assert Tagger.load(tmp_path / "b" / "best.pt").segment(texts) == tagger.segment(texts)
     assert "".join(tagger.segment(texts)[1]) == texts[1]

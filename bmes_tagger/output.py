@@ -1,0 +1,128 @@
+"""Prediction over streams and files: output formats, bounded read-ahead with output in input
+order, and ``--shard`` splitting. The model calls are :class:`bmes_tagger.predict.Tagger`'s."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from .predict import MAX_NBEST, Tagger, UserDict
+
+OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll"),
+                  "pos": ("pos", "conll")}
+
+
+def predict_lines(
+    tagger: Tagger, lines: Iterable[str], output_format: str | None = None,
+    batch_size: int = 64, buffer_lines: int = 2000, user_dict: UserDict | None = None,
+    nbest: int = 0,
+) -> Iterator[str]:
+    """Tag a stream of raw lines and yield one output record per input line, in input order.
+
+    Input is consumed ``buffer_lines`` at a time, so memory stays bounded for any file size.
+
+    Args:
+        tagger: the model.
+        lines: raw text lines (line terminators are stripped).
+        output_format: CWS ``segmented`` (words joined by two spaces, the SIGHAN format),
+            ``conll`` or ``jsonl``; NER ``jsonl`` (``text`` and ``entities``) or ``conll``;
+            joint segmentation + POS ``pos`` (``word/POS`` joined by two spaces) or ``conll``.
+            Default: the first of these for the task.
+        batch_size: sentences per forward pass.
+        buffer_lines: lines read ahead, sorted by length and batched together.
+        user_dict: CWS: words to keep whole (segmented and jsonl output).
+        nbest: if > 0, JSON lines with the ``nbest`` best analyses and their probabilities
+            (CRF models; overrides ``output_format``).
+
+    Yields:
+        Output text for each input line, to be written followed by one newline (a ``conll``
+        record is one ``CHAR TAG`` line per character, each ending in a newline, so records are
+        separated by a blank line, and an empty input line is an empty record).
+    """
+    fmt = output_format or OUTPUT_FORMATS[tagger.task][0]
+    if nbest > 0 and tagger.model.crf is None:
+        raise ValueError("--nbest needs a model trained with model.head: crf")
+    if not 0 <= nbest <= MAX_NBEST:
+        raise ValueError(f"--nbest: expected 0..{MAX_NBEST}, got {nbest}")
+    if user_dict is not None and (tagger.task != "cws" or fmt == "conll"):
+        raise ValueError("--dict works with word-segmentation models and segmented or jsonl "
+                         "output")
+    if fmt not in OUTPUT_FORMATS[tagger.task]:
+        raise ValueError(f"output format {fmt!r} is not available for {tagger.task}; "
+                         f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
+    # validated above, before the first line is read; the stream itself is lazy
+    return _stream(tagger, lines, fmt, batch_size, buffer_lines, user_dict, nbest)
+
+
+def _stream(
+    tagger: Tagger, lines: Iterable[str], fmt: str, batch_size: int, buffer_lines: int,
+    user_dict: UserDict | None, nbest: int,
+) -> Iterator[str]:
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line.rstrip("\r\n"))
+        if len(buffer) >= buffer_lines:
+            yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
+            buffer = []
+    if buffer:
+        yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; ValueError otherwise."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"--shard: expected I/N such as 0/4, got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard: need 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard_range(total_lines: int, index: int, count: int) -> tuple[int, int]:
+    """Line range ``[start, end)`` of shard ``index`` of ``count``: contiguous blocks, so the
+    shards' outputs concatenated in order equal the unsharded output."""
+    return total_lines * index // count, total_lines * (index + 1) // count
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of lines of a file (a last line without newline counts)."""
+    n = 0
+    last = b"\n"
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def _format_block(
+    tagger: Tagger, texts: list[str], fmt: str, batch_size: int,
+    user_dict: UserDict | None = None, nbest: int = 0,
+) -> Iterator[str]:
+    if nbest > 0:
+        for text, analyses in zip(texts, tagger.nbest(texts, nbest)):
+            yield json.dumps({"text": text, "nbest": [
+                {**tagger.analysis(text, [t for _, t in pairs]), "prob": round(prob, 6)}
+                for pairs, prob in analyses]}, ensure_ascii=False)
+    elif fmt == "conll":
+        for pairs in tagger.tag(texts, batch_size):
+            yield "".join(f"{c} {t}\n" for c, t in pairs)
+    elif tagger.task == "pos":
+        for words in tagger.pos_tag(texts, batch_size):
+            yield "  ".join(f"{w}/{label}" if label else w for w, label in words)
+    elif tagger.task == "cws" and fmt == "segmented":
+        for words in tagger.segment(texts, batch_size, user_dict):
+            yield "  ".join(words)
+    elif tagger.task == "cws":
+        for text, words in zip(texts, tagger.segment(texts, batch_size, user_dict)):
+            yield json.dumps({"text": text, "words": words}, ensure_ascii=False)
+    else:
+        for text, ents in zip(texts, tagger.entities(texts, batch_size)):
+            yield json.dumps({"text": text, "entities": [asdict(e) for e in ents]},
+                             ensure_ascii=False)
+
+
