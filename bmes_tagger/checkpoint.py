@@ -35,13 +35,13 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .atomic import atomic_write
 from .config import Config, config_from_dict
 from .errors import BmesTaggerError, CheckpointError
 from .features import active
 from .model import build_model
 from .tags import split_tag
+from .version import __version__
 from .vocab import PAD_TOKEN, UNK_TOKEN, Vocab, tag_inventory
 
 FORMAT = "bmes_tagger"

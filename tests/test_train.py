@@ -13,7 +13,7 @@ from bmes_tagger.errors import RunDirError
 from bmes_tagger.predict import Tagger
 from bmes_tagger.rundir import RunLock
 from bmes_tagger.train import train
-from conftest import tiny_config
+from conftest import DATA, tiny_config
 
 
 def metrics(run: Path) -> list[dict]:
@@ -201,3 +201,111 @@ def test_logged_dev_f1_is_what_eval_of_best_pt_measures(tmp_path: Path, task: st
                                    str(cfg.data.dev), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["f1"] == pytest.approx(logged, abs=1e-9)
+
+
+def _vectors(tmp_path: Path, chars: str, dim: int = 16) -> Path:
+    """word2vec text vectors for some characters (1.0, 2.0, ... per row)."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"{c} " + " ".join([f"{i + 1}.0"] * dim) + "\n"
+                            for i, c in enumerate(chars)), encoding="utf-8")
+    return path
+
+
+def test_frozen_vectors_keep_their_rows_only_and_resume(tmp_path: Path) -> None:
+    """model.freeze_vectors keeps the rows that got a pretrained vector fixed (also under
+    weight decay) through a resumed run (resuming used to crash with a frozen table)."""
+    import torch
+
+    chars = "我们的在是了"
+    vectors = _vectors(tmp_path, chars)
+    path = tiny_config(tmp_path)
+    sets = [f"model.char_vectors={vectors}", "model.freeze_vectors=true",
+            "train.weight_decay=0.01"]
+    train(load_config(path, [*sets, "train.epochs=1"]), tmp_path / "run", progress=False)
+    train(load_config(path, [*sets, "train.epochs=2"]), tmp_path / "run", resume=True,
+          progress=False)
+    first = Tagger.load(tmp_path / "run" / "best.pt")
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    vocab = first.vocabs["chars"]
+    weight = last["model"]["embedding.tables.chars.weight"]
+    for i, c in enumerate(chars):
+        assert torch.equal(weight[vocab.index[c]], torch.full((16,), float(i + 1))), c
+    assert [m["epoch"] for m in metrics(tmp_path / "run")] == [1, 2]
+
+
+def test_frozen_rows_are_exactly_those_that_got_vectors(tmp_path: Path) -> None:
+    import torch
+
+    from bmes_tagger.model import build_model
+    from bmes_tagger.train import FrozenRows, init_pretrained, make_optimizer
+    from bmes_tagger.vocab import Vocab
+
+    cfg = load_config(tiny_config(tmp_path), [
+        f"model.char_vectors={_vectors(tmp_path, '我们', 16)}", "model.freeze_vectors=true",
+        "train.weight_decay=0.1"])
+    vocabs = {"chars": Vocab(["<pad>", "<unk>", "我", "他", "们"])}
+    model = build_model(cfg, vocabs, ["B", "M", "E", "S"])
+    ((name, rows, _),) = init_pretrained(model, cfg, vocabs)
+    assert name == "chars" and rows.tolist() == [2, 4]
+    frozen = FrozenRows(model, {name: rows})
+    optimizer = make_optimizer(model, cfg)
+    optimizer.register_step_post_hook(lambda *_: frozen.restore())
+    table = model.embedding.tables["chars"].weight
+    before = table.detach().clone()
+    ids = torch.tensor([[[2], [3], [4], [1]]])
+    model.train()
+    for _ in range(3):
+        loss = model({"chars": ids}, torch.tensor([4]), torch.tensor([[0, 2, 0, 2]]),
+                     torch.ones(1, 4, dtype=torch.bool))
+        optimizer.zero_grad()
+        loss.backward()
+        assert table.grad[[2, 4]].abs().sum() == 0 and table.grad[3].abs().sum() > 0
+        optimizer.step()
+    assert torch.equal(table[[2, 4]], before[[2, 4]])
+    assert not torch.equal(table[3], before[3]) and not torch.equal(table[1], before[1])
+
+
+def test_device_option_and_a_device_this_machine_lacks(tmp_path: Path) -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    runner = CliRunner()
+    path = tiny_config(tmp_path)
+    result = runner.invoke(app, ["train", str(path), "--quiet", "--device", "cpu",
+                                 "--set", "train.epochs=1", "--threads", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "on cpu" in (tmp_path / "run" / "train.log").read_text()
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert "cuda_rng" in last["training"]
+    model = str(tmp_path / "run" / "best.pt")
+    raw = str(DATA / "sample-cws" / "raw.txt")
+    cpu = runner.invoke(app, ["predict", raw, "--model", model, "--device", "cpu"])
+    auto = runner.invoke(app, ["predict", raw, "--model", model])
+    assert cpu.exit_code == auto.exit_code == 0 and cpu.stdout == auto.stdout
+    if not torch.cuda.is_available():
+        for argv in (["predict", raw, "--model", model, "--device", "cuda"],
+                     ["train", str(path), "--device", "cuda:0", "--output",
+                      str(tmp_path / "gpu")]):
+            refused = runner.invoke(app, argv)
+            assert refused.exit_code == 1 and "CUDA is not available" in refused.stderr
+        bad = runner.invoke(app, ["predict", raw, "--model", model, "--device", "tpu"])
+        assert bad.exit_code == 1 and "expected auto, cpu, cuda or cuda:N" in bad.stderr
+
+
+@pytest.mark.cuda
+def test_cuda_smoke_trains_and_predicts_like_cpu(tmp_path: Path) -> None:
+    """On a machine with CUDA: a run on the GPU, and its checkpoint predicting the same words
+    on the CPU as on the GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cfg = load_config(tiny_config(tmp_path), ["train.device=cuda", "train.epochs=2"])
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.best_scores["f1"] > 0.5
+    texts = ["我们在北京工作。", "今天天气很好"]
+    gpu = Tagger.load(tmp_path / "run" / "best.pt", device="cuda")
+    cpu = Tagger.load(tmp_path / "run" / "best.pt", device="cpu")
+    assert gpu.segment(texts) == cpu.segment(texts)
