@@ -335,8 +335,14 @@ def _scores(value: Any) -> dict[str, Any]:
     _check(isinstance(dev, dict), f"scores.dev must be a mapping, got {_short(dev)}")
     for key, v in dev.items():
         _check(isinstance(key, str), "scores.dev keys must be strings")
-        _check(v is None or _number(v) or (key == "per_type" and isinstance(v, dict)),
-               f"scores.dev.{key} must be a number, got {_short(v)}")
+        if key == "per_type":
+            _check(isinstance(v, dict), f"scores.dev.per_type must be a mapping, got {_short(v)}")
+            for label, row in v.items():
+                _check(isinstance(label, str) and isinstance(row, dict)
+                       and all(isinstance(k, str) and _number(x) for k, x in row.items()),
+                       f"scores.dev.per_type.{_short(label)} must map names to numbers")
+            continue
+        _check(v is None or _number(v), f"scores.dev.{key} must be a number, got {_short(v)}")
     return dict(value)
 
 

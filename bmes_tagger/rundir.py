@@ -84,8 +84,9 @@ def _read_pid(path: Path) -> int | None:
 
 @contextlib.contextmanager
 def opened(run_dir: Path) -> Iterator[None]:
-    """Create ``run_dir`` if needed and hold its lock; a directory this call created is
-    removed again if the run fails before writing anything into it."""
+    """Create ``run_dir`` if needed and hold its lock. If the run fails (or is interrupted)
+    before its first evaluation in a directory this call created, the directory and the run
+    files in it are removed again: a failed start leaves nothing behind."""
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,14 @@ def opened(run_dir: Path) -> Iterator[None]:
         raise RunDirError(f"{run_dir}: exists and is not a directory") from None
     try:
         with RunLock(run_dir):
-            yield
+            try:
+                yield
+            except BaseException:
+                if created and not any((run_dir / n).exists() for n in RESULT_FILES):
+                    for name in RUN_FILES:
+                        with contextlib.suppress(OSError):
+                            (run_dir / name).unlink()
+                raise
     except BaseException:
         if created:
             with contextlib.suppress(OSError):

@@ -197,6 +197,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     logger = _Logger(run_dir / "train.log" if par.is_main else None, log)
+    # logged once setup has succeeded, so a run that cannot start leaves train.log as it was
+    notes: list[str] = []
     random.seed(tcfg.seed)
     torch.manual_seed(tcfg.seed)
 
@@ -216,7 +218,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     pieces = split_long_sentences(train_sents, dcfg.max_len)
     encoded = EncodedCorpus.encode([s.chars for s in pieces], vocabs, config,
                                    [s.tags or [] for s in pieces], tag_index)
-    logger(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
+    notes.append(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
            f"dev: {len(dev_sents)} sentences; {len(vocabs['chars'])} characters, "
            f"{len(tags)} tags" + (f", {len(vocabs['bigrams'])} bigrams"
                                   if "bigrams" in vocabs else ""))
@@ -225,7 +227,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     frozen_rows: dict[str, torch.Tensor] = {}
     if state is None:
         for name, rows, line in init_pretrained(model, config, vocabs):
-            logger(line)
+            notes.append(line)
             if config.model.freeze_vectors:
                 frozen_rows[name] = rows
     else:
@@ -260,17 +262,20 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         random.setstate(_to_random_state(training["python_rng"]))
         if par.is_main:
             rundir.truncate_records(run_dir / "metrics.jsonl", loop.step)
-        logger(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, step {loop.step}")
+        notes.append(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, "
+                     f"step {loop.step}")
     elif par.is_main:
         write_config(config, run_dir / "config.yaml")
     step_model = par.wrap(model, device)
     if par.enabled:
-        logger(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
+        notes.append(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
     n_params = sum(p.numel() for p in model.parameters())
-    logger(f"model: {config.model.cell} x{config.model.num_layers} "
+    notes.append(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters, on {device}")
     tagger = Tagger(model, vocabs, tags, config, frozenset(train_words), device=device)
+    for line in notes:
+        logger(line)
     return Run(config=config, run_dir=run_dir, par=par, device=device, log=logger,
                encoded=encoded, dev=dev_sents, vocabs=vocabs, tags=tags,
                train_words=train_words, model=model, step_model=step_model,
@@ -357,8 +362,9 @@ def _loop(run: Run, progress: bool) -> TrainResult:
         if stop.requested:
             if par.is_main:
                 _save(run, run.run_dir / "last.pt", with_training=True)
-            run.log(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; saved "
-                    f"{run.run_dir / 'last.pt'}")
+            # the caller says how to resume (the CLI prints the command line)
+            run.log.file_only(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; "
+                              f"saved {run.run_dir / 'last.pt'}")
     if stopped_early:
         run.log(f"early stop: no dev improvement in {tcfg.patience} evaluations")
     if not stop.requested and par.is_main:

@@ -107,7 +107,75 @@ class Env:
 
     def checkpoint(self, name: str, payload: Any) -> Path:
         path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(payload, path)
+        return path
+
+    def hostile(self, name: str, change: Callable[[dict[str, Any]], Any], source: str = "best",
+                task: str = "cws") -> Path:
+        """A copy of a real checkpoint (``best`` or ``last``) that ``change`` edits in place."""
+        model = self.cws if task == "cws" else self.ner
+        payload = torch.load(model if source == "best" else model.parent / "last.pt",
+                             weights_only=True)
+        change(payload)
+        return self.checkpoint(name, payload)
+
+    def resume_from(self, change: Callable[[dict[str, Any]], Any]) -> list[str]:
+        """``tagger train --resume`` on ./run whose last.pt is a real one edited by ``change``."""
+        self.hostile("run/last.pt", change, "last")
+        return self.train_data(extra=("--resume",))
+
+    def train_in_run_dir(self, *extra: str) -> list[str]:
+        """``tagger train run/config.yaml --output run`` where run/ holds a finished run."""
+        self.file("run/best.pt", self.cws.read_bytes())
+        cfg = self.file("run/config.yaml", f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n"
+                        + TINY_MODEL)
+        return ["train", str(cfg), "--output", str(self.run), "--quiet", *extra]
+
+    def resume_real_run(self, change: Callable[[dict[str, Any]], Any]) -> list[str]:
+        """``tagger train --resume`` of a real run in ./run whose last.pt ``change`` edited."""
+        argv = self.train_data()
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        last = self.run / "last.pt"
+        payload = torch.load(last, weights_only=True)
+        change(payload)
+        torch.save(payload, last)
+        return [*argv, "--resume"]
+
+    def vectors(self, name: str, value: str, dim: int = 4) -> Path:
+        chars = "我们在北京工作的"
+        return self.file(name, "".join(f"{c} {' '.join([value] * dim)}\n" for c in chars))
+
+    def nested(self, name: str, depth: int) -> Path:
+        """A real checkpoint whose scores hold a list nested ``depth`` deep (as pickle bytes:
+        building it with torch.save would itself overflow the stack)."""
+        payload = torch.load(self.cws, weights_only=True)
+        payload["scores"]["dev"]["per_type"] = {"X": "NESTED"}
+        path = self.checkpoint(name, payload)
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            entries = {n: z.read(n) for n in z.namelist()}
+        key = next(n for n in entries if n.endswith("data.pkl"))
+        marker = b"X\x06\x00\x00\x00NESTED"  # BINUNICODE of the placeholder string
+        deep = b"]" * depth + b"a" * (depth - 1)  # EMPTY_LIST, then APPEND into each outer
+        entries[key] = entries[key].replace(marker, deep, 1)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+            for n, data in entries.items():
+                z.writestr(n, data)
+        return path
+
+    def zip_bomb(self, name: str) -> Path:
+        """A small zip whose one record inflates to 1 GB."""
+        import zipfile
+
+        path = self.tmp / name
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, \
+                z.open("archive/data.pkl", "w", force_zip64=True) as f:
+            block = b"\0" * (1 << 20)
+            for _ in range(1024):
+                f.write(block)
         return path
 
     def evil_pickle(self, name: str, protocol: int) -> Path:
@@ -357,6 +425,34 @@ BAD = [
         e.file("run/last.pt", e.cws.read_bytes()),
         e.train_data(extra=("--resume",))),
          "{tmp}/run/last.pt", "no training state"),
+    case("run/resume-unknown-loop-keys", lambda e: e.resume_from(
+        lambda p: p["training"]["loop"].update(bogus=1)),
+         "{tmp}/run/last.pt", "training.loop holds"),
+    case("run/resume-empty-optimizer-state", lambda e: e.resume_from(
+        lambda p: p["training"].update(optimizer={})),
+         "{tmp}/run/last.pt", "training.optimizer is not an optimizer state"),
+    case("run/resume-optimizer-of-another-model", lambda e: e.resume_real_run(
+        lambda p: p["training"]["optimizer"]["param_groups"][0].update(params=[0])),
+         "{tmp}/run/last.pt", "does not fit this model"),
+    case("run/resume-wrong-weight-shape", lambda e: e.resume_from(
+        lambda p: p["model"].update({"output.bias": torch.zeros(7)})),
+         "{tmp}/run/last.pt", "model.output.bias has shape (7,)"),
+    case("run/resume-rng-of-the-wrong-type", lambda e: e.resume_from(
+        lambda p: p["training"].update(torch_rng="seed")),
+         "{tmp}/run/last.pt", "training.torch_rng must be a byte tensor"),
+    case("run/resume-python-rng-damaged", lambda e: e.resume_from(
+        lambda p: p["training"].update(python_rng=[3, [1, 2], None])),
+         "{tmp}/run/last.pt", "not a Python random state"),
+    case("run/force-would-replace-the-config", lambda e: e.train_in_run_dir("--force"),
+         "{tmp}/run/config.yaml", "is the run directory's config.yaml"),
+    case("train/loss-becomes-nan", lambda e: e.train(
+        f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
+            "model:\n", f"model:\n  char_vectors: {e.vectors('v.txt', '3e38')}\n")),
+         "training loss became nan", "pretrained vectors"),
+    case("train/infinite-vectors", lambda e: e.train(
+        f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
+            "model:\n", f"model:\n  char_vectors: {e.vectors('v.txt', 'inf')}\n")),
+         "{tmp}/v.txt", "infinite vector values"),
     # --- checkpoints -------------------------------------------------------------------------
     case("ckpt/missing", lambda e: e.predict(e.tmp / "nope.pt"),
          "{tmp}/nope.pt", "checkpoint not found"),
@@ -393,6 +489,55 @@ BAD = [
     case("ckpt/tags-do-not-fit-weights", lambda e: e.predict(
         e.checkpoint("tags.pt", {**e.payload(), "tags": ["B", "E"]})),
          "{tmp}/tags.pt", "tags are not the tag set of a cws model"),
+    case("ckpt/empty-tag-list", lambda e: e.predict(e.hostile("t.pt", lambda p: p.update(
+        tags=[]))), "{tmp}/t.pt", "tags must be a non-empty list"),
+    case("ckpt/duplicate-tags", lambda e: e.predict(e.hostile("t.pt", lambda p: p.update(
+        tags=["B", "M", "E", "S", "S"]))), "{tmp}/t.pt", "tags hold duplicates"),
+    case("ckpt/ner-tags-in-a-cws-model", lambda e: e.predict(e.hostile("t.pt", lambda p: p.update(
+        tags=["B-PER", "M-PER", "E-PER", "S-PER"]))), "{tmp}/t.pt", "not the tag set of a cws"),
+    case("ckpt/train-words-nested", lambda e: e.predict(e.hostile("w.pt", lambda p: p.update(
+        train_words=[["a"]]))), "{tmp}/w.pt", "train_words must be a list of strings"),
+    case("ckpt/chars-hold-a-non-string", lambda e: e.predict(e.hostile(
+        "c.pt", lambda p: p["vocabs"].update(chars=["<pad>", "<unk>", 7]))),
+         "{tmp}/c.pt", "vocabs.chars must be a list of strings"),
+    case("ckpt/chars-hold-duplicates", lambda e: e.predict(e.hostile(
+        "c.pt", lambda p: p["vocabs"].update(chars="<pad>\n<unk>\na\na"))),
+         "{tmp}/c.pt", "vocabs.chars holds duplicate tokens"),
+    case("ckpt/bigrams-declared-without-a-vocabulary", lambda e: e.predict(e.hostile(
+        "b.pt", lambda p: p["config"]["model"].update(bigram_dim=8))),
+         "{tmp}/b.pt", "the config's model reads ['chars', 'bigrams']"),
+    case("ckpt/model-not-a-mapping", lambda e: e.predict(e.hostile("m.pt", lambda p: p.update(
+        model=[1, 2]))), "{tmp}/m.pt", "model must be a mapping of weights"),
+    case("ckpt/weight-is-an-int", lambda e: e.predict(e.hostile(
+        "m.pt", lambda p: p["model"].update({"output.bias": 3}))),
+         "{tmp}/m.pt", "model.output.bias must be a tensor"),
+    case("ckpt/nan-weights", lambda e: e.predict(e.hostile(
+        "m.pt", lambda p: p["model"]["output.bias"].fill_(float("nan")))),
+         "{tmp}/m.pt", "NaN or infinite"),
+    case("ckpt/hidden-size-bomb", lambda e: e.predict(e.hostile(
+        "h.pt", lambda p: p["config"]["model"].update(hidden_size=12000))),
+         "{tmp}/h.pt", "the weights do not fit", "the config says"),
+    case("ckpt/config-empty", lambda e: e.predict(e.hostile("c.pt", lambda p: p.update(
+        config={}))), "{tmp}/c.pt", "config must be a non-empty mapping"),
+    case("ckpt/config-a-list", lambda e: ["info", str(e.hostile("c.pt", lambda p: p.update(
+        config=[1])))], "{tmp}/c.pt", "config must be a non-empty mapping"),
+    case("ckpt/scores-a-list", lambda e: ["info", str(e.hostile("s.pt", lambda p: p.update(
+        scores=[1])))], "{tmp}/s.pt", "scores must be a mapping"),
+    case("ckpt/dev-f1-a-string", lambda e: ["info", str(e.hostile(
+        "s.pt", lambda p: p["scores"]["dev"].update(f1="high")))],
+         "{tmp}/s.pt", "scores.dev.f1 must be a number"),
+    case("ckpt/training-loop-empty", lambda e: ["info", str(e.hostile(
+        "l.pt", lambda p: p["training"].update(loop={}), "last"))],
+         "{tmp}/l.pt", "training.loop holds"),
+    case("ckpt/format-version-negative", lambda e: e.predict(e.hostile(
+        "v.pt", lambda p: p.update(format_version=-7))), "{tmp}/v.pt", "no valid format_version"),
+    case("ckpt/nested-200k-deep", lambda e: ["info", "--json", str(e.nested("deep.pt",
+                                                                            200_000))],
+         "{tmp}/deep.pt", "scores.dev.per_type.'X' must map names to numbers"),
+    case("ckpt/text-file", lambda e: e.predict(e.file("junk.pt", "hi\n")),
+         "{tmp}/junk.pt", "not a readable checkpoint"),
+    case("ckpt/zip-bomb", lambda e: e.predict(e.zip_bomb("bomb.pt")),
+         "{tmp}/bomb.pt", "would inflate to"),
     case("ckpt/pickle-runs-code", lambda e: e.predict(
         e.checkpoint("evil.pt", {"format": "bmes_tagger", "format_version": 1,
                                  "config": _RunsCode(f"touch {e.marker}")})),

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import tiny_config
 
+pytestmark = pytest.mark.slow
+
 # An epoch of the tiny sample takes ~0.1 s, so a run long enough to be interrupted mid-way
 # (signals land 0.2-0.3 s after the first evaluation) needs many epochs.
 NUM_EPOCHS = 25
@@ -77,19 +79,23 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, reference: li
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
 
 
-def test_sigint_saves_and_resume_matches(tmp_path: Path, reference: list[dict]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_saves_and_resume_matches(tmp_path: Path, reference: list[dict],
+                                                    signum: int) -> None:
     config, run = tiny_config(tmp_path), tmp_path / "run"
     proc = start(config, run)
     wait_for_evaluations(run, 1, proc)
     time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     if len(records(run)) == NUM_EPOCHS and "--resume" not in err:
-        # finished before the signal landed (exit 0, or -SIGINT if it hit interpreter
+        # finished before the signal landed (exit 0, or -signal if it hit interpreter
         # shutdown): nothing to test
-        pytest.skip("training finished before SIGINT arrived")
-    assert proc.returncode == 130
-    assert "--resume" in err and "Traceback" not in err
+        pytest.skip("training finished before the signal arrived")
+    assert proc.returncode == 128 + signum
+    # one message, naming the real config and run directory
+    assert err.count("\n") == 1, err
+    assert f"tagger train {config} --output {run} --resume" in err and "Traceback" not in err
     assert (run / "last.pt").exists() and not (run / ".lock").exists()
     resumed = start(config, run, "--resume")
     out, err = resumed.communicate(timeout=300)

@@ -15,6 +15,8 @@ from conftest import REPO
 # (see data/README.md for those baselines), and well below what the demo runs reach.
 FLOORS = {"sample-cws": 0.95, "sample-ner": 0.90}
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_demo_config_learns(tmp_path: Path, name: str) -> None:

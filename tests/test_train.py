@@ -309,3 +309,27 @@ def test_cuda_smoke_trains_and_predicts_like_cpu(tmp_path: Path) -> None:
     gpu = Tagger.load(tmp_path / "run" / "best.pt", device="cuda")
     cpu = Tagger.load(tmp_path / "run" / "best.pt", device="cpu")
     assert gpu.segment(texts) == cpu.segment(texts)
+
+
+def test_a_run_killed_before_its_first_evaluation_is_simply_started_again(tmp_path: Path
+                                                                          ) -> None:
+    """A folder with only a config and a log is not a run: a plain start takes it, and
+    --resume says to start without it (they used to send the user to each other)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("# resolved config of a killed run\n")
+    (run / "train.log").write_text("2026-12-01 train: 400 sentences\n")
+    cfg = load_config(tiny_config(tmp_path), ["train.epochs=1"])
+    with pytest.raises(RunDirError, match="never reached its first evaluation.*without --resume"):
+        train(cfg, run, resume=True, progress=False)
+    train(cfg, run, progress=False)
+    assert (run / "best.pt").exists() and len(metrics(run)) == 1
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "vectors.txt"
+    bad.write_text("我 1 2\n", encoding="utf-8")  # 2 values for a 16-wide embedding
+    cfg = load_config(tiny_config(tmp_path), [f"model.char_vectors={bad}"])
+    with pytest.raises(Exception, match="expected 16 values"):
+        train(cfg, tmp_path / "new" / "run", progress=False)
+    assert not (tmp_path / "new" / "run").exists()
