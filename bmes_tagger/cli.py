@@ -111,8 +111,10 @@ def train_cli(
             result = train(cfg, output, resume=resume, force=force, progress=not quiet,
                            log=log)
         except ConfigError as exc:
-            if str(exc).startswith(("data.", "model.", "train.", "--resume")):
-                raise ConfigError(f"{config}: {exc}") from None
+            # train() raises some config errors (data.train missing, --resume mismatch) without
+            # a source of its own: they are about this config file
+            if exc.source is None:
+                raise exc.located(str(config)) from None
             raise
     if result.interrupted:
         typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
