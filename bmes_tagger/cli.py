@@ -123,8 +123,10 @@ def train_cli(
             result = train(cfg, output, resume=resume, force=force, progress=not quiet,
                            log=log, config_file=config)
         except ConfigError as exc:
-            if str(exc).startswith(("data.", "model.", "train.", "--resume")):
-                raise ConfigError(f"{config}: {exc}") from None
+            # train() raises some config errors (data.train missing, --resume mismatch) without
+            # a source of its own: they are about this config file
+            if exc.source is None:
+                raise exc.located(str(config)) from None
             raise
     if not result.is_main:
         return  # rank 0 of a data-parallel run reports

@@ -13,6 +13,8 @@ the likelihood, so training sees the unconstrained model.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -270,6 +272,35 @@ def _log_partition_log_space(
     return torch.logsumexp(alpha + end, dim=1)
 
 
+# Largest relative error in Z (so roughly the absolute error in log Z and in any posterior) that
+# underflow may add in _LogPartition before it falls back, in units of the dtype's epsilon.
+_UNDERFLOW_TOLERANCE = 64.0
+
+
+def _underflow_is_negligible(terms: float, spread: float, smallest: float,
+                             dtype: torch.dtype) -> bool:
+    """Whether underflow in a scaled pass can have changed Z by more than the tolerance.
+
+    Why this bound: every product that underflows (flushed to zero or to a denormal) loses
+    less than ``tiny`` in absolute terms, in units where each step's values were renormalised
+    to sum 1 by a factor ``z`` (``smallest`` is the least ``z`` of the pass). How much a
+    loss at step t can weigh in Z relative to the whole step depends on the rest of the chain
+    favouring the affected tag over the others, and that is bounded by ``exp(spread)``, the
+    widest range of the start, transition and end scores: the emissions on the other side of
+    the step weigh every tag alike. So ``terms`` (products per pass that may underflow: steps
+    times products per step) x ``tiny`` x ``exp(spread)`` / ``smallest`` bounds the relative
+    error. It is independent of the emissions and below epsilon for any model whose score
+    spreads stay under ~30 nats (float32); transition scores ~100 apart, with a competitive
+    path dropped early, give a wrong but finite Z without this test (a gold path's
+    log-likelihood came out at +57).
+    """
+    if not (smallest > 0 and math.isfinite(spread)):
+        return False
+    info = torch.finfo(dtype)
+    log_error = math.log(terms * info.tiny) + spread - math.log(smallest)
+    return log_error <= math.log(_UNDERFLOW_TOLERANCE * info.eps)
+
+
 class _LogPartition(torch.autograd.Function):
     """log Z and its gradient by forward-backward in scaled probability space.
 
@@ -277,9 +308,12 @@ class _LogPartition(torch.autograd.Function):
     logsumexp over (batch, tags, tags), and the backward is one more such loop plus one matmul
     for the transition gradient (the expected move counts), instead of autograd replaying ~10
     recorded nodes per step. Emissions are shifted by their per-position maximum and scores by
-    their maxima before exp, so nothing overflows; if something underflows to zero (scores
-    hundreds apart) the result is not finite and the log-space forward algorithm, with
-    autograd, is used instead, so results are always those of the log-space definition.
+    their maxima before exp, so nothing overflows. Underflow can make the result wrong while
+    still finite, so after each loop a bound on what it can have changed is read together with
+    the finiteness test, in the one host synchronisation each pass has (no per-step one); if
+    the bound exceeds the tolerance (:func:`_underflow_is_negligible`), or a result is not
+    finite, the log-space forward algorithm, with autograd, is used instead, so results are
+    always those of the log-space definition to within rounding.
 
     Inputs: emissions (batch, seq_len, num_tags), mask (batch, seq_len) bool (left-aligned,
     first column on), start (num_tags,), trans (num_tags, num_tags) [from, to], end (num_tags,).
@@ -321,10 +355,24 @@ class _LogPartition(torch.autograd.Function):
         # (batch, seq_len, num_tags), (batch, seq_len)
         scaled_alpha = torch.stack(alphas, 1)
         norm = torch.cat(norms, 1)
-        # (batch,) a is each sentence's last real step (padding carried it)
+        # (batch,) a is each sentence's last real step (padding carried it); the end step is
+        # a sum of num_tags products like any other step, so it is tested like one
+        final = a @ last
         log_z = (s_max + e_max + t_max * (lengths - 1) + shift.squeeze(2).masked_fill(~mask, 0)
-                 .sum(1) + norm.log().sum(1) + torch.log(a @ last))
-        ctx.fallback = not bool(torch.isfinite(log_z).all())
+                 .sum(1) + norm.log().sum(1) + torch.log(final))
+        # One host synchronisation reads everything the tests need, in as few operations as
+        # possible (each costs microseconds on CPU): a sum is finite iff every log Z is; padding
+        # z is 1, which can only make the underflow bound stricter.
+        (z_min, final_min, log_z_sum, t_min, s_min, e_min, t_top, s_top, e_top) = torch.stack(
+            [norm.amin(), final.amin(), log_z.sum(), trans.amin(), start.amin(), end.amin(),
+             t_max, s_max, e_max]).tolist()
+        ctx.spread = max(t_top - t_min, s_top - s_min, e_top - e_min)
+        # each step is num_tags sums of num_tags + 1 products; the end step one sum of num_tags
+        ctx.fallback = not (
+            math.isfinite(log_z_sum)
+            and _underflow_is_negligible(seq_len * num_tags * (num_tags + 1), ctx.spread, z_min,
+                                         emissions.dtype)
+            and _underflow_is_negligible(num_tags, 0.0, final_min, emissions.dtype))
         if ctx.fallback:
             return _log_partition_log_space(emissions, mask, start, trans, end)
         ctx.scaled = (ex, moves, last, scaled_alpha, norm, dense)
@@ -335,35 +383,59 @@ class _LogPartition(torch.autograd.Function):
     def backward(ctx, grad_z):  # type: ignore[override]
         emissions, mask, start, trans, end = ctx.saved_tensors
         if not ctx.fallback:
-            grads = _LogPartition._scaled_backward(ctx, grad_z, mask)
-            if all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+            grads, sums = _LogPartition._scaled_backward(ctx, grad_z, mask)
+            batch, seq_len, num_tags = emissions.shape
+            # one synchronisation: whether the gradients are finite (their sums are) and the
+            # smallest renormaliser of the betas
+            probes = [g.sum() for g in grads] + ([sums.amin()] if sums is not None else [])
+            values = torch.stack(probes).tolist()
+            sums_min = values[4] if sums is not None else 1.0
+            # per step: num_tags^2 products emission x beta and as many with the moves, then
+            # the posteriors' num_tags products alpha x beta per position
+            terms = seq_len * (2 * num_tags**2 + num_tags)
+            if (all(math.isfinite(x) for x in values[:4])
+                    and _underflow_is_negligible(terms, ctx.spread, sums_min, emissions.dtype)):
                 return grads[0], None, *grads[1:]
         with torch.enable_grad():
             inputs = [x.detach().requires_grad_(True) for x in (emissions, start, trans, end)]
             log_z = _log_partition_log_space(inputs[0], mask, *inputs[1:])
-            g_em, g_start, g_trans, g_end = torch.autograd.grad(log_z, inputs, grad_z)
+            # with seq_len 1 no move is taken, so transitions are not in the graph
+            grads = torch.autograd.grad(log_z, inputs, grad_z, allow_unused=True)
+        g_em, g_start, g_trans, g_end = (torch.zeros_like(x) if g is None else g
+                                         for x, g in zip(inputs, grads))
         return g_em, None, g_start, g_trans, g_end
 
     @staticmethod
     def _scaled_backward(
         ctx, grad_z: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+               torch.Tensor | None]:
         """Gradients w.r.t. (emissions, start, trans, end): the posterior of each tag at each
-        position and of each move, weighted by the upstream gradient of each sentence."""
+        position and of each move, weighted by the upstream gradient of each sentence. Also the
+        betas' renormalisers (batch, seq_len - 1), 1 on padding (None for seq_len 1), for the
+        underflow test."""
         ex, moves, last, scaled_alpha, norm, dense = ctx.scaled
         batch, seq_len, num_tags = ex.shape
         # b_t: beta_t (everything after t, given the tag at t) up to a per-step factor; only
         # the end score remains at the last real position and on padding
         b = last.expand(batch, num_tags)
         betas = [b]
+        sums = []
         for t in range(seq_len - 1, 0, -1):
             prev = (ex[:, t] * b) @ moves.T
-            prev = prev / prev.sum(1, keepdim=True)
+            z = prev.sum(1, keepdim=True)
+            sums.append(z)
+            prev = prev / z
             b = prev if t < dense else torch.where(mask[:, t].unsqueeze(1), prev, last)
             betas.append(b)
         betas.reverse()
         # (batch, seq_len, num_tags)
         scaled_beta = torch.stack(betas, 1)
+        norms = None
+        if seq_len > 1:
+            sums.reverse()
+            # padding rows may hold NaN (from padding emissions); they are never checked
+            norms = torch.cat(sums, 1).masked_fill(~mask[:, 1:], 1.0)
         joint = scaled_alpha * scaled_beta
         # (batch, seq_len, 1): sum of joint, the factor that turns it into the posterior
         total = joint.sum(2, keepdim=True)
@@ -382,7 +454,7 @@ class _LogPartition(torch.autograd.Function):
             ahead = ahead.masked_fill(~mask[:, 1:].unsqueeze(2), 0.0)
             grad_trans = (scaled_alpha[:, :-1].reshape(-1, num_tags).T
                           @ ahead.reshape(-1, num_tags)) * moves
-        return grad_emissions, grad_start, grad_trans, grad_end
+        return (grad_emissions, grad_start, grad_trans, grad_end), norms
 
 
 def viterbi_decode(

@@ -14,7 +14,55 @@ class BmesTaggerError(Exception):
 
 
 class ConfigError(BmesTaggerError):
-    """A config file or override is invalid (unknown key, wrong type, out of range)."""
+    """A config file or override is invalid (unknown key, wrong type, out of range).
+
+    The message is one line, ``source:line: key: reason``, with the parts that are unknown left
+    out. Callers that need to know where the error is read the fields, never the message.
+
+    Args:
+        reason: what is wrong, e.g. ``"must be >= 1, got -3"``. A reason given alone (no
+            other field) may carry its own key prefix, as in ``"data.train: required"``.
+        source: the file, ``--set SECTION.KEY=VALUE`` for a value given on the command line,
+            or None when the caller has not said (a caller that knows adds it).
+        line: 1-based line in ``source`` (files only), or None.
+        key: ``section.key`` (or the section) the error is about, or None.
+    """
+
+    # Messages go to one terminal line; a reason longer than this is a bug in the caller (the
+    # config code clips every value it echoes to far less), so the cap is only a backstop.
+    MAX_REASON = 400
+
+    def __init__(self, reason: str, *, source: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.key = key
+        parts = []
+        if source is not None:
+            parts.append(f"{source}:{line}" if line is not None else source)
+        if key is not None:
+            parts.append(key)
+        if len(reason) > self.MAX_REASON:
+            reason = reason[: self.MAX_REASON - 1] + "\u2026"
+        parts.append(reason)
+        super().__init__(_one_line(": ".join(parts)))
+
+    def located(self, source: str, line: int | None = None) -> ConfigError:
+        """This error with ``source`` (and ``line``) filled in if it had none."""
+        if self.source is not None:
+            return self
+        return ConfigError(self.reason, source=source,
+                           line=self.line if self.line is not None else line, key=self.key)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: a config key or
+    value may hold any character, and the CLI prints only a message's first line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 class CorpusFormatError(BmesTaggerError):

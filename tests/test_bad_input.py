@@ -229,6 +229,24 @@ def case(id: str, build: Build, *needles: str, marks: Any = ()) -> Any:
     return pytest.param(build, needles, id=id, marks=marks)
 
 
+def alias_bomb() -> str:
+    """A ~340-byte YAML flow mapping whose aliases expand to 9**9 strings (billion laughs)."""
+    parts, prev = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"], "a"
+    for name in "bcdefgh":
+        parts.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+        prev = name
+    parts.append(f"i: [{', '.join([f'*{prev}'] * 9)}]")
+    return "{" + ", ".join(parts) + "}"
+
+
+def merge_bomb() -> str:
+    """YAML ``<<`` merges that repeat a mapping's keys ninefold per level: PyYAML's merge
+    flattening would build a list of 9**9 key/value pairs."""
+    lines = ["x0: &x0 {k: 1}"]
+    lines += [f"x{i}: &x{i} {{<<: [{', '.join([f'*x{i - 1}'] * 9)}]}}" for i in range(1, 10)]
+    return "train:\n  lr:\n" + "".join(f"    {line}\n" for line in lines)
+
+
 GBK = "我们 在 北京\n".encode("gbk")
 LATIN1 = "ok\ncafé au lait\n".encode("latin-1")
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
@@ -351,6 +369,10 @@ BAD = [
          "{tmp}/c.yaml:2", "model.cell", "'lstn' is not one of", "did you mean 'lstm'"),
     case("config/missing-data-train", lambda e: e.train("data:\n  task: cws\n"),
          "{tmp}/c.yaml", "data.train", "required for training"),
+    # raised by train() without a source: train_cli names the config file
+    case("config/no-dev-data", lambda e: e.train(
+        f"data:\n  task: cws\n  train: {CWS_TRAIN}\n  dev_fraction: 0\n" + TINY_MODEL),
+         "error: {tmp}/c.yaml: data.dev: no dev file and data.dev_fraction is 0"),
     case("config/data-path-missing", lambda e: e.train("data:\n  task: cws\n  train: nope.txt\n"),
          "{tmp}/c.yaml:3", "data.train", "file not found", "{tmp}/nope.txt"),
     case("config/dev-is-directory", lambda e: e.train(
@@ -372,6 +394,27 @@ BAD = [
          "{tmp}/c.yaml:2", "'xyz'"),
     case("config/yaml-too-deep", lambda e: ["train", str(e.file("c.yaml", "[" * 1500))],
          "{tmp}/c.yaml", "nested too deeply"),
+    case("config/yaml-alias-bomb", lambda e: e.train(f"train:\n  lr: {alias_bomb()}\n"),
+         "{tmp}/c.yaml:2: too many values for a config"),
+    case("config/yaml-merge-bomb", lambda e: e.train(merge_bomb()),
+         "{tmp}/c.yaml:", "for a config"),
+    case("config/yaml-deep-but-parsable", lambda e: e.train("train:\n  lr: " + "[" * 40
+                                                           + "]" * 40 + "\n"),
+         "{tmp}/c.yaml:2: nested too deeply for a config"),
+    case("config/duplicate-key", lambda e: e.train("train:\n  lr: 0.1\n  epochs: 2\n"
+                                                   "  lr: 0.2\n"),
+         "{tmp}/c.yaml:4: train.lr: key given twice, on lines 2 and 4"),
+    case("config/duplicate-section", lambda e: e.train("train:\n  lr: 0.1\nmodel:\n  cell: gru\n"
+                                                       "train:\n  epochs: 2\n"),
+         "{tmp}/c.yaml:5: train: section given twice, on lines 1 and 5"),
+    case("config/float-form-for-int", lambda e: e.train("train:\n  epochs: 1e1\n"),
+         "{tmp}/c.yaml:2: train.epochs: expected an integer, got a number (1e1); write 10"),
+    case("config/200kB-string", lambda e: e.train("data:\n  task: " + "x" * 200_000 + "\n"),
+         "{tmp}/c.yaml:2: data.task: too long: 200000 characters (at most 4096)"),
+    case("config/huge-key", lambda e: e.train("model:\n  ? " + "k" * 200_000 + "\n  : 1\n"),
+         "{tmp}/c.yaml:2: model.kkkk", "\u2026", "unknown key"),
+    case("config/file-over-1MiB", lambda e: e.train("# " + "x" * (1 << 20) + "\n"),
+         "{tmp}/c.yaml: too large for a config file"),
     case("config/yaml-python-tag", lambda e: e.train(
         f"data:\n  train: !!python/object/apply:os.system ['touch {e.marker}']\n"),
          "{tmp}/c.yaml:2", "python/object/apply"),
@@ -399,13 +442,29 @@ BAD = [
     case("set/empty-key", lambda e: e.train_data(extra=("--set", "=3")),
          "--set =3", "expected SECTION.KEY=VALUE"),
     case("set/unknown-key", lambda e: e.train_data(extra=("--set", "train.epoch=3")),
-         "{tmp}/c.yaml", "train.epoch", "unknown key", "did you mean 'epochs'"),
+         "--set train.epoch=3: train.epoch: unknown key", "did you mean 'epochs'"),
     case("set/unknown-section", lambda e: e.train_data(extra=("--set", "trian.epochs=3")),
          "--set trian.epochs=3", "unknown section 'trian'", "did you mean 'train'"),
     case("set/wrong-type", lambda e: e.train_data(extra=("--set", "model.hidden_size=[1")),
-         "{tmp}/c.yaml", "model.hidden_size", "expected an integer"),
+         "--set model.hidden_size=[1: model.hidden_size: expected an integer"),
     case("set/out-of-range", lambda e: e.train_data(extra=("--set", "data.dev_fraction=0.9")),
-         "{tmp}/c.yaml", "data.dev_fraction", "must be < 0.5"),
+         "--set data.dev_fraction=0.9: data.dev_fraction: must be < 0.5"),
+    case("set/alias-bomb", lambda e: e.train_data(extra=("--set", f"train.lr={alias_bomb()}")),
+         "--set train.lr=", "too many values for a config"),
+    case("set/200kB-value", lambda e: e.train_data(extra=("--set", "data.task=" + "x" * 200_000)),
+         "--set data.task=xxx", "\u2026", "data.task: too long: 200000 characters"),
+    case("set/float-form-for-int", lambda e: e.train_data(extra=("--set", "train.epochs=5E4")),
+         "--set train.epochs=5E4: train.epochs: expected an integer, got a number (5E4); "
+         "write 50000"),
+    case("set/overrides-a-file-key", lambda e: e.train("train:\n  lr: 0.1\n", "--set",
+                                                       "train.lr=abc"),
+         "error: --set train.lr=abc: train.lr: expected a number, got a string ('abc')"),
+    case("set/env-var-unset", lambda e: e.train_data(extra=(
+        "--set", "data.dev=${BMES_TEST_UNSET_VAR}")),
+         "--set data.dev=${{BMES_TEST_UNSET_VAR}}: data.dev: environment variable "
+         "BMES_TEST_UNSET_VAR is not set"),
+    case("set/path-missing", lambda e: e.train_data(extra=("--set", "data.dev=nope.txt")),
+         "--set data.dev=nope.txt: data.dev: file not found: {tmp}/nope.txt"),
     case("set/section-is-not-mapping", lambda e: e.train("data: [1]\n", "--set", "data.task=cws"),
          "--set data.task=cws", "not a mapping"),
     # --- run directory -------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bmes_tagger.crf import CRF, _LogPartition, viterbi_decode
+import bmes_tagger.crf as crf_module
+from bmes_tagger.crf import CRF, _log_partition_log_space, _LogPartition, viterbi_decode
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -276,6 +277,139 @@ class TestGradients:
         expected = torch.autograd.grad(loss, params)
         for g, e in zip(got, expected):
             assert torch.allclose(g, e, atol=1e-5)
+
+
+def stable_brute_log_z(crf: CRF, emissions: torch.Tensor, length: int) -> float:
+    """log Z of one sentence over every path, in float64 and safe for scores of -1e4."""
+    scores = [score for _, score in brute_scores(crf, emissions.double(), length)]
+    top = max(scores)
+    return top + math.log(sum(math.exp(score - top) for score in scores))
+
+
+def log_space_oracle(
+    crf: CRF, emissions: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor
+) -> list[torch.Tensor]:
+    """Gradients of sum(weights * log Z) w.r.t. (emissions, start, end, transitions) by
+    autograd through the float64 log-space forward algorithm (padding zeroed)."""
+    em = emissions.detach().double().masked_fill(~mask.unsqueeze(2), 0.0).requires_grad_(True)
+    start, trans, end = (p.detach().double().requires_grad_(True) for p in
+                         (crf.start_transitions, crf.transitions, crf.end_transitions))
+    log_z = _log_partition_log_space(em, mask, start, trans, end)
+    grads = torch.autograd.grad((log_z * weights.double()).sum(), [em, start, end, trans],
+                                allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g
+            for x, g in zip([em, start, end, trans], grads)]
+
+
+class TestUnderflow:
+    """The scaled forward-backward must give the log-space answer however far apart the scores
+    are: underflow that leaves results finite but wrong must be caught, not only NaN/inf."""
+
+    @staticmethod
+    def finite_but_wrong_case() -> tuple[CRF, torch.Tensor, torch.Tensor, torch.Tensor]:
+        # In float32 exp(-110) and exp(-120) are 0. The best path A B B B B (score -110) starts
+        # with the move A->B of -110, which underflows; the scaled forward then only sees the
+        # A A A A A paths (-200) and, before the fix, gave log Z = -200 and this gold path a
+        # log-likelihood of +90, with nothing non-finite to trigger the fallback.
+        crf = CRF(2)
+        with torch.no_grad():
+            crf.start_transitions.zero_()
+            crf.end_transitions.zero_()
+            crf.transitions.copy_(torch.tensor([[0.0, -110.0], [-110.0, 0.0]]))
+        emissions = torch.tensor([[[0.0, -120.0]] + [[-50.0, 0.0]] * 4])
+        return crf, emissions, torch.tensor([[0, 1, 1, 1, 1]]), torch.ones(1, 5, dtype=torch.bool)
+
+    def test_finite_but_wrong_underflow_is_caught(self):
+        crf, emissions, tags, mask = self.finite_but_wrong_case()
+        emissions.requires_grad_(True)
+        llh = crf(emissions, tags, mask, reduction="none")
+        expected_log_z = stable_brute_log_z(crf, emissions[0].detach(), 5)
+        assert expected_log_z == pytest.approx(-110.0, abs=1e-4)
+        assert float(crf.log_partition(emissions, mask).detach()) == pytest.approx(expected_log_z,
+                                                                          abs=1e-3)
+        assert float(llh.detach()) <= 1e-4
+        got = torch.autograd.grad(crf.log_partition(emissions, mask).sum(),
+                                  [emissions, *crf.parameters()])
+        expected = log_space_oracle(crf, emissions, mask, torch.ones(1))
+        for name, g, e in zip(["emissions", "start", "end", "transitions"], got, expected):
+            assert torch.allclose(g.double(), e, atol=1e-4), name
+
+    @settings(max_examples=150, deadline=None)
+    @given(num_tags=st.integers(1, 4),
+           lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+           spreads=st.tuples(*[st.sampled_from([0.0, 20.0, 60.0, 110.0, 200.0, 400.0])] * 3),
+           seed=st.integers(0, 2**16))
+    def test_large_score_spreads_match_brute_force(self, num_tags, lengths, spreads, seed):
+        """float32, scores hundreds of nats apart: log Z equals float64 brute force, every
+        path's log-likelihood is <= 0, and the gradient equals autograd in log space."""
+        torch.manual_seed(seed)
+        trans_spread, edge_spread, emission_spread = spreads
+        crf = CRF(num_tags)
+        with torch.no_grad():
+            crf.transitions.uniform_(-trans_spread, 0.0).add_(torch.randn(num_tags, num_tags))
+            crf.start_transitions.uniform_(-edge_spread, 0.0)
+            crf.end_transitions.uniform_(-edge_spread, 0.0)
+        seq_len = max(lengths)
+        mask = torch.arange(seq_len).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+        emissions = (torch.rand(len(lengths), seq_len, num_tags) * -emission_spread
+                     + torch.randn(len(lengths), seq_len, num_tags))
+        emissions = emissions.masked_fill(~mask.unsqueeze(2), float("nan")).requires_grad_(True)
+        weights = torch.randn(len(lengths))
+        log_z = crf.log_partition(emissions, mask)
+        for b, n in enumerate(lengths):
+            expected = stable_brute_log_z(crf, emissions[b].detach(), n)
+            assert float(log_z[b].detach()) == pytest.approx(expected,
+                                                      abs=1e-3 + 1e-5 * abs(expected))
+            best_path, best = brute_scores(crf, emissions[b].detach().double(), n)[0]
+            tags = torch.tensor([best_path + [0] * (seq_len - n)])
+            llh = crf(emissions[b:b + 1, :], tags, mask[b:b + 1], reduction="none")
+            # the best path's is the largest log-likelihood of all; <= 0 up to rounding
+            assert float(llh.detach()) <= 1e-3 + 1e-5 * abs(best)
+        got = torch.autograd.grad((log_z * weights).sum(), [emissions, *crf.parameters()])
+        expected_grads = log_space_oracle(crf, emissions, mask, weights)
+        for name, g, e in zip(["emissions", "start", "end", "transitions"], got,
+                              expected_grads):
+            if name == "emissions":
+                g = g.masked_fill(~mask.unsqueeze(2), 0.0)
+            assert torch.isfinite(g).all(), name
+            assert torch.allclose(g.double(), e, atol=5e-4), (name, (g.double() - e).abs().max())
+
+    def test_normal_scores_never_leave_the_fast_path(self, monkeypatch):
+        def refuse(*args):
+            raise AssertionError("log-space fallback used")
+
+        monkeypatch.setattr(crf_module, "_log_partition_log_space", refuse)
+        torch.manual_seed(5)
+        for num_tags, emission_sd, trans_sd in ((4, 5.0, 0.1), (33, 5.0, 3.0), (33, 30.0, 3.0),
+                                                (4, 100.0, 5.0)):
+            crf = CRF(num_tags)
+            with torch.no_grad():
+                for p in crf.parameters():
+                    p.normal_(0.0, trans_sd)
+            lengths = torch.tensor([30, 30, 17, 1, 9])
+            mask = torch.arange(30).unsqueeze(0) < lengths.unsqueeze(1)
+            emissions = (torch.randn(5, 30, num_tags) * emission_sd).requires_grad_(True)
+            tags = torch.randint(num_tags, (5, 30))
+            # emission margins of hundreds of nats underflow too, but harmlessly: the bound
+            # depends on the transition, start and end spreads only
+            (-crf(emissions, tags, mask)).backward()
+
+    def test_fallback_gradient_with_only_single_token_sentences(self):
+        # no move is taken, so the log-space fallback's graph has no transitions in it (this
+        # used to raise "One of the differentiated Tensors appears to not have been used")
+        crf = CRF(3)
+        with torch.no_grad():
+            crf.start_transitions.copy_(torch.tensor([0.0, -500.0, -1000.0]))
+            crf.end_transitions.zero_()
+        emissions = torch.tensor([[[0.0, 500.0, 0.0]], [[1.0, 2.0, 3.0]]], requires_grad=True)
+        mask = torch.ones(2, 1, dtype=torch.bool)
+        log_z = crf.log_partition(emissions, mask)
+        log_z.sum().backward()
+        expected = log_space_oracle(crf, emissions, mask, torch.ones(2))
+        got = [emissions.grad, *(p.grad for p in crf.parameters())]
+        for name, g, e in zip(["emissions", "start", "end", "transitions"], got, expected):
+            assert torch.allclose(g.double(), e, atol=1e-5), name
+        assert torch.equal(crf.transitions.grad, torch.zeros(3, 3))
 
 
 class TestDecode:

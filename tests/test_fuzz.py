@@ -357,7 +357,12 @@ SCALARS = ["1", "0", "-3", "2.5", "1e400", ".nan", ".inf", "-.inf", "true", "yes
            "!!python/object/apply:os.system ['true']", "!!int x", "!!float y", "!!binary x",
            "!!timestamp 2001-13-45", "2001-13-45", "2001-01-01", "${HOME}", "${BMES_UNSET_X}",
            "${BMES_UNSET_X:-3}", "|", ">", "# c", "0x1F", "0o17", "1_000", "+1", "数据", "\t",
-           "-", "- a", ":", "%YAML 1.1", "---", "...", "?", "\x00", "\x85", "\ufeff"]
+           "-", "- a", ":", "%YAML 1.1", "---", "...", "?", "\x00", "\x85", "\ufeff",
+           # YAML 1.2 floats, too-long and exponentially aliased values
+           "1e-3", "5E4", "-.5", "1e1", "1.0e2", "1e999", "y" * 5000, "'" + "z" * 5000 + "'",
+           "{a: &a [l, l, l, l], b: &b [*a, *a, *a, *a], c: &c [*b, *b, *b, *b], "
+           "d: &d [*c, *c, *c, *c], e: &e [*d, *d, *d, *d], f: &f [*e, *e, *e, *e], "
+           "g: [*f, *f, *f, *f]}"]
 
 
 def _typical(f: dataclasses.Field[Any]) -> list[str]:
@@ -393,7 +398,9 @@ def yaml_configs(draw: st.DrawFn) -> str:
             pool = TYPICAL.get((section, key), SCALARS)
             value = draw(st.one_of(*[st.sampled_from(pool)] * 4, st.sampled_from(SCALARS)))
             lines.append(f"  {key}: {value}")
-    damage = draw(st.sampled_from(["none"] * 6 + ["indent", "insert"]))
+    damage = draw(st.sampled_from(["none"] * 6 + ["indent", "insert", "repeat"]))
+    if damage == "repeat":  # a section or key given twice must be an error, never ignored
+        lines.append(lines[draw(st.integers(0, len(lines) - 1))])
     if damage == "indent":
         at = draw(st.integers(0, len(lines) - 1))
         lines[at] = draw(st.sampled_from(["\t", " ", "   ", "- "])) + lines[at].lstrip()
@@ -453,6 +460,10 @@ def test_load_config_yamlish_text(text: str, sets: list[str]) -> None:
             cfg = load_config(path, sets)
         except ConfigError as exc:
             assert "\n" not in str(exc), str(exc)
+            # every echoed value, key and path is clipped, whatever the input holds
+            assert len(exc.reason) <= 300, exc.reason
+            assert exc.source is not None and (exc.source == str(path)
+                                               or exc.source.startswith("--set ")), str(exc)
             return
         check_config(cfg)
         for section, name, value in (("data", f.name, getattr(cfg.data, f.name))
