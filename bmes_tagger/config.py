@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from . import features
 from .errors import ConfigError
 
 TASKS = ("cws", "ner", "pos")
@@ -46,14 +47,11 @@ TASKS = ("cws", "ner", "pos")
 ENCODERS: list[str] = ["recurrent"]
 
 
-def _opt(default: Any, help: str, **checks: Any) -> Any:
-    """A dataclass field carrying its help text and validation rules in metadata."""
-    return field(default=default, metadata={"help": help, **checks})
+_opt = features.option
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Where the corpora are and how to read them."""
+class _DataCore:
 
     task: str = _opt("cws", "cws (word segmentation, tags B/M/E/S), ner (B-X/M-X/E-X/S-X/O) "
                      "or pos (joint segmentation + POS, B-X/M-X/E-X/S-X with X the POS)",
@@ -79,12 +77,17 @@ class DataConfig:
     min_char_freq: int = _opt(1, "characters rarer than this in train map to <unk>", min=1)
     train_words: str | None = _opt(None, "word list (one per line) for CWS OOV metrics; default: "
                                    "the words of the training corpus", path=True)
-    min_bigram_freq: int = _opt(2, "character bigrams rarer than this in train map to <unk> "
-                                "(used when model.bigram_dim > 0)", min=1)
+
+
+# Sections are the core keys above plus the keys each input feature declares in
+# bmes_tagger.features (its option classes are bases of the section's class).
+@dataclass(frozen=True)
+class DataConfig(*features.DATA_OPTIONS, _DataCore):
+    """Where the corpora are and how to read them."""
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class _ModelCore:
     """Sizes and kinds of the network's layers."""
 
     embedding_dim: int = _opt(100, "character embedding size", min=1)
@@ -98,22 +101,19 @@ class ModelConfig:
                                     max_exclusive=True)
     dropout: float = _opt(0.3, "dropout between recurrent layers and before the output layer",
                           min=0.0, max=1.0, max_exclusive=True)
-    bigram_dim: int = _opt(0, "size of character-bigram embeddings (c[i], c[i+1]) concatenated "
-                           "to the character embedding; 0 = no bigram features", min=0)
-    bigram_context: str = _opt("next", "bigrams used: next (c[i]c[i+1]) or both (also "
-                               "c[i-1]c[i], sharing one table)", choices=("next", "both"))
-    class_dim: int = _opt(0, "size of a character-class embedding (digit, Latin letter, "
-                          "punctuation, CJK, other) concatenated to the input; 0 = off", min=0)
     char_vectors: str | None = _opt(None, "pretrained character vectors (word2vec text format, "
                                     "header optional) to initialise the embedding", path=True)
-    bigram_vectors: str | None = _opt(None, "pretrained bigram vectors (word2vec text format)",
-                                      path=True)
     freeze_vectors: bool = _opt(False, "keep pretrained vectors fixed during training")
     locked_dropout: bool = _opt(False, "use one dropout mask per sentence across time "
                                 "(variational dropout) for embedding and output dropout")
     head: str = _opt("softmax", "output layer: softmax (per-character) or crf",
                      choices=("softmax", "crf"))
     constrained: bool = _opt(True, "forbid illegal BMES transitions when decoding")
+
+
+@dataclass(frozen=True)
+class ModelConfig(*features.MODEL_OPTIONS, _ModelCore):
+    """Sizes and kinds of the network's layers."""
 
 
 @dataclass(frozen=True)

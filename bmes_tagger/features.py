@@ -16,7 +16,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +34,39 @@ SEP = "\x1f"  # joins the two tokens of a bigram key (tokens may be longer than 
 # Character classes: 0 is padding.
 OTHER, DIGIT, LATIN, PUNCT, CJK = 1, 2, 3, 4, 5
 NUM_CLASSES = 6
+
+
+def option(default: Any, help: str, **checks: Any) -> Any:
+    """A config key: a dataclass field carrying its help text and validation rules (``min``,
+    ``max``, ``choices``, ``path``, ``pattern``, ...) in metadata (see
+    :mod:`bmes_tagger.config`)."""
+    return field(default=default, metadata={"help": help, **checks})
+
+
+# --- the config keys each feature owns (bases of config.ModelConfig / config.DataConfig) ------
+
+
+@dataclass(frozen=True)
+class BigramOptions:
+    bigram_dim: int = option(0, "size of character-bigram embeddings (c[i], c[i+1]) "
+                             "concatenated to the character embedding; 0 = no bigram features",
+                             min=0)
+    bigram_context: str = option("next", "bigrams used: next (c[i]c[i+1]) or both (also "
+                                 "c[i-1]c[i], sharing one table)", choices=("next", "both"))
+    bigram_vectors: str | None = option(None, "pretrained bigram vectors (word2vec text format)",
+                                        path=True)
+
+
+@dataclass(frozen=True)
+class BigramDataOptions:
+    min_bigram_freq: int = option(2, "character bigrams rarer than this in train map to <unk> "
+                                  "(used when model.bigram_dim > 0)", min=1)
+
+
+@dataclass(frozen=True)
+class ClassOptions:
+    class_dim: int = option(0, "size of a character-class embedding (digit, Latin letter, "
+                            "punctuation, CJK, other) concatenated to the input; 0 = off", min=0)
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,10 @@ class Feature:
     vectors_key: ClassVar[str | None] = None
     # whether build_vocab returns a vocabulary (stored in checkpoints under ``name``)
     has_vocab: ClassVar[bool] = False
+    # the config keys the feature adds to the model and data sections (dataclasses of
+    # `option` fields), if any
+    model_options: ClassVar[type | None] = None
+    data_options: ClassVar[type | None] = None
 
     def enabled(self, model: ModelConfig) -> bool:
         """Whether a model with this config reads the feature."""
@@ -161,6 +198,8 @@ class Bigrams(Feature):
     name = "bigrams"
     vectors_key = "bigram_vectors"
     has_vocab = True
+    model_options = BigramOptions
+    data_options = BigramDataOptions
 
     def enabled(self, model: ModelConfig) -> bool:
         return model.bigram_dim > 0
@@ -189,6 +228,7 @@ class Classes(Feature):
     model treats unseen numbers and Latin runs alike. Config: ``model.class_dim`` (0 = off)."""
 
     name = "classes"
+    model_options = ClassOptions
 
     def enabled(self, model: ModelConfig) -> bool:
         return model.class_dim > 0
@@ -215,6 +255,12 @@ class Classes(Feature):
 # Every input feature, in the order their embeddings are concatenated (characters first).
 FEATURES: tuple[Feature, ...] = (Characters(), Bigrams(), Classes())
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+# option classes in reverse feature order: as dataclass bases, their keys then come out in
+# feature order after the core keys
+MODEL_OPTIONS: tuple[type, ...] = tuple(f.model_options for f in reversed(FEATURES)
+                                        if f.model_options is not None)
+DATA_OPTIONS: tuple[type, ...] = tuple(f.data_options for f in reversed(FEATURES)
+                                       if f.data_options is not None)
 
 
 def active(model: ModelConfig) -> list[Feature]:

@@ -173,3 +173,24 @@ def save_and_read(tmp_path: Path, tagger: Tagger) -> Path:
     path = tmp_path / "current.pt"
     save_checkpoint(payload_of(tagger), path)
     return path
+
+
+def test_a_format_2_checkpoint_gives_bit_identical_emissions() -> None:
+    """Oracle across the rebuild of the core: a checkpoint written by the code before inputs
+    became named features (format 2, CRF, bigrams both ways, classes), and the emissions and
+    words that code computed for it (both made by commit 69badff), must come out exactly the
+    same through the migration and the new feature encoding."""
+    from bmes_tagger.batching import EncodedCorpus
+
+    data = Path(__file__).parent / "data"
+    expected = torch.load(data / "format2-crf-bigrams-classes.expected.pt", weights_only=True)
+    raw = torch.load(data / "format2-crf-bigrams-classes.pt", weights_only=True)
+    assert raw["format_version"] == 2
+    tagger = Tagger.load(data / "format2-crf-bigrams-classes.pt", device="cpu")
+    texts = expected["texts"]
+    batch = EncodedCorpus.encode([list(t) for t in texts], tagger.vocabs, tagger.config
+                                 ).batch(list(range(len(texts))))
+    with torch.inference_mode():
+        emissions = tagger.model.emissions(batch.inputs, batch.lengths)
+    assert torch.equal(emissions, expected["emissions"])
+    assert tagger.segment(texts) == expected["segment"]
