@@ -102,3 +102,7 @@ class CheckpointError(BmesTaggerError):
 
 class RunDirError(BmesTaggerError):
     """The run directory is locked by another run, or holds a run that must not be overwritten."""
+
+
+class TrainingError(BmesTaggerError):
+    """Training cannot go on (e.g. the loss became NaN)."""

@@ -31,7 +31,7 @@ from .checkpoint import Checkpoint, load_checkpoint, make_payload, save_checkpoi
 from .config import Config, write_config
 from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
-from .errors import BmesTaggerError, ConfigError, RunDirError
+from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
 from .evaluate import evaluate
 from .model import BiLSTMTagger, build_model
 from .parallel import DataParallel
@@ -40,10 +40,6 @@ from .tags import split_tag, tags_to_words
 from .vocab import Vocab, tag_inventory
 
 __all__ = ["TrainResult", "RunDirError", "train", "train_step", "setup", "evaluate_and_save"]
-
-
-class TrainingError(BmesTaggerError):
-    """Training cannot go on (e.g. the loss became NaN)."""
 
 
 @dataclass
