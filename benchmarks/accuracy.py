@@ -3,9 +3,10 @@
     python benchmarks/accuracy.py [--corpora PATH] [--only resume pku ...] [--seeds 1 2 3]
                                   [--threads N] [--set KEY=VALUE ...]
 
-Each row runs exactly `tagger train configs/<name>.yaml --set train.seed=S` and
-`tagger eval configs/<name>.yaml --json` (with BMES_CORPORA pointing at --corpora), so every
-number in the table is reproduced by those two commands. Model selection uses dev data only
+Each corpus runs exactly `tagger train configs/<name>.yaml --seeds S1 S2 ...` (with
+BMES_CORPORA pointing at --corpora), which trains one run per seed and scores each seed's
+best.pt on data.test (as `tagger eval configs/<name>.yaml --model RUN/seed-S/best.pt` does), so
+every number in the table is reproduced by that command. Model selection uses dev data only
 (a dev file, or a held-out part of train); the test set is scored once at the end.
 """
 
@@ -41,28 +42,32 @@ CORPORA = {
 }
 
 
-def run(name: str, seed: int, corpora: Path, threads: int, overrides: list[str],
-        out_root: Path) -> dict[str, object]:
-    """Train and evaluate one corpus with one seed; returns the row's figures."""
+def run(name: str, seeds: list[int], corpora: Path, threads: int, overrides: list[str],
+        out_root: Path) -> list[dict[str, object]]:
+    """Train and evaluate one corpus with every seed (``tagger train --seeds``); one row
+    dict per seed."""
     env = {**os.environ, "BMES_CORPORA": str(corpora)}
     config = ROOT / "configs" / f"{name}.yaml"
-    run_dir = out_root / f"{name}-seed{seed}"
-    sets = ["--set", f"train.seed={seed}", "--set", f"train.threads={threads}"]
+    run_dir = out_root / name
+    sets = ["--set", f"train.threads={threads}"]
     for item in overrides:
         sets += ["--set", item]
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bmes_tagger", "train", str(config), "--output",
-                    str(run_dir), "--force", "--quiet", *sets], check=True, env=env)
-    wall = time.perf_counter() - started
-    out = subprocess.run([sys.executable, "-m", "bmes_tagger", "eval", str(config), "--model",
-                          str(run_dir / "best.pt"), "--json", *sets], check=True, env=env,
-                         capture_output=True, text=True).stdout
-    scores = json.loads(out)
-    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    best = max(records, key=lambda r: r["dev"]["f1"])
-    return {"name": name, "seed": seed, "scores": scores, "epochs": records[-1]["epoch"],
-            "best_epoch": best["epoch"], "dev_f1": best["dev"]["f1"], "wall_s": wall,
-            "chars_per_s": statistics.mean(r["chars_per_s"] for r in records)}
+                    str(run_dir), "--force", "--quiet", "--seeds", *map(str, seeds), *sets],
+                   check=True, env=env)
+    wall = (time.perf_counter() - started) / len(seeds)
+    summary = json.loads((run_dir / "seeds.json").read_text(encoding="utf-8"))
+    rows = []
+    for entry in summary["per_seed"]:
+        records = [json.loads(x) for x in (run_dir / f"seed-{entry['seed']}" / "metrics.jsonl")
+                   .read_text(encoding="utf-8").splitlines()]
+        best = max(records, key=lambda r: r["dev"]["f1"])
+        rows.append({"name": name, "seed": entry["seed"], "scores": entry["test"],
+                     "epochs": records[-1]["epoch"], "best_epoch": best["epoch"],
+                     "dev_f1": best["dev"]["f1"], "wall_s": wall,
+                     "chars_per_s": statistics.mean(r["chars_per_s"] for r in records)})
+    return rows
 
 
 def main() -> None:
@@ -78,12 +83,11 @@ def main() -> None:
         sys.exit(f"error: corpora not found at {args.corpora} (use --corpora PATH)")
     rows = []
     for name in args.only:
-        for seed in args.seeds:
-            row = run(name, seed, args.corpora, args.threads, args.overrides, args.runs)
+        for row in run(name, args.seeds, args.corpora, args.threads, args.overrides, args.runs):
             s = row["scores"]
-            print(f"{name} seed {seed}: test P {s['precision']:.4f} R {s['recall']:.4f} "
-                  f"F1 {s['f1']:.4f} (dev {row['dev_f1']:.4f}, {row['epochs']} epochs, "
-                  f"{row['wall_s'] / 60:.1f} min)", flush=True)
+            print(f"{name} seed {row['seed']}: test P {s['precision']:.4f} R "
+                  f"{s['recall']:.4f} F1 {s['f1']:.4f} (dev {row['dev_f1']:.4f}, "
+                  f"{row['epochs']} epochs, {row['wall_s'] / 60:.1f} min)", flush=True)
             rows.append(row)
     section = format_table(rows, args)
     print("\n" + section)
@@ -97,7 +101,7 @@ def format_table(rows: list[dict], args: argparse.Namespace) -> str:
         "## Accuracy (`python benchmarks/accuracy.py`)", "",
         f"{datetime.date.today()}, {platform.machine()} with {os.cpu_count()} cores, "
         f"{args.threads} torch thread(s), no GPU. Each row: `tagger train configs/NAME.yaml "
-        f"--set train.seed=SEED` then `tagger eval configs/NAME.yaml --json`"
+        f"--seeds SEEDS` (test scores of each seed's best.pt, as `tagger eval` gives them)"
         + (f", with --set {' '.join(args.overrides)}" if args.overrides else "") + ".", "",
         "| corpus | seed(s) | test P | test R | test F1 (mean ± sd) | OOV recall | target | "
         "epochs (best) | wall time | train chars/s |",

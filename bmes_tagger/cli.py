@@ -74,8 +74,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-@app.command("train")
+@app.command("train", context_settings={"allow_extra_args": True})
 def train_cli(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Run directory (default: output.dir).")]
@@ -94,6 +95,10 @@ def train_cli(
         "train.device).")] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=0, help="torch CPU threads (default: train.threads).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        "--seeds", metavar="N [N ...]", help="Train one run per seed into RUN_DIR/seed-N and "
+        "report mean and sd of dev (and test) scores in RUN_DIR/seeds.json; RUN_DIR/best.pt "
+        "links to the best seed's model.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train a tagger as CONFIG describes.
@@ -103,8 +108,10 @@ def train_cli(
     Example: tagger train configs/sample-cws.yaml --set train.epochs=5
     """
     from .config import load_config
+    from .seeds import train_seeds
     from .train import train
 
+    seed_list = _seed_list(seeds, ctx.args)
     with _user_errors(debug):
         sets = list(overrides or [])
         sets += [f"train.device={device}"] if device is not None else []
@@ -120,8 +127,13 @@ def train_cli(
             typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True),
                        err=True)
         try:
-            result = train(cfg, output, resume=resume, force=force, progress=not quiet,
-                           log=log, config_file=config)
+            if seed_list is not None:
+                many = train_seeds(cfg, seed_list, output, resume=resume, force=force,
+                                   progress=not quiet, log=log, config_file=config)
+                result = many.runs[-1]
+            else:
+                result = train(cfg, output, resume=resume, force=force, progress=not quiet,
+                               log=log, config_file=config)
         except ConfigError as exc:
             # train() raises some config errors (data.train missing, --resume mismatch) without
             # a source of its own: they are about this config file
@@ -134,6 +146,9 @@ def train_cli(
         typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
                    f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(128 + (result.signal or 2))
+    if seed_list is not None:
+        typer.echo(format_seeds(many.summary, many.run_dir))
+        return
     best = result.best_scores
     if verbose:
         typer.echo(json.dumps(best, ensure_ascii=False, indent=2))
@@ -418,6 +433,39 @@ def plot_cli(
 
     with _user_errors(debug):
         typer.echo(plot_run(run_dir, output or run_dir / "training.png", force=force))
+
+
+def _seed_list(first: str | None, rest: list[str]) -> list[int] | None:
+    """``--seeds 1 2 3`` (click options take one value: the others arrive as extra
+    arguments) or ``--seeds 1,2,3``."""
+    if first is None:
+        if rest:
+            raise typer.BadParameter(f"unexpected extra arguments: {' '.join(rest)}")
+        return None
+    values = [v for item in [first, *rest] for v in item.split(",") if v]
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds: expected integers, got {' '.join(values)}"
+                                 ) from None
+
+
+def format_seeds(summary: dict[str, Any], run_dir: Path) -> str:
+    """Per-seed and mean ± sd scores of ``tagger train --seeds``."""
+    splits = ["dev", *(["test"] if "test" in summary else [])]
+    lines = [" ".join(["seed", *(f"{s + ' ' + k:>9}" for s in splits
+                                 for k in ("P", "R", "F1"))])]
+    for row in summary["per_seed"]:
+        lines.append(" ".join([f"{row['seed']:>4}", *(f"{row[s].get(k, 0.0):>9.4f}" for s in splits
+                                                      for k in ("precision", "recall", "f1"))]))
+    for s in splits:
+        m = summary[s]
+        lines.append(f"{s}: P {m['precision']['mean']:.4f} ± {m['precision']['sd']:.4f}  "
+                     f"R {m['recall']['mean']:.4f} ± {m['recall']['sd']:.4f}  "
+                     f"F1 {m['f1']['mean']:.4f} ± {m['f1']['sd']:.4f}")
+    lines.append(f"best seed {summary['best_seed']} by dev F1: {run_dir / 'best.pt'}; all in "
+                 f"{run_dir / 'seeds.json'}")
+    return "\n".join(lines)
 
 
 def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> str:

@@ -140,6 +140,9 @@ class TrainConfig:
     seed: int = _opt(1, "random seed (same seed, same result on CPU)", min=0)
     device: str = _opt("auto", "where to train: auto (CUDA when available, else CPU), cpu, "
                        "cuda or cuda:N", pattern=r"auto|cpu|cuda(:[0-9]+)?")
+    tensorboard: bool = _opt(False, "also write training loss, dev P/R/F1 and the learning "
+                             "rate of every evaluation to RUN_DIR/tensorboard (needs pip "
+                             "install 'bmes_tagger[tensorboard]')")
     threads: int = _opt(1, "torch CPU threads; 0 = torch's default (all cores). 1 is the safe "
                         "default: on a busy 2-core machine 2 threads ran 25-50x slower "
                         "(OpenMP spinning, benchmarks/RESULTS.md)", min=0)

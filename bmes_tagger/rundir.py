@@ -24,6 +24,7 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
 # the files whose presence means the folder holds a run that must not be overwritten
 RESULT_FILES = ("best.pt", "last.pt", "metrics.jsonl")
 LOCK = ".lock"
+TENSORBOARD = "tensorboard"  # event files of train.tensorboard
 
 
 class RunLock:
@@ -147,6 +148,13 @@ def prepare(run_dir: Path, *, resume: bool, force: bool, config_file: Path | Non
         path = run_dir / name
         if path.is_symlink() or path.is_file():
             path.unlink()
+    board = run_dir / TENSORBOARD
+    if board.is_dir() and not board.is_symlink():
+        # only event files of ours are removed; anything else keeps the folder
+        for events in board.glob("events.out.tfevents.*"):
+            events.unlink()
+        with contextlib.suppress(OSError):
+            board.rmdir()
 
 
 def _same_file(a: Path, b: Path) -> bool:

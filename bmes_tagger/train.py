@@ -39,7 +39,7 @@ from .predict import Tagger
 from .tags import split_tag, tags_to_words
 from .vocab import Vocab, tag_inventory
 
-__all__ = ["TrainResult", "RunDirError", "train", "train_step", "setup", "evaluate_and_save"]
+__all__ = ["RunDirError", "TrainResult", "evaluate_and_save", "setup", "train", "train_step"]
 
 
 @dataclass
@@ -179,6 +179,7 @@ class Run:
     frozen: FrozenRows | None
     loop: LoopState
     tagger: Tagger
+    board: Any = None       # a tensorboard SummaryWriter (train.tensorboard, rank 0)
     started: float = field(default_factory=time.time)
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -270,13 +271,27 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters, on {device}")
     tagger = Tagger(model, vocabs, tags, config, frozenset(train_words), device=device)
+    board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
+        if tcfg.tensorboard and par.is_main else None
     for line in notes:
         logger(line)
     return Run(config=config, run_dir=run_dir, par=par, device=device, log=logger,
                encoded=encoded, dev=dev_sents, vocabs=vocabs, tags=tags,
                train_words=train_words, model=model, step_model=step_model,
                optimizer=optimizer, scheduler=scheduler, ema=ema, frozen=frozen, loop=loop,
-               tagger=tagger)
+               tagger=tagger, board=board)
+
+
+def _tensorboard(run_dir: Path, purge_from: int | None) -> Any:
+    """A SummaryWriter on RUN_DIR/tensorboard; a resumed run purges the events from step
+    ``purge_from`` on (what the killed run logged after its last.pt), as metrics.jsonl is
+    truncated."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise BmesTaggerError("train.tensorboard needs the tensorboard package: pip install "
+                              "'bmes_tagger[tensorboard]'") from None
+    return SummaryWriter(str(run_dir / rundir.TENSORBOARD), purge_step=purge_from)
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -361,6 +376,8 @@ def _loop(run: Run, progress: bool) -> TrainResult:
             # the caller says how to resume (the CLI prints the command line)
             run.log.file_only(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; "
                               f"saved {run.run_dir / 'last.pt'}")
+    if run.board is not None:
+        run.board.close()
     if stopped_early:
         run.log(f"early stop: no dev improvement in {tcfg.patience} evaluations")
     if not stop.requested and par.is_main:
@@ -421,6 +438,12 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
               "epoch_s": round(epoch_seconds, 3), "dev": scores.to_dict(), "best": improved}
     rundir.append_record(run.run_dir / "metrics.jsonl", record)
     run.history.append(record)
+    if run.board is not None:
+        for name, value in (("train/loss", train_loss), ("train/lr", lr),
+                            ("dev/precision", scores.precision), ("dev/recall", scores.recall),
+                            ("dev/f1", scores.f1)):
+            run.board.add_scalar(name, value, loop.step)
+        run.board.flush()
     run.log(f"epoch {epoch} step {loop.step}: loss {train_loss:.4f}  dev "
             f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
             f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")

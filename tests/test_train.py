@@ -333,3 +333,26 @@ def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="expected 16 values"):
         train(cfg, tmp_path / "new" / "run", progress=False)
     assert not (tmp_path / "new" / "run").exists()
+
+
+def test_tensorboard_scalars_are_the_metrics_records(tmp_path: Path) -> None:
+    """train.tensorboard writes, per evaluation, what metrics.jsonl records (read back with
+    tensorboard's own reader); --resume purges what came after last.pt."""
+    pytest.importorskip("tensorboard", reason="needs the tensorboard extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = tiny_config(tmp_path)
+    train(load_config(path, ["train.tensorboard=true", "train.epochs=2"]), tmp_path / "run",
+          progress=False)
+    train(load_config(path, ["train.tensorboard=true", "train.epochs=3"]), tmp_path / "run",
+          resume=True, progress=False)
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    records = metrics(tmp_path / "run")
+    assert len(records) == 3
+    f1 = [(e.step, e.value) for e in board.Scalars("dev/f1")]
+    assert [s for s, _ in f1] == [r["step"] for r in records]
+    for (_, value), r in zip(f1, records):
+        assert value == pytest.approx(r["dev"]["f1"], abs=1e-6)
+    lr = board.Scalars("train/lr")
+    assert [e.value for e in lr] == pytest.approx([r["lr"] for r in records])

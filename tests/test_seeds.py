@@ -1,0 +1,54 @@
+"""`tagger train CONFIG --seeds ...`: one run per seed, mean ± sd, best.pt of the best seed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bmes_tagger.cli import app
+from conftest import tiny_config
+
+runner = CliRunner()
+
+
+def test_seeds_report_what_each_run_and_eval_say(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    run = tmp_path / "many"
+    result = runner.invoke(app, ["train", str(config), "--output", str(run), "--quiet",
+                                 "--seeds", "1", "2", "3", "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "seeds.json").read_text())
+    assert summary["seeds"] == [1, 2, 3]
+    dev_f1 = []
+    for row in summary["per_seed"]:
+        records = [json.loads(x) for x in
+                   (run / f"seed-{row['seed']}" / "metrics.jsonl").read_text().splitlines()]
+        assert row["dev"]["f1"] == max(r["dev"]["f1"] for r in records)
+        dev_f1.append(row["dev"]["f1"])
+        # the test figures are what `tagger eval` of that seed's best.pt says
+        out = runner.invoke(app, ["eval", str(config), "--model",
+                                  str(run / f"seed-{row['seed']}" / "best.pt"), "--json"])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["f1"] == pytest.approx(row["test"]["f1"], abs=1e-12)
+    assert summary["dev"]["f1"]["mean"] == pytest.approx(statistics.fmean(dev_f1))
+    assert summary["dev"]["f1"]["sd"] == pytest.approx(statistics.stdev(dev_f1))
+    best = dev_f1.index(max(dev_f1))
+    assert (run / "best.pt").resolve() == (run / f"seed-{summary['seeds'][best]}" / "best.pt")
+    assert summary["best_seed"] == summary["seeds"][best]
+    assert f"F1 {summary['dev']['f1']['mean']:.4f} ± {summary['dev']['f1']['sd']:.4f}" \
+        in result.stdout
+    # the same seeds again: every seed's directory holds a run
+    again = runner.invoke(app, ["train", str(config), "--output", str(run), "--quiet",
+                                "--seeds", "1,2,3", "--set", "train.epochs=1"])
+    assert again.exit_code == 1 and "already holds a run" in again.stderr
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "1", "x"], ["--seeds", "2", "2"], ["7"]])
+def test_bad_seed_lists_are_usage_errors(tmp_path: Path, argv: list[str]) -> None:
+    result = runner.invoke(app, ["train", str(tiny_config(tmp_path)), *argv])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
