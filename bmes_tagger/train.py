@@ -38,8 +38,8 @@ from .evaluate import evaluate
 from .features import load_vectors
 from .model import BiLSTMTagger
 from .predict import Tagger, build_model
-from .tags import split_tag, tags_to_words
-from .vocab import Vocab, normalize_width, tag_inventory
+from .tags import split_tag, tag_inventory, tags_to_words
+from .vocab import Vocab, normalize_width
 
 RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
 

@@ -35,8 +35,7 @@ from bmes_tagger.formats import (
     write_pos_text,
 )
 from bmes_tagger.metrics import pos_scores
-from bmes_tagger.tags import spans_to_tags, tags_to_spans, tags_to_words, to_bmes
-from bmes_tagger.vocab import tag_inventory
+from bmes_tagger.tags import spans_to_tags, tag_inventory, tags_to_spans, tags_to_words, to_bmes
 from conftest import require_corpora
 
 runner = CliRunner()
