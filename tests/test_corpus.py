@@ -97,3 +97,105 @@ def test_non_bmp_and_long_line(tmp_path: Path) -> None:
     sents = read_segmented(path)
     assert sents[0].chars == ["😀", "𠀀", "好"] and sents[0].tags == ["B", "E", "S"]
     assert len(sents[1].chars) == 600_000
+
+
+# --- one reading path, structured errors ------------------------------------------------------
+
+
+def test_corpus_does_not_import_formats() -> None:
+    # formats builds on corpus; the other direction was an import cycle
+    import ast
+    import subprocess
+    import sys
+
+    import bmes_tagger.corpus as corpus
+
+    tree = ast.parse(Path(corpus.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module}
+    assert "formats" not in imported and "bmes_tagger.formats" not in imported
+    code = ("import sys, bmes_tagger.corpus; "
+            "sys.exit('bmes_tagger.formats' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "task", "data", "kind"),
+    [
+        ("conll", "ner", b"a B-PER\nb\n", "missing_tag"),
+        ("conll", "ner", b"a X-PER\n", "unknown_tag"),
+        ("conll", "ner", b"a B-PER\nb B-PER\n\n", "illegal_sequence"),
+        ("conll", "ner", b"a B\nb E\n", "wrong_task"),
+        ("conll", "cws", b"a B-PER\nb E-PER\n", "wrong_task"),
+        ("conll", "pos", b"a O\n", "wrong_task"),
+        ("segmented", "ner", b"a b\n", "wrong_task"),
+        ("jsonl", "cws", b'{"text": "a", "label": {}}\n', "wrong_task"),
+        ("conll", "ner", "中 O\n".encode("gbk"), "encoding"),
+        ("conll", "ner", b"a\x00 O\n", "binary"),
+        ("conll", "ner", b"\n\n", "empty"),
+        ("segmented", "cws", b"", "empty"),
+        ("jsonl", "ner", b'{"text": "ab"}\n', "unlabelled"),
+        ("jsonl", "ner", b'{"text": "ab", "label": {"X": {"b": [[0, 0]]}}}\n', "bad_span"),
+        ("jsonl", "ner", b'{"text": "abc", "label": {"X": {"ab": [[0, 1]], "bc": [[1, 2]]}}}\n',
+         "overlap"),
+        ("jsonl", "ner", b'{"text": "ab", "label": {"X": {"a": [[0]]}}}\n', "format"),
+        ("jsonl", "ner", b"{oops\n", "format"),
+        ("pos", "pos", "北京\n".encode(), "missing_tag"),
+    ],
+)
+def test_errors_carry_a_kind(tmp_path: Path, fmt: str, task: str, data: bytes, kind: str
+                             ) -> None:
+    from bmes_tagger.errors import CORPUS_ERROR_KINDS
+
+    with pytest.raises(CorpusFormatError) as info:
+        read_corpus(write_bytes(tmp_path, data), fmt, task)
+    assert info.value.kind == kind and kind in CORPUS_ERROR_KINDS
+
+
+def test_missing_file_kinds(tmp_path: Path) -> None:
+    with pytest.raises(CorpusFormatError) as info:
+        read_corpus(tmp_path / "nope", "conll", "ner")
+    assert info.value.kind == "not_found"
+    with pytest.raises(CorpusFormatError) as info:
+        read_corpus(tmp_path, "conll", "ner")
+    assert info.value.kind == "not_a_file"
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    from bmes_tagger.errors import TagSequenceError
+
+    exc = CorpusFormatError("f.txt", 3, "bad", kind="unknown_tag")
+    again = pickle.loads(pickle.dumps(exc))
+    assert (again.path, again.line, again.reason, again.kind, str(again)) == \
+        ("f.txt", 3, "bad", "unknown_tag", "f.txt:3: bad")
+    seq = pickle.loads(pickle.dumps(TagSequenceError(2, "x", "unknown_tag")))
+    assert (seq.position, seq.reason, seq.kind) == (2, "x", "unknown_tag")
+
+
+def test_read_eval_data_uses_the_kind_not_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from bmes_tagger import evaluate
+
+    tagger = SimpleNamespace(task="ner", tags=["O", "B-PER"],
+                             config=SimpleNamespace(data=SimpleNamespace(format="conll",
+                                                                         scheme="bmes")))
+
+    def fail(kind: str):  # type: ignore[no-untyped-def]
+        def read(*args: object) -> None:
+            raise CorpusFormatError("d.txt", 4, "some new wording", kind=kind)
+        return read
+
+    for kind, hint in (("wrong_task", "the model was trained for NER"),
+                       ("unknown_tag", "read as conll"), ("missing_tag", "read as conll")):
+        monkeypatch.setattr(evaluate, "read_corpus", fail(kind))
+        with pytest.raises(CorpusFormatError) as info:
+            evaluate.read_eval_data(tagger, "d.txt")  # type: ignore[arg-type]
+        assert hint in str(info.value) and info.value.kind == kind
+        assert str(info.value).startswith("d.txt:4: some new wording")
+    monkeypatch.setattr(evaluate, "read_corpus", fail("encoding"))
+    with pytest.raises(CorpusFormatError) as info:
+        evaluate.read_eval_data(tagger, "d.txt")  # type: ignore[arg-type]
+    assert str(info.value) == "d.txt:4: some new wording"

@@ -16,18 +16,20 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bmes_tagger.cli import app
-from bmes_tagger.corpus import Sentence, read_conll, read_corpus, read_segmented
-from bmes_tagger.errors import CorpusFormatError
-from bmes_tagger.formats import (
-    ConversionError,
-    convert,
-    from_bmes,
+from bmes_tagger.corpus import (
+    Sentence,
+    read_conll,
     read_conllu,
-    read_format,
+    read_corpus,
     read_jsonl_spans,
     read_pos_text,
-    sentences_task,
+    read_segmented,
     untyped,
+)
+from bmes_tagger.errors import ConversionError, CorpusFormatError
+from bmes_tagger.formats import (
+    convert,
+    sentences_task,
     write_conll,
     write_conllu,
     write_corpus,
@@ -35,7 +37,14 @@ from bmes_tagger.formats import (
     write_pos_text,
 )
 from bmes_tagger.metrics import pos_scores
-from bmes_tagger.tags import spans_to_tags, tag_inventory, tags_to_spans, tags_to_words, to_bmes
+from bmes_tagger.tags import (
+    from_bmes,
+    spans_to_tags,
+    tag_inventory,
+    tags_to_spans,
+    tags_to_words,
+    to_bmes,
+)
 from conftest import require_corpora
 
 runner = CliRunner()
@@ -165,7 +174,7 @@ def test_pos_text_round_trip(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("pos") / "x.pos"
     write_pos_text(sents, path)
     assert same(read_pos_text(path), sents)
-    assert same(read_format(path, "pos", "cws"), untyped(sents))
+    assert same(read_corpus(path, "pos", "cws"), untyped(sents))
 
 
 @FAST
@@ -197,7 +206,7 @@ def test_convert_chains_are_exact(tmp_path_factory: pytest.TempPathFactory, task
     write_corpus(sents, paths[0], chain[0], scheme, task=task)
     for i in range(1, len(chain)):
         convert(paths[i - 1], paths[i], chain[i - 1], chain[i], scheme=scheme, task=task)
-        assert same(read_format(paths[i], chain[i], task, scheme), sents)
+        assert same(read_corpus(paths[i], chain[i], task, scheme), sents)
     assert paths[-1].read_bytes() == paths[0].read_bytes()
 
 
