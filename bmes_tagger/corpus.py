@@ -431,7 +431,8 @@ def _check_file(path: Path) -> None:
 def _check_tag(path: str | Path, number: int, tag: str, task: str, scheme: str,
                prefixes: str) -> None:
     prefix, _, label = tag.partition("-")
-    if prefix not in prefixes or (prefix == "O" and label) or ("-" in tag and not label):
+    if len(prefix) != 1 or prefix not in prefixes or (prefix == "O" and label) or (
+            "-" in tag and not label):
         allowed = "/".join(sorted(set(prefixes) - {"L", "U"}))
         raise CorpusFormatError(path, number, f"unknown tag {tag!r} for scheme {scheme} "
                                 f"(expected prefixes {allowed})", kind="unknown_tag")

@@ -43,6 +43,7 @@ def test_conll_extra_columns_and_tabs(tmp_path: Path) -> None:
     [
         (b"a B-PER\nb\n", 2, "missing tag"),
         (b"a X-PER\n", 1, "unknown tag 'X-PER'"),
+        (b"a BM-PER\n", 1, "unknown tag 'BM-PER'"),
         (b"a B-PER\nb B-PER\n\n", 2, "illegal BMES sequence"),
         (b"a O\nb M-PER\n", 2, "M-PER"),
         (b"a B-LOC\nb E-PER\n", 2, "E-PER"),
