@@ -38,6 +38,15 @@ READ_TASKS = {"segmented": ("cws",), "conll": ("cws", "ner", "pos"), "jsonl": ("
               "conllu": ("cws", "pos"), "pos": ("cws", "pos")}
 POS_COLUMNS = ("upos", "xpos")
 
+#: Longest line the readers accept, in bytes: far above any real sentence (the longest line of
+#: the corpora in shared/corpora has 6,355 bytes), low enough that a file without line ends
+#: (``/dev/zero``) fails fast instead of filling memory.
+MAX_LINE_BYTES = 16 << 20
+#: Bytes asked of the stream per read; a longer line is assembled from several reads.
+READ_CHUNK_BYTES = 1 << 20
+_LINE_END = re.compile(rb"\r\n?|\n")
+_BOM = b"\xef\xbb\xbf"
+
 # The paragraph id that opens every line of People's Daily RMRB.txt.
 RMRB_ID = re.compile(r"\d{8}-\d{2}-\d{3}-\d{3}/m")
 # The last word of a bracketed compound, `电台/n]nt`: group 1 is `电台/n`, group 2 the outer tag.
@@ -60,7 +69,8 @@ class Sentence:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 file without line terminators.
 
-    A UTF-8 BOM is skipped and CRLF is tolerated. Undecodable bytes and NUL bytes raise
+    LF, CR LF and a lone CR (old Mac files) all end a line. A UTF-8 BOM is skipped.
+    Undecodable bytes, NUL bytes and lines over :data:`MAX_LINE_BYTES` raise
     :class:`CorpusFormatError` with the line number.
     """
     path = Path(path)
@@ -69,23 +79,60 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield from iter_stream_lines(f, path)
 
 
-def iter_stream_lines(stream: IO[bytes], name: str | Path) -> Iterator[tuple[int, str]]:
-    """Like :func:`iter_lines` for an open binary stream (e.g. stdin); ``name`` is for errors."""
-    for number, raw in enumerate(stream, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CorpusFormatError(
-                name, number,
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                "convert the file to UTF-8, e.g. iconv -f GBK -t UTF-8", kind="encoding",
-            ) from None
-        if "\x00" in text:
-            raise CorpusFormatError(name, number, "contains a NUL byte (binary file?)",
-                                    kind="binary")
-        yield number, text.rstrip("\r\n")
+def iter_stream_lines(
+    stream: IO[bytes], name: str | Path, *, chunk_bytes: int = 0
+) -> Iterator[tuple[int, str]]:
+    """Like :func:`iter_lines` for an open binary stream (e.g. stdin); ``name`` is for errors.
+
+    The stream is read at most ``chunk_bytes`` (default :data:`READ_CHUNK_BYTES`) at a time and
+    up to each LF, so a pipe is tagged line by line as it arrives, and memory stays bounded by
+    :data:`MAX_LINE_BYTES` even on a stream without line ends such as ``/dev/zero``.
+    """
+    limit = MAX_LINE_BYTES
+    readline = stream.readline
+    size = chunk_bytes or READ_CHUNK_BYTES
+    number = 0
+    pending: list[bytes] = []  # the current line so far, when it spans reads
+    pending_len = 0
+    after_cr = False  # the last read ended in CR: an LF opening the next one belongs to it
+    while chunk := readline(size):
+        if after_cr:
+            after_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+                if not chunk:
+                    continue
+        if not pending and chunk[-1:] == b"\n":
+            # One whole line per read, the common case: skip the regex unless a CR is inside.
+            end = len(chunk) - (2 if chunk[-2:] == b"\r\n" else 1)
+            if chunk.find(b"\r", 0, end) < 0:
+                number += 1
+                if end > limit:
+                    raise _too_long(name, number, limit)
+                yield number, _decode_line(chunk[:end], number, name)
+                continue
+        start = 0
+        for match in _LINE_END.finditer(chunk):
+            number += 1
+            piece = chunk[start:match.start()]
+            start = match.end()
+            if pending_len + len(piece) > limit:
+                raise _too_long(name, number, limit)
+            if pending:
+                pending.append(piece)
+                piece = b"".join(pending)
+                pending.clear()
+                pending_len = 0
+            yield number, _decode_line(piece, number, name)
+        after_cr = chunk[-1:] == b"\r"
+        if start < len(chunk):
+            pending.append(chunk[start:])
+            pending_len += len(chunk) - start
+            if pending_len > limit:
+                raise _too_long(name, number + 1, limit)
+    if pending:
+        number += 1
+        yield number, _decode_line(b"".join(pending), number, name)
 
 
 def read_corpus(
@@ -414,6 +461,29 @@ def read_word_list(path: str | Path) -> set[str]:
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _decode_line(raw: bytes, number: int, name: str | Path) -> str:
+    if number == 1 and raw.startswith(_BOM):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusFormatError(
+            name, number,
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+            "convert the file to UTF-8, e.g. iconv -f GBK -t UTF-8", kind="encoding",
+        ) from None
+    if "\x00" in text:
+        raise CorpusFormatError(name, number, "contains a NUL byte (binary file?)",
+                                kind="binary")
+    return text
+
+
+def _too_long(name: str | Path, number: int, limit: int) -> CorpusFormatError:
+    size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+    return CorpusFormatError(name, number, f"line {number} is longer than {size} (a binary "
+                             "file, or text without line breaks?)", kind="line_too_long")
 
 
 def _no_sentences(path: str | Path) -> CorpusFormatError:

@@ -200,3 +200,78 @@ def test_read_eval_data_uses_the_kind_not_the_message(monkeypatch: pytest.Monkey
     with pytest.raises(CorpusFormatError) as info:
         evaluate.read_eval_data(tagger, "d.txt")  # type: ignore[arg-type]
     assert str(info.value) == "d.txt:4: some new wording"
+
+
+# --- line ends and line length -----------------------------------------------------------------
+
+
+def test_cr_only_and_mixed_line_ends(tmp_path: Path) -> None:
+    # old Mac files end lines with CR alone; a CR LF pair is one line end, LF CR is two
+    path = write_bytes(tmp_path, "我们 在\r北京\r\r工作 了\n好\r\n\n的\n\r再见".encode())
+    assert list(iter_lines(path)) == [(1, "我们 在"), (2, "北京"), (3, ""), (4, "工作 了"),
+                                      (5, "好"), (6, ""), (7, "的"), (8, ""), (9, "再见")]
+    sents = read_segmented(path)
+    assert [("".join(s.chars), s.line) for s in sents] == [
+        ("我们在", 1), ("北京", 2), ("工作了", 4), ("好", 5), ("的", 7), ("再见", 9)]
+    conll = write_bytes(tmp_path, b"a B-PER\rb E-PER\r\rc S-LOC\r", "c.bmes")
+    assert [(s.chars, s.line) for s in read_conll(conll)] == [(["a", "b"], 1), (["c"], 4)]
+
+
+def test_cr_lf_split_across_read_chunks() -> None:
+    import io
+
+    from bmes_tagger import corpus
+
+    # a CR at the end of one read and its LF at the start of the next are still one line end
+    for size in range(1, 12):
+        data = b"ab\r\ncd\r\ref\r\n"
+        stream = io.BufferedReader(io.BytesIO(data), buffer_size=max(size, 1))
+        got = list(corpus.iter_stream_lines(stream, "x", chunk_bytes=size))
+        assert got == [(1, "ab"), (2, "cd"), (3, ""), (4, "ef")], size
+
+
+def test_line_length_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from bmes_tagger import corpus
+
+    monkeypatch.setattr(corpus, "MAX_LINE_BYTES", 64)
+    ok = b"x" * 64
+    assert list(corpus.iter_stream_lines(io.BytesIO(ok + b"\n" + ok), "s")) == [
+        (1, "x" * 64), (2, "x" * 64)]
+    for sep in (b"\n", b"\r", b"\r\n"):
+        with pytest.raises(CorpusFormatError) as info:
+            list(corpus.iter_stream_lines(io.BytesIO(ok + sep + ok + b"y" + sep), "s"))
+        assert info.value.kind == "line_too_long" and info.value.line == 2
+        assert "line 2 is longer than" in str(info.value)
+
+    class Endless(io.RawIOBase):
+        """An endless stream without line ends that counts what was read from it."""
+
+        def __init__(self) -> None:
+            self.read_bytes = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+            buffer[:] = b"a" * len(buffer)
+            self.read_bytes += len(buffer)
+            return len(buffer)
+
+    raw = Endless()
+    with pytest.raises(CorpusFormatError, match="line 1 is longer than"):
+        list(corpus.iter_stream_lines(io.BufferedReader(raw), "endless"))
+    assert raw.read_bytes < 64 + 2 * corpus.READ_CHUNK_BYTES + io.DEFAULT_BUFFER_SIZE
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_dev_zero_is_refused_not_read_forever() -> None:
+    from bmes_tagger.corpus import MAX_LINE_BYTES
+
+    with pytest.raises(CorpusFormatError) as info:
+        list(iter_lines("/dev/zero"))
+    assert info.value.kind == "line_too_long" and info.value.line == 1
+    assert f"longer than {MAX_LINE_BYTES >> 20} MiB" in str(info.value)
+    with pytest.raises(CorpusFormatError, match="/dev/zero:1: line 1 is longer than"):
+        read_corpus("/dev/zero", "segmented", "cws")

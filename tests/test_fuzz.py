@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tempfile
 import typing
 from collections import Counter
@@ -239,8 +240,10 @@ def ref_conll(lines: list[list[str] | None], task: str, scheme: str, repair: boo
 
 
 def ref_iter_lines(data: bytes) -> list[tuple[int, str]] | int:
-    """Lines as a UTF-8 file reader should yield them, or the number of the first bad line."""
-    pieces = data.split(b"\n")
+    """Lines as a UTF-8 file reader should yield them, or the number of the first bad line.
+
+    LF, CR LF and a lone CR each end a line."""
+    pieces = re.split(b"\r\n|\r|\n", data)
     raw_lines = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     out = []
     for number, raw in enumerate(raw_lines, start=1):
