@@ -45,6 +45,7 @@ MAX_LINE_BYTES = 16 << 20
 #: Bytes asked of the stream per read; a longer line is assembled from several reads.
 READ_CHUNK_BYTES = 1 << 20
 _LINE_END = re.compile(rb"\r\n?|\n")
+_LINE_END_TEXT = re.compile("\r\n?|\n")
 _BOM = b"\xef\xbb\xbf"
 
 # The paragraph id that opens every line of People's Daily RMRB.txt.
@@ -84,55 +85,50 @@ def iter_stream_lines(
 ) -> Iterator[tuple[int, str]]:
     """Like :func:`iter_lines` for an open binary stream (e.g. stdin); ``name`` is for errors.
 
-    The stream is read at most ``chunk_bytes`` (default :data:`READ_CHUNK_BYTES`) at a time and
-    up to each LF, so a pipe is tagged line by line as it arrives, and memory stays bounded by
-    :data:`MAX_LINE_BYTES` even on a stream without line ends such as ``/dev/zero``.
+    The stream is read in blocks of at most ``chunk_bytes`` (default :data:`READ_CHUNK_BYTES`),
+    each as soon as it is available (``read1``), so a pipe is tagged as it arrives, and memory
+    stays bounded by :data:`MAX_LINE_BYTES` even on a stream without line ends (``/dev/zero``).
     """
     limit = MAX_LINE_BYTES
-    readline = stream.readline
     size = chunk_bytes or READ_CHUNK_BYTES
+    read = getattr(stream, "read1", stream.read)
     number = 0
-    pending: list[bytes] = []  # the current line so far, when it spans reads
+    pending: list[bytes] = []  # the start of a line that continues in the next block
     pending_len = 0
-    after_cr = False  # the last read ended in CR: an LF opening the next one belongs to it
-    while chunk := readline(size):
-        if after_cr:
-            after_cr = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-                if not chunk:
-                    continue
-        if not pending and chunk[-1:] == b"\n":
-            # One whole line per read, the common case: skip the regex unless a CR is inside.
-            end = len(chunk) - (2 if chunk[-2:] == b"\r\n" else 1)
-            if chunk.find(b"\r", 0, end) < 0:
-                number += 1
-                if end > limit:
-                    raise _too_long(name, number, limit)
-                yield number, _decode_line(chunk[:end], number, name)
+    after_cr = False  # the last block ended in CR: an LF opening the next one belongs to it
+    while block := read(size):
+        if after_cr and block[:1] == b"\n":
+            block = block[1:]
+            if not block:
                 continue
-        start = 0
-        for match in _LINE_END.finditer(chunk):
-            number += 1
-            piece = chunk[start:match.start()]
-            start = match.end()
-            if pending_len + len(piece) > limit:
-                raise _too_long(name, number, limit)
-            if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending.clear()
-                pending_len = 0
-            yield number, _decode_line(piece, number, name)
-        after_cr = chunk[-1:] == b"\r"
-        if start < len(chunk):
-            pending.append(chunk[start:])
-            pending_len += len(chunk) - start
+        after_cr = False
+        cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1  # just past the last line end
+        if not cut:
+            pending.append(block)
+            pending_len += len(block)
             if pending_len > limit:
                 raise _too_long(name, number + 1, limit)
+            continue
+        head = block[:cut]
+        if pending:
+            head = b"".join(pending) + head
+        rest = block[cut:]
+        pending = [rest] if rest else []
+        pending_len = len(rest)
+        after_cr = not rest and head[-1:] == b"\r"
+        body = head[:-2] if head[-2:] == b"\r\n" else head[:-1]
+        lines, error = _split_block(body, number, name, limit)
+        yield from enumerate(lines, number + 1)
+        if error is not None:
+            raise error
+        number += len(lines)
+        if pending_len > limit:
+            raise _too_long(name, number + 1, limit)
     if pending:
-        number += 1
-        yield number, _decode_line(b"".join(pending), number, name)
+        lines, error = _split_block(b"".join(pending), number, name, limit)
+        if error is not None:
+            raise error
+        yield number + 1, lines[0]
 
 
 def read_corpus(
@@ -463,21 +459,36 @@ def read_word_list(path: str | Path) -> set[str]:
 # --- internals ---------------------------------------------------------------------------------
 
 
-def _decode_line(raw: bytes, number: int, name: str | Path) -> str:
-    if number == 1 and raw.startswith(_BOM):
-        raw = raw[3:]
+def _split_block(data: bytes, before: int, name: str | Path, limit: int
+                 ) -> tuple[list[str], CorpusFormatError | None]:
+    """The lines of ``data`` (whole lines, the last one's line end removed), decoded, after
+    ``before`` earlier lines of the stream. A faulty line ends the list and comes back as the
+    error to raise once the lines before it are out (a block is checked as a whole, and line
+    by line only to find the fault)."""
+    if not before and data.startswith(_BOM):
+        data = data[3:]
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusFormatError(
-            name, number,
-            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-            "convert the file to UTF-8, e.g. iconv -f GBK -t UTF-8", kind="encoding",
-        ) from None
-    if "\x00" in text:
-        raise CorpusFormatError(name, number, "contains a NUL byte (binary file?)",
-                                kind="binary")
-    return text
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text and len(data) <= limit:
+        return (text.split("\n") if "\r" not in text else _LINE_END_TEXT.split(text)), None
+    lines = []
+    for number, raw in enumerate(_LINE_END.split(data), before + 1):
+        if len(raw) > limit:
+            return lines, _too_long(name, number, limit)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return lines, CorpusFormatError(
+                name, number,
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "convert the file to UTF-8, e.g. iconv -f GBK -t UTF-8", kind="encoding")
+        if "\x00" in line:
+            return lines, CorpusFormatError(name, number, "contains a NUL byte (binary file?)",
+                                            kind="binary")
+        lines.append(line)
+    return lines, None
 
 
 def _too_long(name: str | Path, number: int, limit: int) -> CorpusFormatError:

@@ -275,3 +275,33 @@ def test_dev_zero_is_refused_not_read_forever() -> None:
     assert f"longer than {MAX_LINE_BYTES >> 20} MiB" in str(info.value)
     with pytest.raises(CorpusFormatError, match="/dev/zero:1: line 1 is longer than"):
         read_corpus("/dev/zero", "segmented", "cws")
+
+
+def test_lines_before_a_bad_line_are_yielded_first(tmp_path: Path) -> None:
+    # predict streams: what precedes a broken line is still tagged before the error
+    path = write_bytes(tmp_path, b"ok\r\nfine\n\xff\nlater\n")
+    got = []
+    with pytest.raises(CorpusFormatError) as info:
+        for item in iter_lines(path):
+            got.append(item)
+    assert got == [(1, "ok"), (2, "fine")] and info.value.line == 3
+
+
+def test_a_pipe_is_read_line_by_line_as_it_arrives() -> None:
+    import os
+    import threading
+
+    from bmes_tagger.corpus import iter_stream_lines
+
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader:
+        lines = iter_stream_lines(reader, "<pipe>")
+        os.write(write_fd, "第一行\r\n".encode())
+        got: list[tuple[int, str]] = []
+        thread = threading.Thread(target=lambda: got.append(next(lines)), daemon=True)
+        thread.start()
+        thread.join(timeout=10)  # the writer is still open: no EOF, no full block
+        assert got == [(1, "第一行")]
+        os.write(write_fd, b"\nsecond")  # the LF after CR LF: an empty line
+        os.close(write_fd)
+        assert list(lines) == [(2, ""), (3, "second")]
