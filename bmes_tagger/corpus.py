@@ -47,6 +47,8 @@ READ_CHUNK_BYTES = 1 << 20
 _LINE_END = re.compile(rb"\r\n?|\n")
 _LINE_END_TEXT = re.compile("\r\n?|\n")
 _BOM = b"\xef\xbb\xbf"
+# Perl's \s on the scorer's byte strings: ASCII whitespace only, not U+3000 or U+00A0.
+_PERL_SPACE = " \t\n\x0b\f\r"
 
 # The paragraph id that opens every line of People's Daily RMRB.txt.
 RMRB_ID = re.compile(r"\d{8}-\d{2}-\d{3}-\d{3}/m")
@@ -447,7 +449,43 @@ def untyped(sentences: Iterable[Sentence]) -> list[Sentence]:
 
 
 def read_word_list(path: str | Path) -> set[str]:
-    """Read a word list (one word per line; the first field of each line) for OOV metrics."""
+    """Read a training word list for OOV figures exactly as the SIGHAN 2005 scorer reads it.
+
+    The scorer (``icwb2-data/scripts/score``) keys each whole line, minus leading and trailing
+    ASCII whitespace, so a line ``中国 12`` is the word ``中国 12`` (never a gold word), and
+    U+3000 or a no-break space inside or around a word is part of it. Its quirks are kept, so
+    that our OOV rates are the scorer's: it ``chop``s every line, so a last line without a line
+    end loses its last character (and a non-ASCII one leaves a key that matches nothing: the
+    word is dropped); a UTF-8 BOM stays on the first word. Unlike the scorer, a lone CR ends a
+    line (the scorer reads a CR-only file as one word: convert it before running the scorer),
+    and a file that is not UTF-8 is refused. Empty lines add nothing (the scorer never looks
+    up an empty word).
+
+    Use :func:`read_dictionary` for user dictionaries (``word freq pos`` lines).
+    """
+    lines: list[str | None] = [text for _, text in iter_lines(path)]
+    if not lines:
+        return set()
+    with Path(path).open("rb") as f:
+        bom = f.read(3) == _BOM
+        ends_line = _ends_with_line_end(f)
+    if bom:
+        lines[0] = "\ufeff" + (lines[0] or "")  # BOM is not whitespace to Perl: it stays
+    last = lines[-1] or ""
+    if not ends_line:
+        # chop removes the last byte: an ASCII character, or part of a multibyte one, which
+        # leaves a key that no UTF-8 word equals
+        lines[-1] = last[:-1] if last[-1:].isascii() else None
+    words = {text.strip(_PERL_SPACE) for text in lines if text is not None}
+    words.discard("")
+    return words
+
+
+def read_dictionary(path: str | Path) -> set[str]:
+    """Read a user dictionary: the first whitespace-separated field of each line is a word.
+
+    Further fields (jieba's ``word freq pos``) are ignored, as are empty lines.
+    """
     words = set()
     for _, text in iter_lines(path):
         fields = text.split()
@@ -495,6 +533,14 @@ def _too_long(name: str | Path, number: int, limit: int) -> CorpusFormatError:
     size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
     return CorpusFormatError(name, number, f"line {number} is longer than {size} (a binary "
                              "file, or text without line breaks?)", kind="line_too_long")
+
+
+def _ends_with_line_end(f: IO[bytes]) -> bool:
+    try:
+        f.seek(-1, 2)
+    except OSError:  # not seekable (a pipe): nothing to chop can be known, assume a line end
+        return True
+    return f.read(1) in (b"\n", b"\r")
 
 
 def _no_sentences(path: str | Path) -> CorpusFormatError:

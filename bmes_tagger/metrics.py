@@ -8,9 +8,10 @@ files and reads ``diff -y`` of them. Every gold word on a changed line (marker `
 is missed, every system word on a changed line (``|`` or ``>``) is wrong; all other words are
 correct. RECALL = (gold words - missed) / gold words, PRECISION = (system words - wrong) /
 system words, F = 2PR / (P + R), all summed over lines (micro). A gold word is out of
-vocabulary (OOV) when it is not in the training word list; OOV Rate = OOV gold words / gold
-words, OOV Recall = 1 - missed OOV / OOV gold words, IV Recall likewise for the other gold words
-("--" when there are none; we return None).
+vocabulary (OOV) when it is not in the training word list (whose whole lines are its words:
+:func:`bmes_tagger.corpus.read_word_list` reads a list file the same way); OOV Rate = OOV gold
+words / gold words, OOV Recall = 1 - missed OOV / OOV gold words, IV Recall likewise for the
+other gold words ("--" when there are none; we return None).
 
 So a word is correct when diff leaves it unchanged, which is not simply "same word at the same
 character offset": diff aligns word sequences, so a word can be matched at a shifted offset

@@ -391,9 +391,9 @@ class UserDict:
     @classmethod
     def load(cls, path: str | Path) -> UserDict:
         """One word per line (further fields, e.g. jieba's frequency and POS, are ignored)."""
-        from .corpus import read_word_list
+        from .corpus import read_dictionary
 
-        return cls(read_word_list(path))
+        return cls(read_dictionary(path))
 
     def matches(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
         """Non-overlapping ``(start, end)`` spans of dictionary words, longest match first."""

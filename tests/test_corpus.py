@@ -305,3 +305,40 @@ def test_a_pipe_is_read_line_by_line_as_it_arrives() -> None:
         os.write(write_fd, b"\nsecond")  # the LF after CR LF: an empty line
         os.close(write_fd)
         assert list(lines) == [(2, ""), (3, "second")]
+
+
+# --- word lists (as the SIGHAN scorer reads them) and user dictionaries -------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("中国\n北京\n".encode(), {"中国", "北京"}),
+        # the whole line is the key: a frequency column makes a word no gold word equals
+        ("中国 12\n北京\n".encode(), {"中国 12", "北京"}),
+        # only ASCII whitespace is stripped; U+3000 and NBSP belong to the word
+        (" \t上海 \r\n\u3000天津\n南\u00a0京\n\n".encode(), {"上海", "\u3000天津", "南\u00a0京"}),
+        # chop: a last line without line end loses its last character
+        ("中国\nab".encode(), {"中国", "a"}),
+        ("中国\n北京".encode(), {"中国"}),
+        ("中国\n北京 ".encode(), {"中国", "北京"}),
+        ("中国\r\n北京\r".encode(), {"中国", "北京"}),
+        # a BOM is no whitespace to Perl: the first word keeps it
+        ("\ufeff中国\n北京\n".encode(), {"\ufeff中国", "北京"}),
+        (b"", set()),
+    ],
+)
+def test_read_word_list_like_the_sighan_scorer(tmp_path: Path, data: bytes, words: set[str]
+                                               ) -> None:
+    from bmes_tagger.corpus import read_word_list
+
+    assert read_word_list(write_bytes(tmp_path, data)) == words
+
+
+def test_read_dictionary_takes_the_first_field(tmp_path: Path) -> None:
+    from bmes_tagger.corpus import read_dictionary
+    from bmes_tagger.predict import UserDict
+
+    path = write_bytes(tmp_path, "北京大学 3 nt\n\n  云计算\t5\r创新办 n\n".encode())
+    assert read_dictionary(path) == {"北京大学", "云计算", "创新办"}
+    assert UserDict.load(path).words == {"北京大学", "云计算", "创新办"}

@@ -23,7 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmes_tagger.config import SECTIONS, Config, config_from_dict, load_config
-from bmes_tagger.corpus import iter_lines, read_conll, read_segmented, read_word_list
+from bmes_tagger.corpus import (
+    iter_lines,
+    read_conll,
+    read_dictionary,
+    read_segmented,
+    read_word_list,
+)
 from bmes_tagger.errors import BmesTaggerError, ConfigError, CorpusFormatError
 from bmes_tagger.tags import tags_to_spans
 
@@ -288,6 +294,7 @@ def test_readers_random_bytes(data: bytes, task: str, scheme: str, repair: bool)
     EXAMPLES["readers_random_bytes"] += 1
     with written(data) as path:
         for read in (lambda: read_segmented(path), lambda: read_word_list(path),
+                     lambda: read_dictionary(path),
                      lambda: read_conll(path, task, scheme, repair)):
             try:
                 result = read()
@@ -342,11 +349,47 @@ def test_read_conll_structured(task: str, scheme: str, data: st.DataObject, repa
 
 @FUZZ
 @given(file=segmented_files())
-def test_read_word_list_structured(file: tuple[list[list[str]], bytes]) -> None:
-    EXAMPLES["read_word_list"] += 1
+def test_read_dictionary_structured(file: tuple[list[list[str]], bytes]) -> None:
+    EXAMPLES["read_dictionary"] += 1
     lines, data = file
     with written(data) as path:
-        assert read_word_list(path) == {ws[0] for ws in lines if ws}
+        assert read_dictionary(path) == {ws[0] for ws in lines if ws}
+
+
+def scorer_word_keys(data: bytes) -> set[str]:
+    """The keys of the SIGHAN scorer's %dict for a word-list file (its loop ported literally:
+    records end at LF; chop; strip Perl's byte-string \\s), as the UTF-8 words they can match."""
+    pieces = data.split(b"\n")
+    records = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    keys = set()
+    for record in records:
+        key = record[:-1].strip(b" \t\n\r\f\x0b")
+        try:
+            keys.add(key.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue  # a multibyte character cut by chop: equal to no word
+    keys.discard("")  # never looked up: the scorer's diff-line regex needs a non-space word
+    return keys
+
+
+word_list_fields = st.lists(st.sampled_from(["中国", "北京", "a", "ab1", "12", "n", "é",
+                                             "😀", "\u3000", "\xa0", " ", "\t", "\x0b",
+                                             "\f", "\r"]), max_size=5).map("".join)
+
+
+@FUZZ
+@given(lines=st.lists(word_list_fields, max_size=8), crlf=st.booleans(),
+       final=st.booleans(), bom=st.booleans())
+def test_read_word_list_reads_like_the_scorer(lines: list[str], crlf: bool, final: bool,
+                                               bom: bool) -> None:
+    """LF or CR LF files (a lone CR is a line end for us, not for the scorer)."""
+    EXAMPLES["read_word_list"] += 1
+    lines = [line.replace("\r", "") for line in lines]
+    end = "\r\n" if crlf else "\n"
+    text = end.join(lines) + (end if final and lines else "")
+    data = (BOM if bom else b"") + text.encode("utf-8")
+    with written(data) as path:
+        assert read_word_list(path) == scorer_word_keys(data)
 
 
 # --- config --------------------------------------------------------------------------------------

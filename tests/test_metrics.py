@@ -416,3 +416,35 @@ def test_ner_counts_equal_lenient_span_sets(data: st.DataObject) -> None:
     assert s.gold_entities == sum(map(len, gold_spans))
     assert s.pred_entities == sum(map(len, pred_spans))
     assert s.correct_entities == sum(len(g & p) for g, p in zip(gold_spans, pred_spans))
+
+
+@pytest.mark.skipif(
+    not SIGHAN_SCORE or not Path(SIGHAN_SCORE).is_file() or shutil.which("perl") is None,
+    reason="set SIGHAN_SCORE to a copy of icwb2-data/scripts/score (and have perl) to compare "
+           "with the official scorer",
+)
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_word_list_file_reads_like_the_perl_scorer(tmp_path: Path, final_newline: bool) -> None:
+    from bmes_tagger.corpus import read_word_list
+
+    # frequency columns, U+3000, NBSP, tabs, CR LF, blank lines, a BOM, maybe no final newline
+    lines = ["\ufeff我们", "中国 12", "北京\t3 ns", "\u3000人民", "日\u00a0报", "  喜欢  ", "",
+             "今天\r", "a", "下午"]
+    words = tmp_path / "words.utf8"
+    words.write_bytes(("\n".join(lines) + ("\n" if final_newline else "")).encode("utf-8"))
+    gold = [["我们", "中国", "北京", "人民", "日\u00a0报", "喜欢", "今天", "a", "下午"],
+            ["下午", "我们", "今天", "喜", "欢"]]
+    pred = [["我们", "中", "国", "北京", "人民", "日\u00a0报", "喜欢", "今天", "a", "下午"],
+            ["下午", "我们今天", "喜欢"]]
+    files = {}
+    for name, sentences in (("gold", gold), ("pred", pred)):
+        files[name] = tmp_path / f"{name}.utf8"
+        files[name].write_text("".join("  ".join(ws) + "\n" for ws in sentences), "utf-8")
+    out = subprocess.run(["perl", SIGHAN_SCORE, str(words), str(files["gold"]),
+                          str(files["pred"])], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
+    summary = dict(re.findall(r"^=== ([A-Za-z ]+):\t(\S+)$", out, re.M))
+    s = cws_scores(gold, pred, read_word_list(words))
+    assert summary["OOV Rate"] == f"{s.oov_rate:.3f}"
+    assert summary["OOV Recall Rate"] == f"{s.oov_recall:.3f}"
+    assert summary["IV Recall Rate"] == f"{s.iv_recall:.3f}"
