@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import IO
 
 from .errors import CorpusFormatError, TagSequenceError
-from .tags import get_scheme, repair_to_bmes, spans_to_tags, split_tag, to_bmes, words_to_tags
+from .tags import (
+    get_scheme,
+    label_problem,
+    repair_to_bmes,
+    spans_to_tags,
+    split_tag,
+    to_bmes,
+    words_to_tags,
+)
 
 FORMATS = ("segmented", "conll", "jsonl", "conllu", "pos")
 TASKS = ("cws", "ner", "pos")
@@ -368,6 +376,9 @@ def read_conllu(path: str | Path, tags: str = "upos") -> list[Sentence]:
             if any(c.isspace() for c in label):
                 raise CorpusFormatError(path, number, f"{tags.upper()} {label!r} contains "
                                         "whitespace", kind="bad_label")
+            if problem := label_problem(label):
+                raise CorpusFormatError(path, number, f"{tags.upper()}: {problem}",
+                                        kind="bad_label")
             labels.append(label)
         if not words:
             first = number
@@ -425,6 +436,9 @@ def read_pos_text(path: str | Path) -> list[Sentence]:
             if not word or not label:
                 raise CorpusFormatError(path, number, f"token {token!r}: empty "
                                         f"{'word' if not word else 'POS tag'}")
+            if problem := label_problem(label):
+                raise CorpusFormatError(path, number, f"token {token!r}: POS {problem}",
+                                        kind="bad_label")
             words.append(word)
             labels.append(label)
         if open_bracket:
@@ -574,6 +588,8 @@ def _check_tag(path: str | Path, number: int, tag: str, task: str, scheme: str,
         raise CorpusFormatError(path, number, f"tag {tag!r} is not a joint segmentation+POS "
                                 "tag (expected e.g. B-NOUN, and no O; is data.task cws or ner?)",
                                 kind="wrong_task")
+    if label and (problem := label_problem(label)):
+        raise CorpusFormatError(path, number, f"tag {tag!r}: {problem}", kind="bad_label")
 
 
 def _finish_conll(
@@ -614,6 +630,8 @@ def _json_spans(path: str | Path, number: int, text: str, label: object
         if not etype or any(c.isspace() for c in etype):
             raise CorpusFormatError(path, number, f"entity type {etype!r} is empty or contains "
                                     "whitespace", kind="bad_label")
+        if problem := label_problem(etype):
+            raise CorpusFormatError(path, number, f"entity {problem}", kind="bad_label")
         if not isinstance(mentions, dict):
             raise CorpusFormatError(path, number, f"label {etype!r} must map mentions to offset "
                                     "lists")

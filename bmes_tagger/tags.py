@@ -419,8 +419,8 @@ def label_problem(label: str) -> str | None:
         (True, True)
     """
     if label.startswith("-") or label.endswith("-"):
-        return (f"entity type {label!r} begins or ends with '-' (scorers that strip hyphens "
-                f"would merge it with {label.strip('-') or '_'!r})")
+        return (f"type name {label!r} begins or ends with '-' (scorers that strip hyphens, "
+                f"like seqeval, would merge it with {label.strip('-') or '_'!r})")
     return None
 
 

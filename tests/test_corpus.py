@@ -342,3 +342,34 @@ def test_read_dictionary_takes_the_first_field(tmp_path: Path) -> None:
     path = write_bytes(tmp_path, "北京大学 3 nt\n\n  云计算\t5\r创新办 n\n".encode())
     assert read_dictionary(path) == {"北京大学", "云计算", "创新办"}
     assert UserDict.load(path).words == {"北京大学", "云计算", "创新办"}
+
+
+# --- type names the scorers could merge ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "task", "data", "line"),
+    [
+        ("conll", "ner", "a O\nb S-PER-\n", 2),
+        ("conll", "ner", "a B--PER\nb E--PER\n", 1),
+        ("conll", "ner", "a S--\n", 1),
+        ("conll", "pos", "a S-n\n\nb B-v-\nc E-v-\n", 3),
+        ("jsonl", "ner", '{"text": "ab", "label": {}}\n'
+                         '{"text": "ab", "label": {"PER-": {"a": [[0, 0]]}}}\n', 2),
+        ("conllu", "pos", "1\t北京\t_\t-PROPN\t_\t_\t_\t_\t_\t_\n", 1),
+        ("pos", "pos", "北京/ns  的/u-\n", 1),
+    ],
+)
+def test_type_names_edged_with_hyphens_are_refused(tmp_path: Path, fmt: str, task: str,
+                                                   data: str, line: int) -> None:
+    # seqeval strips them (PER- scores as PER); conll keeps the rest of the tag as the type
+    path = write_bytes(tmp_path, data.encode())
+    with pytest.raises(CorpusFormatError) as info:
+        read_corpus(path, fmt, task)
+    assert info.value.kind == "bad_label" and info.value.line == line
+    assert str(info.value).startswith(f"{path}:{line}: ") and "'-'" in info.value.reason
+
+
+def test_hyphens_inside_type_names_are_fine(tmp_path: Path) -> None:
+    (sent,) = read_conll(write_bytes(tmp_path, b"a B-ORG-x\nb E-ORG-x\nc S-X--Y\n"), "ner")
+    assert sent.tags == ["B-ORG-x", "E-ORG-x", "S-X--Y"]

@@ -170,7 +170,8 @@ def tag_ok(tag: str, task: str, scheme: str) -> bool:
         return False
     if prefix == "O":
         return not label and task == "ner"
-    return bool(label) == (task == "ner")
+    # a type name edged with '-' (PER-, -PER) is refused: seqeval would merge it with PER
+    return bool(label) == (task == "ner") and label.strip("-") == label
 
 
 def ref_spans(seq: list[str], scheme: str) -> tuple[list[tuple[str, int, int]] | None, int]:
