@@ -5,11 +5,12 @@ ZWJ), ``é`` may be ``e`` plus a combining accent, 🇨🇳 is two regional indi
 plus a variation selector. Cut into code points, a segmenter can split them into separate
 words. :func:`split_graphemes` keeps each together, following UAX #29 in a simplified form (no
 ``regex`` module needed): a base character takes every following combining mark (Mn, Me, Mc),
-variation selector, emoji modifier (U+1F3FB..U+1F3FF) and tag character (U+E0020..U+E007F);
-a ZWJ takes the pictograph after it when the cluster started with one (emoji ZWJ sequences);
-regional indicators pair up. Not covered: Hangul jamo sequences, prepended concatenation
-marks, Indic conjuncts (Unicode 15.1's GB9c). Whitespace is never part of a character and
-never joins: a combining mark after a space starts a character of its own.
+variation selector, emoji modifier (U+1F3FB..U+1F3FF), tag character (U+E0020..U+E007F),
+ZWNJ and half-width katakana sound mark (U+FF9E, U+FF9F); a ZWJ takes the pictograph after it
+when the cluster started with one (emoji ZWJ sequences); regional indicators pair up; control
+characters take nothing. Not covered: Hangul jamo sequences, prepended concatenation marks,
+Indic conjuncts (Unicode 15.1's GB9c). Whitespace is never part of a character and never
+joins: a combining mark after a space starts a character of its own.
 
 Nearly all Chinese text has none of the joining code points and takes a fast path.
 """
@@ -22,6 +23,11 @@ from collections.abc import Sequence
 from functools import cache
 
 ZWJ = "\u200d"
+# Grapheme_Extend beyond the marks: ZWNJ, and the half-width katakana (semi-)voiced sound marks.
+_OTHER_EXTEND = "\u200c\uff9e\uff9f"
+# Format characters that are not Control to UAX #29 (they extend, or prepend).
+_NOT_CONTROL = frozenset("\u200c\u200d\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f"
+                         "\u0890\u0891\u08e2\U000110bd\U000110cd")
 _REGIONAL = ("\U0001f1e6", "\U0001f1ff")
 _MODIFIERS = ("\U0001f3fb", "\U0001f3ff")
 _TAGS = ("\U000e0020", "\U000e007f")
@@ -78,6 +84,10 @@ def _clusters(text: str) -> tuple[list[str], list[int]]:
         if _REGIONAL[0] <= base <= _REGIONAL[1] and i < n and \
                 _REGIONAL[0] <= text[i] <= _REGIONAL[1]:
             i += 1  # a flag: regional indicators pair up, so a third one starts anew
+        if _control(base):
+            tokens.append(base)
+            offsets.append(start)
+            continue
         pictographic = _pictographic(base)
         while True:
             i = extends.match(text, i).end()
@@ -86,9 +96,19 @@ def _clusters(text: str) -> tuple[list[str], list[int]]:
             i += 1  # a ZWJ extends like a mark, and (GB11) joins pictograph to pictograph
             if pictographic and i < n and _pictographic(text[i]):
                 i += 1
+            else:
+                pictographic = False  # GB11 wants pictograph, marks, ZWJ, pictograph: no more
         tokens.append(text[start:i])
         offsets.append(start)
     return tokens, offsets
+
+
+def _control(char: str) -> bool:
+    """GB4/GB5: nothing attaches to a control or format character (NUL, DEL, U+200B, BOM)."""
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return char not in _NOT_CONTROL and not _TAGS[0] <= char <= _TAGS[1]
+    return category in ("Cc", "Zl", "Zp")
 
 
 def _pictographic(char: str) -> bool:
@@ -118,7 +138,7 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
         if start is not None:
             ranges.append((start, plane[-1]))
     extend = "".join(f"{chr(a)}-{chr(b)}" if a != b else chr(a) for a, b in ranges)
-    extend += f"{_MODIFIERS[0]}-{_MODIFIERS[1]}{_TAGS[0]}-{_TAGS[1]}"
+    extend += f"{_MODIFIERS[0]}-{_MODIFIERS[1]}{_TAGS[0]}-{_TAGS[1]}{_OTHER_EXTEND}"
     joining = f"{extend}{ZWJ}{_REGIONAL[0]}-{_REGIONAL[1]}"
     return (re.compile(f"[\\s{joining}]"), re.compile(f"[{joining}]"),
             re.compile(f"[{extend}]*"))

@@ -17,7 +17,8 @@ SETTINGS = settings(max_examples=300, deadline=None)
 PIECES = ["中", "国", "a", "1", " ", "\t", "\u3000", "\u00a0", "\r\n", "\n", "\u0301", "\u0308",
           "\u20dd", "\u0903", "\ufe0f", "\ufe0e", "\U000e0100", "\U0001f3fd", "\u200d", "😀",
           "👨", "👩", "❤", "🔥", "🏳", "🌈", "\U0001f1e8", "\U0001f1f3", "\U000e0067",
-          "\U000e007f", "🏴", "é", "𠀀"]
+          "\U000e007f", "🏴", "é", "𠀀", "\x7f", "\x00", "\u200b", "\ufeff", "\u00ad",
+          "\u200c", "ｶ", "\uff9e", "\u2028"]
 texts = st.lists(st.sampled_from(PIECES), max_size=20).map("".join)
 
 
@@ -94,6 +95,8 @@ def test_agrees_with_full_uax29_on_these_pieces(text: str) -> None:
         ("\u0301中 \u0301", ["\u0301", "中", "\u0301"]),  # a mark with nothing to attach to
         ("葛\U000e0100亮", ["葛\U000e0100", "亮"]),  # ideographic variation selector
         ("a\r\nb", ["a", "b"]),
+        ("\x7f\u0301", ["\x7f", "\u0301"]),  # a control takes no mark
+        ("ｶ\uff9eｷ", ["ｶ\uff9e", "ｷ"]),  # half-width katakana with its voiced sound mark
     ],
 )
 def test_hand_picked_sequences(text: str, tokens: list[str]) -> None:
