@@ -53,10 +53,10 @@ def split_graphemes(text: str) -> tuple[list[str], Sequence[int]]:
         >>> [len(t) for t in tokens], offsets
         ([1, 1, 1, 2, 2], [0, 1, 2, 3, 6])
     """
-    plain, joining, _ = _patterns()
-    if plain.search(text) is None:
+    plain, joining, _, astral = _patterns()
+    if not _found(plain, text, astral):
         return list(text), range(len(text))
-    if joining.search(text) is None:
+    if not _found(joining, text, astral):
         positions = [i for i, c in enumerate(text) if not c.isspace()]
         return [text[i] for i in positions], positions
     return _clusters(text)
@@ -66,7 +66,21 @@ def has_joiners(text: str) -> bool:
     """Whether some character of ``text`` is more than one code point (a combining mark,
     variation selector, emoji modifier, tag character, ZWJ or regional indicator occurs), so
     that ``list(text)`` would cut it; readers keep their per-code-point path when it is not."""
-    return _patterns()[1].search(text) is not None
+    _, joining, _, astral = _patterns()
+    return _found(joining, text, astral)
+
+
+def _found(pattern: re.Pattern[str], text: str, astral: frozenset[str]) -> bool:
+    """Whether ``pattern`` (BMP code points, plus every astral one) finds a BMP code point or
+    one of ``astral`` in ``text``. A class with astral ranges is tested range by range for
+    every character; BMP classes are a bitmap (30x faster on Chinese text)."""
+    found = pattern.search(text)
+    while found is not None:
+        char = found.group()
+        if char <= "\uffff" or char in astral:
+            return True
+        found = pattern.search(text, found.end())
+    return False
 
 
 def _clusters(text: str) -> tuple[list[str], list[int]]:
@@ -90,7 +104,10 @@ def _clusters(text: str) -> tuple[list[str], list[int]]:
             continue
         pictographic = _pictographic(base)
         while True:
-            i = extends.match(text, i).end()
+            end = extends.match(text, i).end()
+            if pictographic and any(unicodedata.category(c) == "Mc" for c in text[i:end]):
+                pictographic = False  # a spacing mark is no Extend: GB11 no longer applies
+            i = end
             if i == n or text[i] != ZWJ:
                 break
             i += 1  # a ZWJ extends like a mark, and (GB11) joins pictograph to pictograph
@@ -121,9 +138,11 @@ def _pictographic(char: str) -> bool:
 
 
 @cache
-def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """``(plain, joining, extends)``: a whitespace-or-joining code point; a joining one; a run of
-    code points that extend the character before them. Built on first use (about 50 ms)."""
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], frozenset[str]]:
+    """``(plain, joining, extends, astral)``: a whitespace or joining code point and a joining
+    one (both as BMP classes that also match every astral code point, see :func:`_found`); a
+    run of code points that extend the character before them; the astral joining code points.
+    Built on first use (about 30 ms)."""
     ranges = []
     # Combining marks are in planes 0, 1 and 14 only (plane 2 and 3 are CJK ideographs).
     for plane in (range(0, 0x20000), range(0xE0000, 0xE1000)):
@@ -137,8 +156,17 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
                 start = None
         if start is not None:
             ranges.append((start, plane[-1]))
-    extend = "".join(f"{chr(a)}-{chr(b)}" if a != b else chr(a) for a, b in ranges)
-    extend += f"{_MODIFIERS[0]}-{_MODIFIERS[1]}{_TAGS[0]}-{_TAGS[1]}{_OTHER_EXTEND}"
-    joining = f"{extend}{ZWJ}{_REGIONAL[0]}-{_REGIONAL[1]}"
-    return (re.compile(f"[\\s{joining}]"), re.compile(f"[{joining}]"),
-            re.compile(f"[{extend}]*"))
+    ranges += [(ord(c), ord(c)) for c in _OTHER_EXTEND]
+    ranges += [(ord(a), ord(b)) for a, b in (_MODIFIERS, _TAGS)]
+    extend = _char_class(ranges)
+    joining = [*ranges, (ord(ZWJ), ord(ZWJ)), (ord(_REGIONAL[0]), ord(_REGIONAL[1]))]
+    bmp = _char_class([r for r in joining if r[1] <= 0xFFFF])
+    astral = frozenset(chr(cp) for a, b in joining if b > 0xFFFF for cp in range(a, b + 1))
+    every_astral = "\U00010000-\U0010ffff"
+    return (re.compile(f"[\\s{bmp}{every_astral}]"), re.compile(f"[{bmp}{every_astral}]"),
+            re.compile(f"[{extend}]*"), astral)
+
+
+def _char_class(ranges: list[tuple[int, int]]) -> str:
+    # none of the code points is ASCII, so none needs escaping inside [...]
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)

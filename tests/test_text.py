@@ -96,6 +96,7 @@ def test_agrees_with_full_uax29_on_these_pieces(text: str) -> None:
         ("葛\U000e0100亮", ["葛\U000e0100", "亮"]),  # ideographic variation selector
         ("a\r\nb", ["a", "b"]),
         ("\x7f\u0301", ["\x7f", "\u0301"]),  # a control takes no mark
+        ("🏴\u0903\u200d😀", ["🏴\u0903\u200d", "😀"]),  # a spacing mark ends GB11
         ("ｶ\uff9eｷ", ["ｶ\uff9e", "ｷ"]),  # half-width katakana with its voiced sound mark
     ],
 )
