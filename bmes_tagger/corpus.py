@@ -16,13 +16,17 @@ pos         ``word/POS`` tokens separated by whitespace            pos, cws
 Gold tags are read strictly: every tag must belong to the task's tag set and every sentence must
 be a legal sequence in its scheme (converted to BMES on load), unless ``repair`` is asked for.
 Every problem is a :class:`CorpusFormatError` naming ``path:line``, with a ``kind`` saying what
-went wrong. Whitespace is never a character of a sentence (as in ``tagger predict``).
+went wrong. Whitespace is never a character of a sentence (as in ``tagger predict``), and in
+the text formats (all but conll, whose lines name their tokens) a character is a grapheme
+cluster (:func:`bmes_tagger.text.split_graphemes`), taken within each word: 👨‍👩‍👧 or ``e`` +
+combining accent is one character, with one tag.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,7 @@ from .tags import (
     to_bmes,
     words_to_tags,
 )
+from .text import has_joiners, split_graphemes
 
 FORMATS = ("segmented", "conll", "jsonl", "conllu", "pos")
 TASKS = ("cws", "ner", "pos")
@@ -191,15 +196,14 @@ def read_corpus(
 def read_segmented(path: str | Path) -> list[Sentence]:
     """Read one sentence per line, words separated by any whitespace; tags are B/M/E/S.
 
-    Empty lines are skipped.
+    A word's characters are its grapheme clusters. Empty lines are skipped.
     """
     sentences = []
     for number, text in iter_lines(path):
         words = text.split()
         if not words:
             continue
-        chars = [c for w in words for c in w]
-        sentences.append(Sentence(chars=chars, tags=words_to_tags(words), line=number))
+        sentences.append(_word_sentence(words, None, number, has_joiners(text)))
     if not sentences:
         raise _no_sentences(path)
     return sentences
@@ -267,7 +271,9 @@ def read_jsonl_spans(path: str | Path, repair: bool = False) -> list[Sentence]:
             ``company`` mentions inside a ``book``.
 
     Returns:
-        One sentence per object; whitespace in ``text`` is dropped.
+        One sentence per object; whitespace in ``text`` is dropped, and its characters are
+        grapheme clusters, except that a mention boundary inside one cuts it (the offsets
+        count code points).
 
     Raises:
         CorpusFormatError: invalid JSON, a line without ``label`` (an unlabelled file such as
@@ -294,20 +300,19 @@ def read_jsonl_spans(path: str | Path, repair: bool = False) -> list[Sentence]:
                                     "CLUENER test.json) and cannot be used for training or "
                                     "evaluation", kind="unlabelled")
         spans = _json_spans(path, number, raw, obj["label"])
-        positions = [i for i, c in enumerate(raw) if not c.isspace()]
-        if not positions:
+        if not raw.strip():
             raise CorpusFormatError(path, number, "empty \"text\"")
         spans = _resolve_overlaps(path, number, spans, repair)
-        # Map raw offsets to offsets among the kept (non-space) characters.
-        index = {p: i for i, p in enumerate(positions)}
+        chars, starts = _cut_graphemes(raw, {x for _, a, b in spans for x in (a, b)})
+        # Offsets count code points of the raw text; tags count its kept characters, and no
+        # character crosses a mention boundary, so a mention is the characters starting in it.
         mapped = []
         for label, a, b in spans:
-            kept = [index[p] for p in range(a, b) if p in index]
-            if not kept:
+            first, end = bisect_left(starts, a), bisect_left(starts, b)
+            if first == end:
                 raise CorpusFormatError(path, number, f"{label} mention at [{a}, {b - 1}] is "
                                         "only whitespace", kind="bad_span")
-            mapped.append((label, kept[0], kept[-1] + 1))
-        chars = [raw[p] for p in positions]
+            mapped.append((label, first, end))
         sentences.append(Sentence(chars=chars, tags=spans_to_tags(mapped, len(chars)),
                                   line=number))
     if not sentences:
@@ -610,13 +615,37 @@ def _finish_conll(
     return Sentence(chars=list(chars), tags=bmes, line=lines[0])
 
 
-def _word_sentence(words: Sequence[str], labels: Sequence[str] | None, line: int) -> Sentence:
-    """A sentence from words (and one label per word for typed tags)."""
-    tags = words_to_tags(words)
+def _word_sentence(words: Sequence[str], labels: Sequence[str] | None, line: int,
+                   joiners: bool | None = None) -> Sentence:
+    """A sentence from words (and one label per word for typed tags); its characters are the
+    words' grapheme clusters (``joiners``: whether any word may have multi-code-point ones).
+
+    Clusters are taken word by word: a word boundary is annotation, and wins."""
+    if joiners is None:
+        joiners = any(has_joiners(w) for w in words)
+    chars_of: Sequence[Sequence[str]] = [split_graphemes(w)[0] for w in words] if joiners \
+        else words
+    tags = words_to_tags(chars_of)
     if labels is not None:
-        per_char = [label for word, label in zip(words, labels) for _ in word]
+        per_char = [label for word, label in zip(chars_of, labels) for _ in word]
         tags = [f"{t}-{label}" for t, label in zip(tags, per_char)]
-    return Sentence(chars=[c for w in words for c in w], tags=tags, line=line)
+    return Sentence(chars=[c for w in chars_of for c in w], tags=tags, line=line)
+
+
+def _cut_graphemes(text: str, cuts: Iterable[int]) -> tuple[list[str], Sequence[int]]:
+    """:func:`~bmes_tagger.text.split_graphemes` of ``text``, cut at the ``cuts`` offsets too
+    (mention boundaries: annotation wins over a cluster it cuts)."""
+    if not has_joiners(text):
+        return split_graphemes(text)
+    chars: list[str] = []
+    starts: list[int] = []
+    begin = 0
+    for cut in [*sorted(c for c in set(cuts) if 0 < c < len(text)), len(text)]:
+        piece_chars, piece_starts = split_graphemes(text[begin:cut])
+        chars += piece_chars
+        starts += [begin + i for i in piece_starts]
+        begin = cut
+    return chars, starts
 
 
 def _json_spans(path: str | Path, number: int, text: str, label: object

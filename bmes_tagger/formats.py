@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 
 from .atomic import atomic_write
@@ -35,6 +36,7 @@ from .corpus import (
 )
 from .errors import ConversionError
 from .tags import SCHEMES, from_bmes, split_tag, tags_to_spans
+from .text import has_joiners, split_graphemes
 
 WRITE_TASKS = {"segmented": ("cws",), "conll": ("cws", "ner", "pos"), "jsonl": ("ner",),
                "conllu": ("cws", "pos"), "pos": ("pos",)}
@@ -103,9 +105,12 @@ def write_jsonl_spans(sentences: Sequence[Sentence], path: str | Path) -> None:
 
     def record(s: Sentence) -> str:
         text = "".join(s.chars)
+        # offsets count code points, and a character (grapheme cluster) may have several
+        starts = list(accumulate((len(c) for c in s.chars), initial=0))
         label: dict[str, dict[str, list[list[int]]]] = {}
         for kind, a, b in tags_to_spans(_tags(s), strict=True):
-            label.setdefault(kind, {}).setdefault(text[a:b], []).append([a, b - 1])
+            first, end = starts[a], starts[b]
+            label.setdefault(kind, {}).setdefault(text[first:end], []).append([first, end - 1])
         return json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n"
 
     _atomic_write(path, (record(s) for s in sentences))
@@ -320,15 +325,32 @@ def _words(s: Sentence, fmt: str) -> list[tuple[str, str]]:
 
 
 def _check_tokens(sentences: Sequence[Sentence], fmt: str, single: bool = True) -> None:
-    """Every token must be non-empty without whitespace (and one character, unless conll)."""
+    """Every token must be non-empty without whitespace; unless conll (``single`` False), one
+    character, i.e. one grapheme cluster, that reads back as the same token from text.
+
+    Text formats are read back cluster by cluster within each word (jsonl: each stretch
+    between mention boundaries), so a cluster cut into two tokens (``e`` and a lone accent)
+    could not be written there: it would come back as one.
+    """
     for s in sentences:
         if not s.chars:
             raise ConversionError(f"sentence at line {s.line} is empty")
         for c in s.chars:
-            if not c or any(x.isspace() for x in c) or (single and len(c) != 1):
+            if not c or any(x.isspace() for x in c) or (
+                    single and len(c) != 1 and split_graphemes(c)[0] != [c]):
                 raise ConversionError(f"sentence at line {s.line}: token {c!r} cannot be written "
                                       f"as {fmt} (tokens must be single non-space characters"
                                       f"{'' if single else ' or non-space strings'})")
+        if single and has_joiners("".join(s.chars)):
+            spans = tags_to_spans(_tags(s), strict=True)
+            cuts = sorted({0, len(s.chars)} | {x for _, a, b in spans for x in (a, b)})
+            for a, b in zip(cuts, cuts[1:]):
+                again = split_graphemes("".join(s.chars[a:b]))[0]
+                if again != s.chars[a:b]:
+                    raise ConversionError(
+                        f"sentence at line {s.line}: tokens {s.chars[a:b]!r} cannot be written "
+                        f"as {fmt}: they would read back as {again!r} (tokens must be single "
+                        "non-space characters: whole grapheme clusters)")
 
 
 def _atomic_write(path: str | Path, chunks: Iterator[str] | Iterable[str]) -> None:

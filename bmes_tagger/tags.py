@@ -92,11 +92,12 @@ def _join(prefix: str, label: str) -> str:
     return f"{prefix}-{label}" if label else prefix
 
 
-def words_to_tags(words: Sequence[str]) -> list[str]:
+def words_to_tags(words: Sequence[Sequence[str]]) -> list[str]:
     """Encode a segmentation as CWS tags: a one-character word is S, a longer one B M* E.
 
     Args:
-        words: the words of one sentence.
+        words: the words of one sentence: strings (a code point per character), or lists of
+            their characters (e.g. grapheme clusters from :func:`bmes_tagger.text.split_graphemes`).
 
     Returns:
         One untyped tag per character, ``sum(len(w) for w in words)`` in all.
