@@ -33,6 +33,16 @@ def test_conll_bio_and_bioes_convert_to_bmes(tmp_path: Path) -> None:
         assert sent.tags == ["B-PER", "E-PER", "O", "S-LOC"]
 
 
+def test_conll_scheme_aliases(tmp_path: Path) -> None:
+    # the scheme table's aliases reach the reader (iobes used to be a KeyError there)
+    path = write_bytes(tmp_path, "张 B-PER\n三 L-PER\n京 U-LOC\n".encode())
+    for alias in ("iobes", "BILOU", "bioes"):
+        (sent,) = read_conll(path, "ner", alias)
+        assert sent.tags == ["B-PER", "E-PER", "S-LOC"]
+    with pytest.raises(ValueError, match="unknown tag scheme"):
+        read_conll(path, "ner", "iob")
+
+
 def test_conll_extra_columns_and_tabs(tmp_path: Path) -> None:
     (sent,) = read_conll(write_bytes(tmp_path, "高\tx\tB-NAME\n勇 y  E-NAME\n".encode()), "ner")
     assert sent.chars == ["高", "勇"] and sent.tags == ["B-NAME", "E-NAME"]
