@@ -114,9 +114,9 @@ def iter_stream_lines(
     while block := read(size):
         if after_cr and block[:1] == b"\n":
             block = block[1:]
-            if not block:
-                continue
         after_cr = False
+        if not block:
+            continue
         cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1  # just past the last line end
         if not cut:
             pending.append(block)

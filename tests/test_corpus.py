@@ -233,11 +233,13 @@ def test_cr_lf_split_across_read_chunks() -> None:
     from bmes_tagger import corpus
 
     # a CR at the end of one read and its LF at the start of the next are still one line end
-    for size in range(1, 12):
-        data = b"ab\r\ncd\r\ref\r\n"
-        stream = io.BufferedReader(io.BytesIO(data), buffer_size=max(size, 1))
-        got = list(corpus.iter_stream_lines(stream, "x", chunk_bytes=size))
-        assert got == [(1, "ab"), (2, "cd"), (3, ""), (4, "ef")], size
+    data = b"ab\r\ncd\r\ref\r\n\n\r\r\ng\n\r"
+    want = [(1, "ab"), (2, "cd"), (3, ""), (4, "ef"), (5, ""), (6, ""), (7, ""), (8, "g"),
+            (9, "")]
+    assert list(corpus.iter_stream_lines(io.BytesIO(data), "x")) == want
+    for size in range(1, len(data) + 1):
+        stream = io.BufferedReader(io.BytesIO(data), buffer_size=size)
+        assert list(corpus.iter_stream_lines(stream, "x", chunk_bytes=size)) == want, size
 
 
 def test_line_length_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
