@@ -8,6 +8,7 @@ Run with ``-s`` to see how many examples ran in total (the last test prints it).
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import re
 import tempfile
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from bmes_tagger.config import SECTIONS, Config, config_from_dict, load_config
 from bmes_tagger.corpus import (
     iter_lines,
+    iter_stream_lines,
     read_conll,
     read_dictionary,
     read_segmented,
@@ -290,6 +292,24 @@ def test_iter_lines_random_bytes(data: bytes) -> None:
         except CorpusFormatError as exc:
             assert exc.line == expected and str(path) in str(exc), (exc, expected)
             return
+    assert got == expected
+
+
+@FUZZ
+@given(data=byte_soup, size=st.integers(1, 9))
+def test_iter_stream_lines_any_read_size(data: bytes, size: int) -> None:
+    """Lines and errors do not depend on where the reads cut the stream (a CR LF, a UTF-8
+    sequence or a BOM split between two reads)."""
+    EXAMPLES["iter_stream_lines"] += 1
+    expected = ref_iter_lines(data)
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=size)
+    got: list[tuple[int, str]] = []
+    try:
+        for item in iter_stream_lines(stream, "s", chunk_bytes=size):
+            got.append(item)
+    except CorpusFormatError as exc:
+        assert isinstance(expected, int) and exc.line == expected, (exc, expected)
+        return
     assert got == expected
 
 
