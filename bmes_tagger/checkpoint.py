@@ -40,9 +40,9 @@ from .config import Config, config_from_dict
 from .errors import BmesTaggerError, CheckpointError
 from .features import active
 from .model import build_model
-from .tags import split_tag
+from .tags import split_tag, tag_inventory
 from .version import __version__
-from .vocab import PAD_TOKEN, UNK_TOKEN, Vocab, tag_inventory
+from .vocab import PAD_TOKEN, UNK_TOKEN, Vocab
 
 FORMAT = "bmes_tagger"
 FORMAT_VERSION = 3

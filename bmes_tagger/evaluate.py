@@ -57,17 +57,16 @@ def read_eval_data(
     try:
         return read_corpus(path, fmt, tagger.task, scheme or data_cfg.scheme, repair)
     except CorpusFormatError as exc:
-        if "not a word-segmentation tag" in exc.reason or "has no entity type" in exc.reason \
-                or "only holds word segmentation" in exc.reason \
-                or "not a joint segmentation+POS tag" in exc.reason:
+        if exc.kind == "wrong_task":
             trained = ("word segmentation (tags B/M/E/S)" if tagger.task == "cws"
                        else ("joint segmentation+POS" if tagger.task == "pos" else "NER")
                        + " (tags " + ", ".join(tagger.tags[:5]) + ", ...)")
             raise CorpusFormatError(exc.path, exc.line, f"{exc.reason}; the model was trained "
                                     f"for {trained}, so it cannot be evaluated on this "
-                                    "file") from None
-        if exc.reason.startswith(("unknown tag", "expected 'CHAR TAG'")) and fmt == "conll":
+                                    "file", kind=exc.kind) from None
+        # A file in another format often reads as conll lines with odd last fields.
+        if exc.kind in ("unknown_tag", "missing_tag") and fmt == "conll":
             raise CorpusFormatError(exc.path, exc.line, f"{exc.reason} (read as conll, the "
                                     "model's format; is the file in another format? use "
-                                    "--format)") from None
+                                    "--format)", kind=exc.kind) from None
         raise

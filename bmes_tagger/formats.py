@@ -1,7 +1,8 @@
-"""More corpus formats: CLUENER-style JSON lines, CoNLL-U and People's Daily ``word/POS`` text.
+"""Writing and converting labelled corpora; reading is :func:`bmes_tagger.corpus.read_corpus`.
 
-Readers return :class:`~bmes_tagger.corpus.Sentence` lists with BMES tags; writers take them
-back out; :func:`convert` goes from any format to any other that can hold the annotation.
+Writers take :class:`~bmes_tagger.corpus.Sentence` lists with BMES tags back out to any of
+:data:`~bmes_tagger.corpus.FORMATS`; :func:`convert` goes from any format to any other that can
+hold the annotation.
 
 Three kinds of annotation (``task``) travel through these formats:
 
@@ -10,328 +11,38 @@ Three kinds of annotation (``task``) travel through these formats:
 - ``pos``: joint segmentation + POS: every word is a span typed with its POS (``B-NOUN``,
   ``S-PUNCT``), so every character belongs to a word and there is no ``O``.
 
-Which format holds which task (reading; writing is the same except that ``pos`` text can be
-read as ``cws`` by dropping the POS, but not written from it):
-
-========== ===================================================== ==============
-format      layout                                                tasks
-========== ===================================================== ==============
-segmented   words separated by whitespace, one sentence per line  cws
-conll       ``CHAR TAG`` per line, blank line between sentences   cws, ner, pos
-jsonl       ``{"text", "label": {TYPE: {MENTION: [[s, e]]}}}``     ner
-conllu      CoNLL-U, FORM = word, UPOS/XPOS = POS                  cws, pos
-pos         ``word/POS`` tokens separated by whitespace            pos (read: cws)
-========== ===================================================== ==============
-
-Whitespace is never a character of a sentence (as in ``tagger predict``): whitespace inside a
-JSON ``text`` or a CoNLL-U FORM is dropped and entity offsets are mapped past it.
+Which format holds which task is :data:`~bmes_tagger.corpus.READ_TASKS` for reading and
+:data:`WRITE_TASKS` for writing; they differ only in that ``pos`` text can be read as ``cws``
+by dropping the POS, but not written from it. The layouts are in :mod:`bmes_tagger.corpus`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 
 from .atomic import atomic_write
-from .corpus import Sentence, iter_lines, read_corpus
-from .errors import BmesTaggerError, CorpusFormatError
-from .tags import spans_to_tags, split_tag, tags_to_spans, words_to_tags
+from .corpus import (
+    FORMATS,
+    POS_COLUMNS,
+    RMRB_ID,
+    TASKS,
+    Sentence,
+    iter_lines,
+    read_corpus,
+    untyped,
+)
+from .errors import ConversionError
+from .tags import SCHEMES, from_bmes, split_tag, tags_to_spans
+from .text import has_joiners, split_graphemes
 
-FORMATS = ("segmented", "conll", "jsonl", "conllu", "pos")
-SCHEMES = ("bmes", "bioes", "bio")
-POS_COLUMNS = ("upos", "xpos")
-READ_TASKS = {"segmented": ("cws",), "conll": ("cws", "ner", "pos"), "jsonl": ("ner",),
-              "conllu": ("cws", "pos"), "pos": ("cws", "pos")}
 WRITE_TASKS = {"segmented": ("cws",), "conll": ("cws", "ner", "pos"), "jsonl": ("ner",),
                "conllu": ("cws", "pos"), "pos": ("pos",)}
 
-# The paragraph id that opens every line of People's Daily RMRB.txt.
-_RMRB_ID = re.compile(r"\d{8}-\d{2}-\d{3}-\d{3}/m")
-# The last word of a bracketed compound, `电台/n]nt`: group 1 is `电台/n`, group 2 the outer tag.
-_BRACKET_CLOSE = re.compile(r"(.+/[^/\]]+)\]([A-Za-z]+)")
-_CONLLU_COLUMNS = "ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC"
-
-
-class ConversionError(BmesTaggerError):
-    """A conversion would lose annotation, or its output cannot be written."""
-
-
-# --- readers -----------------------------------------------------------------------------------
-
-
-def read_jsonl_spans(path: str | Path, repair: bool = False) -> list[Sentence]:
-    """Read CLUENER2020-style JSON lines as typed NER sentences (BMES with ``O``).
-
-    One object per line: ``{"text": ..., "label": {TYPE: {MENTION: [[start, end], ...]}}}``
-    with **inclusive** character offsets (``text[start:end + 1] == MENTION``). Other keys (e.g.
-    ``id``) are ignored; empty lines are skipped.
-
-    Args:
-        path: the file.
-        repair: resolve overlapping (nested) mentions by keeping the longest one (the earlier
-            one on a tie) instead of failing; CLUENER ``train.json`` line 1507 nests two
-            ``company`` mentions inside a ``book``.
-
-    Returns:
-        One sentence per object; whitespace in ``text`` is dropped.
-
-    Raises:
-        CorpusFormatError: invalid JSON, a line without ``label`` (an unlabelled file such as
-            CLUENER ``test.json``), offsets that do not match the mention, overlapping
-            mentions (unless ``repair``), or a file with no sentence; all with ``path:line``.
-    """
-    sentences = []
-    for number, text in iter_lines(path):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CorpusFormatError(path, number, f"invalid JSON: {exc.msg} at column "
-                                    f"{exc.colno}") from None
-        if not isinstance(obj, dict):
-            raise CorpusFormatError(path, number, "expected a JSON object with \"text\" and "
-                                    f"\"label\", got {type(obj).__name__}")
-        raw = obj.get("text")
-        if not isinstance(raw, str):
-            raise CorpusFormatError(path, number, "missing or non-string \"text\"")
-        if "label" not in obj:
-            raise CorpusFormatError(path, number, "no \"label\": the file is unlabelled (like "
-                                    "CLUENER test.json) and cannot be used for training or "
-                                    "evaluation")
-        spans = _json_spans(path, number, raw, obj["label"])
-        positions = [i for i, c in enumerate(raw) if not c.isspace()]
-        if not positions:
-            raise CorpusFormatError(path, number, "empty \"text\"")
-        spans = _resolve_overlaps(path, number, spans, repair)
-        # Map raw offsets to offsets among the kept (non-space) characters.
-        index = {p: i for i, p in enumerate(positions)}
-        mapped = []
-        for label, a, b in spans:
-            kept = [index[p] for p in range(a, b) if p in index]
-            if not kept:
-                raise CorpusFormatError(path, number, f"{label} mention at [{a}, {b - 1}] is "
-                                        "only whitespace")
-            mapped.append((label, kept[0], kept[-1] + 1))
-        chars = [raw[p] for p in positions]
-        sentences.append(Sentence(chars=chars, tags=spans_to_tags(mapped, len(chars)),
-                                  line=number))
-    if not sentences:
-        raise CorpusFormatError(path, None, "no sentences (file is empty or only blank lines)")
-    return sentences
-
-
-def read_conllu(path: str | Path, tags: str = "upos") -> list[Sentence]:
-    """Read CoNLL-U: FORM gives the words, UPOS or XPOS their POS.
-
-    Comment lines (``#``), multiword-token lines (``1-2``) and empty nodes (``1.1``) are
-    skipped; a blank line ends a sentence.
-
-    Args:
-        path: the file (10 tab-separated columns per token line).
-        tags: ``"upos"`` or ``"xpos"``: joint segmentation + POS tags (``B-NOUN`` ...
-            ``S-PUNCT``, no ``O``); ``"none"``: untyped CWS tags from FORM alone.
-
-    Returns:
-        One sentence per CoNLL-U sentence; ``line`` is the line of its first word.
-
-    Raises:
-        CorpusFormatError: a token line without 10 columns, a bad or out-of-order ID, an empty
-            FORM, a missing (``_``) POS when one is asked for, or a file with no sentence.
-        ValueError: an unknown ``tags`` value.
-    """
-    if tags not in ("upos", "xpos", "none"):
-        raise ValueError(f"tags must be upos, xpos or none, got {tags!r}")
-    column = {"upos": 3, "xpos": 4}.get(tags)
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    labels: list[str] = []
-    first = 0
-
-    def flush() -> None:
-        if words:
-            sentences.append(_word_sentence(words, labels if column else None, first))
-        words.clear(), labels.clear()
-
-    for number, text in iter_lines(path):
-        if not text.strip():
-            flush()
-            continue
-        if text.startswith("#"):
-            continue
-        fields = text.split("\t")
-        if len(fields) != 10:
-            raise CorpusFormatError(path, number, f"expected 10 tab-separated columns "
-                                    f"({_CONLLU_COLUMNS}), got {len(fields)}")
-        token_id = fields[0]
-        if "-" in token_id or "." in token_id:
-            continue  # multiword token or empty node: the words are on their own lines
-        if not token_id.isdigit() or int(token_id) != len(words) + 1:
-            hint = " (missing blank line between sentences?)" if token_id == "1" else ""
-            raise CorpusFormatError(path, number, f"token ID {token_id!r} where "
-                                    f"{len(words) + 1} was expected{hint}")
-        form = "".join(c for c in fields[1] if not c.isspace())
-        if not form:
-            raise CorpusFormatError(path, number, "empty FORM")
-        if column is not None:
-            label = fields[column]
-            if label == "_" or not label.strip():
-                raise CorpusFormatError(path, number, f"no {tags.upper()} for {form!r} (column "
-                                        f"{column + 1} is {label!r}); read it for word "
-                                        "segmentation only (task cws)")
-            if any(c.isspace() for c in label):
-                raise CorpusFormatError(path, number, f"{tags.upper()} {label!r} contains "
-                                        "whitespace")
-            labels.append(label)
-        if not words:
-            first = number
-        words.append(form)
-    flush()
-    if not sentences:
-        raise CorpusFormatError(path, None, "no sentences (file is empty or only comments)")
-    return sentences
-
-
-def read_pos_text(path: str | Path) -> list[Sentence]:
-    """Read People's Daily style ``word/POS`` text as joint segmentation + POS sentences.
-
-    Tokens are separated by whitespace, one paragraph per line; empty lines are skipped. A
-    leading paragraph id such as ``19980101-01-001-001/m`` is dropped. Bracketed compounds
-    ``[中央/n 人民/n 广播/vn 电台/n]nt`` keep their inner words with their own POS; the
-    brackets and the outer tag are dropped.
-
-    Args:
-        path: the file (e.g. ``peoples_daily_1998_pos/RMRB.txt``).
-
-    Returns:
-        One sentence per non-empty line, tags ``B-POS M-POS E-POS S-POS`` (no ``O``).
-
-    Raises:
-        CorpusFormatError: a token without ``/POS``, an empty word or POS, unbalanced or nested
-            brackets, or a file with no sentence; all with ``path:line``.
-    """
-    sentences = []
-    for number, text in iter_lines(path):
-        tokens = text.split()
-        if tokens and _RMRB_ID.fullmatch(tokens[0]):
-            tokens = tokens[1:]
-        if not tokens:
-            continue
-        words: list[str] = []
-        labels: list[str] = []
-        open_bracket = False
-        for token in tokens:
-            opens = token.startswith("[") and bool(token[1:].rpartition("/")[0])
-            if opens:
-                if open_bracket:
-                    raise CorpusFormatError(path, number, f"nested '[' in {token!r}")
-                open_bracket, token = True, token[1:]
-            close = _BRACKET_CLOSE.fullmatch(token)
-            if close:
-                if not open_bracket:
-                    raise CorpusFormatError(path, number, f"']' without '[' in {token!r}")
-                open_bracket, token = False, close.group(1)
-            word, slash, label = token.rpartition("/")
-            if not slash:
-                raise CorpusFormatError(path, number, f"token {token!r} has no /POS tag "
-                                        "(expected word/POS)")
-            if not word or not label:
-                raise CorpusFormatError(path, number, f"token {token!r}: empty "
-                                        f"{'word' if not word else 'POS tag'}")
-            words.append(word)
-            labels.append(label)
-        if open_bracket:
-            raise CorpusFormatError(path, number, "'[' is never closed on this line")
-        sentences.append(_word_sentence(words, labels, number))
-    if not sentences:
-        raise CorpusFormatError(path, None, "no sentences (file is empty or only blank lines)")
-    return sentences
-
-
-def read_format(
-    path: str | Path, fmt: str, task: str, scheme: str = "bmes", repair: bool = False,
-    pos_column: str = "upos",
-) -> list[Sentence]:
-    """Read a labelled corpus in any of :data:`FORMATS` for ``task``.
-
-    Args:
-        path: the file.
-        fmt: one of :data:`FORMATS`.
-        task: ``cws``, ``ner`` or ``pos``; ``pos`` text and CoNLL-U read as ``cws`` keep the
-            words and drop the POS.
-        scheme: tag scheme of a conll file (converted to BMES).
-        repair: repair illegal conll sequences / overlapping jsonl mentions instead of failing.
-        pos_column: CoNLL-U column that holds the POS for task ``pos`` (``upos`` or ``xpos``).
-
-    Returns:
-        The sentences, BMES-tagged for ``task``.
-
-    Raises:
-        CorpusFormatError: the format cannot hold ``task``, or the file is malformed.
-        ValueError: an unknown format.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if task not in READ_TASKS[fmt]:
-        raise CorpusFormatError(path, None, f"the {fmt} format holds "
-                                f"{' or '.join(READ_TASKS[fmt])} data, not {task} (set "
-                                "data.task or data.format accordingly)")
-    if fmt in ("segmented", "conll"):
-        return read_corpus(path, fmt, task, scheme, repair)
-    if fmt == "jsonl":
-        return read_jsonl_spans(path, repair=repair)
-    if fmt == "conllu":
-        if pos_column not in POS_COLUMNS:
-            raise ValueError(f"pos_column must be upos or xpos, got {pos_column!r}")
-        return read_conllu(path, tags=pos_column if task == "pos" else "none")
-    sentences = read_pos_text(path)
-    return untyped(sentences) if task == "cws" else sentences
-
 
 # --- writers -----------------------------------------------------------------------------------
-
-
-def from_bmes(tags: Sequence[str], scheme: str) -> list[str]:
-    """Convert a legal BMES sequence to ``scheme`` (the inverse of :func:`tags.to_bmes`).
-
-    Args:
-        tags: a legal BMES sequence, typed or untyped.
-        scheme: ``bmes``, ``bioes`` (M becomes I) or ``bio`` (S becomes B, M and E become I).
-
-    Returns:
-        The sequence in ``scheme``.
-
-    Raises:
-        TagSequenceError: ``tags`` is not legal BMES.
-        ValueError: an unknown scheme.
-    """
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-    tags_to_spans(tags, strict=True)
-    if scheme == "bmes":
-        return list(tags)
-    mapping = {"M": "I"} if scheme == "bioes" else {"M": "I", "E": "I", "S": "B"}
-    out = []
-    for tag in tags:
-        prefix, label = split_tag(tag)
-        prefix = mapping.get(prefix, prefix)
-        out.append(f"{prefix}-{label}" if label else prefix)
-    return out
-
-
-def untyped(sentences: Iterable[Sentence]) -> list[Sentence]:
-    """Drop the labels of typed tags (joint segmentation + POS -> word segmentation).
-
-    Args:
-        sentences: sentences with tags and no ``O``.
-
-    Returns:
-        New sentences with untyped ``B M E S`` tags.
-    """
-    return [Sentence(chars=list(s.chars), tags=[split_tag(t)[0] for t in s.tags or []],
-                     line=s.line) for s in sentences]
 
 
 def sentences_task(sentences: Iterable[Sentence]) -> str:
@@ -394,9 +105,12 @@ def write_jsonl_spans(sentences: Sequence[Sentence], path: str | Path) -> None:
 
     def record(s: Sentence) -> str:
         text = "".join(s.chars)
+        # offsets count code points, and a character (grapheme cluster) may have several
+        starts = list(accumulate((len(c) for c in s.chars), initial=0))
         label: dict[str, dict[str, list[list[int]]]] = {}
         for kind, a, b in tags_to_spans(_tags(s), strict=True):
-            label.setdefault(kind, {}).setdefault(text[a:b], []).append([a, b - 1])
+            first, end = starts[a], starts[b]
+            label.setdefault(kind, {}).setdefault(text[first:end], []).append([first, end - 1])
         return json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n"
 
     _atomic_write(path, (record(s) for s in sentences))
@@ -451,7 +165,7 @@ def write_pos_text(sentences: Sequence[Sentence], path: str | Path) -> None:
                 raise ConversionError(f"sentence at line {s.line}: word {word!r} would be read "
                                       "as an opening bracket in word/POS text")
             tokens.append(f"{word}/{label}")
-        if _RMRB_ID.fullmatch(tokens[0]):
+        if RMRB_ID.fullmatch(tokens[0]):
             raise ConversionError(f"sentence at line {s.line}: first token {tokens[0]!r} would "
                                   "be read as a paragraph id and dropped")
         return "  ".join(tokens) + "\n"
@@ -533,7 +247,7 @@ def convert(
                                  ("scheme", scheme, SCHEMES),
                                  ("to scheme", to_scheme or scheme, SCHEMES),
                                  ("pos column", pos_column, POS_COLUMNS),
-                                 ("task", task or "cws", ("cws", "ner", "pos"))):
+                                 ("task", task or "cws", TASKS)):
         if value not in choices:
             raise ConversionError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     out = Path(out_path)
@@ -545,7 +259,7 @@ def convert(
         raise ConversionError(f"cannot convert {wanted} data from {from_fmt} to {to_fmt}: "
                               f"{_loss_reason(wanted, to_fmt)}")
     drop_pos = wanted == "cws" and found == "pos"
-    sentences = read_format(in_path, from_fmt, found if drop_pos else wanted, scheme, repair,
+    sentences = read_corpus(in_path, from_fmt, found if drop_pos else wanted, scheme, repair,
                             pos_column)
     if drop_pos:
         sentences = untyped(sentences)
@@ -593,67 +307,6 @@ def _input_task(path: str | Path, fmt: str, pos_column: str) -> str:
     return "pos" if typed else "cws"
 
 
-def _word_sentence(words: Sequence[str], labels: Sequence[str] | None, line: int) -> Sentence:
-    """A sentence from words (and one label per word for typed tags)."""
-    tags = words_to_tags(words)
-    if labels is not None:
-        per_char = [label for word, label in zip(words, labels) for _ in word]
-        tags = [f"{t}-{label}" for t, label in zip(tags, per_char)]
-    return Sentence(chars=[c for w in words for c in w], tags=tags, line=line)
-
-
-def _json_spans(path: str | Path, number: int, text: str, label: object
-                ) -> list[tuple[str, int, int]]:
-    """The mentions of a CLUENER ``label`` object as ``(type, start, end_exclusive)``."""
-    if not isinstance(label, dict):
-        raise CorpusFormatError(path, number, "\"label\" must be an object {TYPE: {MENTION: "
-                                "[[start, end], ...]}}")
-    spans = []
-    for kind, mentions in label.items():
-        if not kind or any(c.isspace() for c in kind):
-            raise CorpusFormatError(path, number, f"entity type {kind!r} is empty or contains "
-                                    "whitespace")
-        if not isinstance(mentions, dict):
-            raise CorpusFormatError(path, number, f"label {kind!r} must map mentions to offset "
-                                    "lists")
-        for mention, offsets in mentions.items():
-            if not isinstance(offsets, list) or not offsets:
-                raise CorpusFormatError(path, number, f"{kind} mention {mention!r}: expected a "
-                                        "non-empty list of [start, end] pairs")
-            for pair in offsets:
-                if (not isinstance(pair, list) or len(pair) != 2
-                        or not all(type(x) is int for x in pair)):
-                    raise CorpusFormatError(path, number, f"{kind} mention {mention!r}: "
-                                            f"expected [start, end] integers, got {pair!r}")
-                a, e = pair
-                if not 0 <= a <= e < len(text) or text[a:e + 1] != mention:
-                    got = text[a:e + 1] if 0 <= a <= e else ""
-                    raise CorpusFormatError(path, number, f"{kind} mention {mention!r} at "
-                                            f"[{a}, {e}] does not match the text there "
-                                            f"({got!r}; offsets are inclusive)")
-                spans.append((kind, a, e + 1))
-    return spans
-
-
-def _resolve_overlaps(path: str | Path, number: int, spans: list[tuple[str, int, int]],
-                      repair: bool) -> list[tuple[str, int, int]]:
-    """Drop duplicate mentions; overlapping ones are an error, or with ``repair`` the longest
-    (then earliest) wins."""
-    unique = sorted(set(spans), key=lambda s: (-(s[2] - s[1]), s[1], s[0]))
-    kept: list[tuple[str, int, int]] = []
-    for span in unique:
-        clash = next((k for k in kept if span[1] < k[2] and k[1] < span[2]), None)
-        if clash is None:
-            kept.append(span)
-        elif not repair:
-            first, second = sorted([clash, span], key=lambda s: (s[1], s[2]))
-            raise CorpusFormatError(path, number, f"overlapping mentions {first[0]} "
-                                    f"[{first[1]}, {first[2] - 1}] and {second[0]} "
-                                    f"[{second[1]}, {second[2] - 1}] (set data.repair_gold: "
-                                    "true / --repair to keep the longest)")
-    return sorted(kept, key=lambda s: s[1])
-
-
 def _tags(s: Sentence) -> list[str]:
     if s.tags is None or len(s.tags) != len(s.chars):
         raise ValueError(f"sentence at line {s.line} has no tags or a tag count that differs "
@@ -672,15 +325,32 @@ def _words(s: Sentence, fmt: str) -> list[tuple[str, str]]:
 
 
 def _check_tokens(sentences: Sequence[Sentence], fmt: str, single: bool = True) -> None:
-    """Every token must be non-empty without whitespace (and one character, unless conll)."""
+    """Every token must be non-empty without whitespace; unless conll (``single`` False), one
+    character, i.e. one grapheme cluster, that reads back as the same token from text.
+
+    Text formats are read back cluster by cluster within each word (jsonl: each stretch
+    between mention boundaries), so a cluster cut into two tokens (``e`` and a lone accent)
+    could not be written there: it would come back as one.
+    """
     for s in sentences:
         if not s.chars:
             raise ConversionError(f"sentence at line {s.line} is empty")
         for c in s.chars:
-            if not c or any(x.isspace() for x in c) or (single and len(c) != 1):
+            if not c or any(x.isspace() for x in c) or (
+                    single and len(c) != 1 and split_graphemes(c)[0] != [c]):
                 raise ConversionError(f"sentence at line {s.line}: token {c!r} cannot be written "
                                       f"as {fmt} (tokens must be single non-space characters"
                                       f"{'' if single else ' or non-space strings'})")
+        if single and has_joiners("".join(s.chars)):
+            spans = tags_to_spans(_tags(s), strict=True)
+            cuts = sorted({0, len(s.chars)} | {x for _, a, b in spans for x in (a, b)})
+            for a, b in zip(cuts, cuts[1:]):
+                again = split_graphemes("".join(s.chars[a:b]))[0]
+                if again != s.chars[a:b]:
+                    raise ConversionError(
+                        f"sentence at line {s.line}: tokens {s.chars[a:b]!r} cannot be written "
+                        f"as {fmt}: they would read back as {again!r} (tokens must be single "
+                        "non-space characters: whole grapheme clusters)")
 
 
 def _atomic_write(path: str | Path, chunks: Iterator[str] | Iterable[str]) -> None:

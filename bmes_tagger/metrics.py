@@ -1,6 +1,10 @@
-"""Span-level scores: CWS words as the SIGHAN 2005 scorer counts them, NER entities with seqeval.
+"""Span-level scores: CWS words as the SIGHAN 2005 scorer counts them, NER entities as exact
+``(type, start, end)`` matches.
 
-Plain functions over strings and lists (no torch), in the style of seqeval.
+Plain functions over strings and lists (no torch, no seqeval). NER scores equal seqeval's
+strict mode (its ``classification_report``) on well-formed sequences, which the tests check,
+but are counted here: seqeval strips hyphens around a type name, so it scored ``S-PER-``
+against ``S-PER`` as correct.
 
 How the official scorer (``icwb2-data/scripts/score``, Perl) counts. For each line (sentence)
 with at least one gold word, it writes the gold words and the system words one per line to two
@@ -8,9 +12,10 @@ files and reads ``diff -y`` of them. Every gold word on a changed line (marker `
 is missed, every system word on a changed line (``|`` or ``>``) is wrong; all other words are
 correct. RECALL = (gold words - missed) / gold words, PRECISION = (system words - wrong) /
 system words, F = 2PR / (P + R), all summed over lines (micro). A gold word is out of
-vocabulary (OOV) when it is not in the training word list; OOV Rate = OOV gold words / gold
-words, OOV Recall = 1 - missed OOV / OOV gold words, IV Recall likewise for the other gold words
-("--" when there are none; we return None).
+vocabulary (OOV) when it is not in the training word list (whose whole lines are its words:
+:func:`bmes_tagger.corpus.read_word_list` reads a list file the same way); OOV Rate = OOV gold
+words / gold words, OOV Recall = 1 - missed OOV / OOV gold words, IV Recall likewise for the
+other gold words ("--" when there are none; we return None).
 
 So a word is correct when diff leaves it unchanged, which is not simply "same word at the same
 character offset": diff aligns word sequences, so a word can be matched at a shifted offset
@@ -40,13 +45,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import warnings
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .tags import bmes_to_iobes, repair_bmes, tags_to_words
+from .errors import TagSequenceError
+from .tags import tags_to_spans, tags_to_words
 
 
 @dataclass(frozen=True)
@@ -162,22 +167,24 @@ def cws_scores(
 def ner_scores(
     gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]
 ) -> NERScores:
-    """Strict entity P/R/F1 with seqeval (BMES mapped to IOBES), overall and per type.
+    """Strict entity P/R/F1, overall (micro) and per type: an entity is correct when a gold one
+    has the same type, start and end.
 
-    Illegal predicted sequences are first made legal by lenient decoding
-    (:func:`~bmes_tagger.tags.repair_bmes`: every fragment is an entity), so an ill-formed
-    prediction costs precision instead of disappearing.
+    Predicted sequences are decoded leniently (:func:`~bmes_tagger.tags.tags_to_spans`: every
+    fragment of an illegal sequence is an entity), so an ill-formed prediction costs precision
+    instead of disappearing. Types are compared as they are spelt: nothing is normalised.
 
     Args:
         gold_tags: legal BMES tag sequences, one per sentence.
         pred_tags: predicted BMES tag sequences, same lengths as gold.
 
     Returns:
-        The scores; ``per_type`` maps each entity type seen in gold or predictions to its
-        precision, recall, f1 and support (gold count).
+        The scores; ``per_type`` maps each entity type seen in gold or predictions (sorted) to
+        its precision, recall, f1 and support (gold count); empty when there is no entity.
 
     Raises:
-        ValueError: different sentence counts or lengths, or a malformed tag.
+        ValueError: different sentence counts or lengths, a malformed tag, or an illegal gold
+            sequence.
 
     Example:
         >>> s = ner_scores([["B-PER", "E-PER", "O", "S-LOC"]], [["B-PER", "E-PER", "O", "O"]])
@@ -186,35 +193,38 @@ def ner_scores(
     """
     if len(gold_tags) != len(pred_tags):
         raise ValueError(f"{len(gold_tags)} gold sentences but {len(pred_tags)} predicted")
-    for i, (a, b) in enumerate(zip(gold_tags, pred_tags)):
-        if len(a) != len(b):
-            raise ValueError(f"sentence {i}: {len(a)} gold tags but {len(b)} predicted")
-    y_true = [bmes_to_iobes(t) for t in gold_tags]
-    y_pred = [bmes_to_iobes(repair_bmes(t)) for t in pred_tags]
-    # seqeval imports scikit-learn, which is slow; only NER scoring pays for it.
-    from seqeval.metrics import classification_report
-    from seqeval.scheme import IOBES, Entities
+    n_gold: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    n_correct: Counter[str] = Counter()
+    for i, (gold, pred) in enumerate(zip(gold_tags, pred_tags)):
+        if len(gold) != len(pred):
+            raise ValueError(f"sentence {i}: {len(gold)} gold tags but {len(pred)} predicted")
+        try:
+            gold_spans = set(tags_to_spans(gold, strict=True))
+        except TagSequenceError as exc:
+            raise ValueError(f"sentence {i}: gold tags are not a legal BMES sequence: {exc}"
+                             ) from None
+        pred_spans = tags_to_spans(pred)
+        n_gold.update(label for label, _, _ in gold_spans)
+        n_pred.update(label for label, _, _ in pred_spans)
+        n_correct.update(span[0] for span in pred_spans if span in gold_spans)
+    per_type: dict[str, dict[str, float | int]] = {}
+    for label in sorted(n_gold.keys() | n_pred.keys()):
+        precision, recall, f1 = _prf(n_correct[label], n_pred[label], n_gold[label])
+        per_type[label] = {"precision": precision, "recall": recall, "f1": f1,
+                           "support": n_gold[label]}
+    total_gold, total_pred = sum(n_gold.values()), sum(n_pred.values())
+    total_correct = sum(n_correct.values())
+    precision, recall, f1 = _prf(total_correct, total_pred, total_gold)
+    return NERScores(precision, recall, f1, total_gold, total_pred, total_correct, per_type)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zero-division and "not a NE tag" warnings
-        true = Entities(y_true, IOBES, suffix=False).entities
-        pred = Entities(y_pred, IOBES, suffix=False).entities
-        n_gold = sum(len(s) for s in true)
-        n_pred = sum(len(s) for s in pred)
-        n_correct = sum(len(set(t) & set(p)) for t, p in zip(true, pred))
-        per_type: dict[str, dict[str, float | int]] = {}
-        if n_gold or n_pred:  # seqeval cannot report on sentences without any entity
-            report = classification_report(y_true, y_pred, mode="strict", scheme=IOBES,
-                                           output_dict=True, zero_division=0)
-            per_type = {
-                label: {"precision": float(row["precision"]), "recall": float(row["recall"]),
-                        "f1": float(row["f1-score"]), "support": int(row["support"])}
-                for label, row in report.items() if not label.endswith(" avg")
-            }
-    precision = n_correct / n_pred if n_pred else 0.0
-    recall = n_correct / n_gold if n_gold else 0.0
+
+def _prf(correct: int, predicted: int, gold: int) -> tuple[float, float, float]:
+    """Precision, recall and F1, each 0.0 where its denominator is 0 (seqeval's zero_division=0)."""
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return NERScores(precision, recall, f1, n_gold, n_pred, n_correct, per_type)
+    return precision, recall, f1
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 from .batching import Batch, EncodedCorpus, bucketed_batches, iterate_chunks
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import Config
-from .corpus import read_word_list
+from .corpus import read_dictionary
 from .devices import autocast, resolve_device
 from .errors import BmesTaggerError
 from .exported import exported_kind, load_exported
@@ -424,7 +424,7 @@ class UserDict:
     @classmethod
     def load(cls, path: str | Path) -> UserDict:
         """One word per line (further fields, e.g. jieba's frequency and POS, are ignored)."""
-        return cls(read_word_list(path))
+        return cls(read_dictionary(path))
 
     def matches(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
         """Non-overlapping ``(start, end)`` spans of dictionary words (of two or more tokens),

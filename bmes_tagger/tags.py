@@ -1,6 +1,8 @@
-"""BMES tags: encoding, strict and lenient decoding, scheme conversion, transition constraints.
+"""BMES tags: encoding, strict and lenient decoding, tag schemes and every conversion between a
+scheme and BMES, tag inventories, transition constraints.
 
-Pure Python: strings and lists only.
+Pure Python: strings and lists only. :data:`SCHEMES` is the one table of tag schemes; readers,
+writers and the CLI take their names and prefixes from it.
 
 CWS tags are untyped (``B``, ``M``, ``E``, ``S``); NER tags are typed (``B-PER``, ...) plus
 ``O``. A span is ``(label, start, end)`` with ``end`` exclusive; the label is ``""`` for CWS.
@@ -9,14 +11,58 @@ CWS tags are untyped (``B``, ``M``, ``E``, ``S``); NER tags are typed (``B-PER``
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from .errors import TagSequenceError
 
 Span = tuple[str, int, int]
 
 PREFIXES = frozenset("BMESO")
-_SCHEME_ALIASES = {"bmes": "bmes", "bioes": "bioes", "iobes": "bioes", "bilou": "bioes",
-                   "bio": "bio", "iob2": "bio"}
+CWS_TAGS = ("B", "M", "E", "S")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A tag scheme as files spell it.
+
+    ``prefixes`` are the prefixes a file in the scheme may use; ``to_bmes`` renames prefixes
+    on reading (BIO needs more: its B/I become S/E by what follows, see :func:`to_bmes`);
+    ``from_bmes`` renames BMES prefixes on writing.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    prefixes: str
+    to_bmes: dict[str, str]
+    from_bmes: dict[str, str]
+
+    @property
+    def positional(self) -> bool:
+        """Whether a prefix's BMES form depends on the next tag (BIO: B -> B or S, I -> M or E)."""
+        return "E" not in self.prefixes
+
+
+_SCHEME_TABLE = (
+    Scheme("bmes", (), "BMESO", {}, {}),
+    # BILOU's L/U read as E/S, so one scheme covers IOBES and BILOU files.
+    Scheme("bioes", ("iobes", "bilou"), "BIESOLU", {"I": "M", "L": "E", "U": "S"}, {"M": "I"}),
+    Scheme("bio", ("iob2",), "BIO", {}, {"M": "I", "E": "I", "S": "B"}),
+)
+#: Canonical scheme names, in the order shown to users.
+SCHEMES: tuple[str, ...] = tuple(sc.name for sc in _SCHEME_TABLE)
+_BY_NAME = {name: sc for sc in _SCHEME_TABLE for name in (sc.name, *sc.aliases)}
+
+
+def get_scheme(scheme: str) -> Scheme:
+    """Look up a scheme by its name or an alias (``iobes``, ``bilou``, ``iob2``), any case.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    found = _BY_NAME.get(scheme.lower())
+    if found is None:
+        raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    return found
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -46,11 +92,12 @@ def _join(prefix: str, label: str) -> str:
     return f"{prefix}-{label}" if label else prefix
 
 
-def words_to_tags(words: Sequence[str]) -> list[str]:
+def words_to_tags(words: Sequence[Sequence[str]]) -> list[str]:
     """Encode a segmentation as CWS tags: a one-character word is S, a longer one B M* E.
 
     Args:
-        words: the words of one sentence.
+        words: the words of one sentence: strings (a code point per character), or lists of
+            their characters (e.g. grapheme clusters from :func:`bmes_tagger.text.split_graphemes`).
 
     Returns:
         One untyped tag per character, ``sum(len(w) for w in words)`` in all.
@@ -252,46 +299,130 @@ def to_bmes(tags: Sequence[str], scheme: str) -> list[str]:
         The legal BMES sequence with the same spans.
 
     Raises:
-        TagSequenceError: a tag outside the scheme, or an illegal sequence; the message quotes
-            the input tags.
+        TagSequenceError: a tag outside the scheme (``kind`` ``"unknown_tag"``), or an illegal
+            sequence; the message quotes the input tags.
         ValueError: an unknown scheme name.
 
     Example:
         >>> to_bmes(["B-ORG", "I-ORG", "I-ORG", "O", "B-PER"], "bio")
         ['B-ORG', 'M-ORG', 'E-ORG', 'O', 'S-PER']
     """
-    name = _SCHEME_ALIASES.get(scheme.lower())
-    if name is None:
-        raise ValueError(f"unknown tag scheme {scheme!r}")
-    allowed = {"bmes": "BMESO", "bioes": "BIESOLU", "bio": "BIO"}[name]
+    out = _map_to_bmes(tags, get_scheme(scheme), strict=True)
+    _decode(out, True, tags)
+    return out
+
+
+def repair_to_bmes(tags: Sequence[str], scheme: str) -> list[str]:
+    """Convert a gold sequence from ``scheme`` to legal BMES, repairing illegal spans.
+
+    The lenient counterpart of :func:`to_bmes`, for ``data.repair_gold``: a BIO ``I`` that
+    continues nothing opens a span, and the result goes through :func:`repair_bmes` (every
+    fragment becomes its own span). Equal to ``to_bmes(tags, scheme)`` when that succeeds.
+
+    Raises:
+        TagSequenceError: a tag outside the scheme (repair only fixes the order of tags).
+        ValueError: an unknown scheme name.
+
+    Example:
+        >>> repair_to_bmes(["O", "I-ORG", "I-ORG", "B-PER"], "bio")
+        ['O', 'B-ORG', 'E-ORG', 'S-PER']
+    """
+    return repair_bmes(_map_to_bmes(tags, get_scheme(scheme), strict=False))
+
+
+def from_bmes(tags: Sequence[str], scheme: str) -> list[str]:
+    """Convert a legal BMES sequence to ``scheme`` (the inverse of :func:`to_bmes`).
+
+    Args:
+        tags: a legal BMES sequence, typed or untyped.
+        scheme: one of :data:`SCHEMES`: ``bmes``, ``bioes`` (M becomes I) or ``bio`` (S
+            becomes B, M and E become I). Aliases are refused: ``bilou`` reads as BIOES, but
+            writing it would not give the L/U its name promises.
+
+    Returns:
+        The sequence in ``scheme``.
+
+    Raises:
+        TagSequenceError: ``tags`` is not legal BMES.
+        ValueError: an unknown scheme.
+
+    Example:
+        >>> from_bmes(["B-ORG", "M-ORG", "E-ORG", "O", "S-PER"], "bio")
+        ['B-ORG', 'I-ORG', 'I-ORG', 'O', 'B-PER']
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    tags_to_spans(tags, strict=True)
+    mapping = _BY_NAME[scheme].from_bmes
+    out = []
+    for tag in tags:
+        prefix, label = split_tag(tag)
+        out.append(_join(mapping.get(prefix, prefix), label))
+    return out
+
+
+def _map_to_bmes(tags: Sequence[str], sc: Scheme, strict: bool) -> list[str]:
+    """Prefix-wise conversion to BMES. Only BIO's sequence rule is checked here (an ``I`` must
+    continue a span: strict raises, lenient opens a span); the BMES result is checked or
+    repaired by the caller."""
     parsed = []
     for i, tag in enumerate(tags):
         prefix, sep, label = tag.partition("-")
-        if len(prefix) != 1 or prefix not in allowed or (sep and not label) or (
+        if len(prefix) != 1 or prefix not in sc.prefixes or (sep and not label) or (
                 prefix == "O" and label):
-            raise TagSequenceError(i, f"{tag} is not a {name.upper()} tag")
+            raise TagSequenceError(i, f"{tag} is not a {sc.name.upper()} tag", "unknown_tag")
         parsed.append((prefix, label))
-    if name == "bmes":
-        out = list(tags)
-    elif name == "bioes":
-        mapping = {"I": "M", "L": "E", "U": "S"}
-        out = [_join(mapping.get(p, p), label) for p, label in parsed]
-    else:
-        out = []
-        for i, (p, label) in enumerate(parsed):
-            if p == "I" and (i == 0 or parsed[i - 1][0] == "O" or parsed[i - 1][1] != label):
+    if not sc.positional:
+        return [_join(sc.to_bmes.get(p, p), label) for p, label in parsed]
+    out = []
+    for i, (p, label) in enumerate(parsed):
+        if p == "O":
+            out.append("O")
+            continue
+        continues = i > 0 and parsed[i - 1][0] != "O" and parsed[i - 1][1] == label
+        if p == "I" and not continues:
+            if strict:
                 prev = "start a sentence" if i == 0 else f"follow {tags[i - 1]}"
                 raise TagSequenceError(i, f"{tags[i]} cannot {prev}")
-            nxt = parsed[i + 1] if i + 1 < len(parsed) else ("O", "")
-            goes_on = nxt[0] == "I" and nxt[1] == label
-            if p == "B":
-                out.append(_join("B" if goes_on else "S", label))
-            elif p == "I":
-                out.append(_join("M" if goes_on else "E", label))
-            else:
-                out.append("O")
-    _decode(out, True, tags)
+            p = "B"
+        nxt = parsed[i + 1] if i + 1 < len(parsed) else ("O", "")
+        goes_on = nxt[0] == "I" and nxt[1] == label
+        if p == "B":
+            out.append(_join("B" if goes_on else "S", label))
+        else:
+            out.append(_join("M" if goes_on else "E", label))
     return out
+
+
+def tag_inventory(task: str, labels: Iterable[str] = ()) -> list[str]:
+    """The tag list of a task: B/M/E/S for CWS; ``O`` plus B/M/E/S-X for each NER label;
+    B/M/E/S-X for each POS label (joint segmentation + POS: every character is in a word, so
+    there is no ``O``).
+
+    Every prefix is included for every label, even if unseen in training, so constrained
+    decoding has a complete transition table.
+    """
+    if task == "cws":
+        return list(CWS_TAGS)
+    typed = [f"{p}-{label}" for label in sorted(set(labels)) for p in CWS_TAGS]
+    return typed if task == "pos" else ["O", *typed]
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` cannot be an entity type or POS name, or None if it can.
+
+    A name that begins or ends with a hyphen (``B-PER-``, ``B--PER``, ``S--``) is refused:
+    seqeval and conlleval strip those hyphens, so they would score ``PER-`` and ``PER`` as one
+    type. Hyphens inside a name (``ORG-x``) are fine.
+
+    Example:
+        >>> label_problem("PER-") is not None, label_problem("ORG-x") is None
+        (True, True)
+    """
+    if label.startswith("-") or label.endswith("-"):
+        return (f"type name {label!r} begins or ends with '-' (scorers that strip hyphens, "
+                f"like seqeval, would merge it with {label.strip('-') or '_'!r})")
+    return None
 
 
 def allowed_transitions(

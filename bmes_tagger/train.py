@@ -36,8 +36,8 @@ from .evaluate import evaluate
 from .model import BiLSTMTagger, build_model
 from .parallel import DataParallel
 from .predict import Tagger
-from .tags import split_tag, tags_to_words
-from .vocab import Vocab, tag_inventory
+from .tags import split_tag, tag_inventory, tags_to_words
+from .vocab import Vocab
 
 __all__ = ["RunDirError", "TrainResult", "evaluate_and_save", "setup", "train", "train_step"]
 

@@ -1,4 +1,4 @@
-"""Vocabularies: characters -> ids (with <pad> and <unk>), and the tag inventory."""
+"""Vocabularies: characters -> ids (with <pad> and <unk>)."""
 
 from __future__ import annotations
 
@@ -65,19 +65,3 @@ class Vocab:
     def __contains__(self, token: object) -> bool:
         return token in self.index
 
-
-CWS_TAGS = ("B", "M", "E", "S")
-
-
-def tag_inventory(task: str, labels: Iterable[str] = ()) -> list[str]:
-    """The tag list of a task: B/M/E/S for CWS; ``O`` plus B/M/E/S-X for each NER label;
-    B/M/E/S-X for each POS label (joint segmentation + POS: every character is in a word, so
-    there is no ``O``).
-
-    Every prefix is included for every label, even if unseen in training, so constrained
-    decoding has a complete transition table.
-    """
-    if task == "cws":
-        return list(CWS_TAGS)
-    typed = [f"{p}-{label}" for label in sorted(set(labels)) for p in CWS_TAGS]
-    return typed if task == "pos" else ["O", *typed]

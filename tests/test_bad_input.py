@@ -300,6 +300,13 @@ BAD = [
     case("encoding/nul-byte-conll-train", lambda e: e.train_data(
         e.file("t.bmes", b"\xe5\xbc\xa0 S-PER\n\x00 O\n"), NER_DEV, "ner", "conll"),
          "{tmp}/t.bmes:2", "NUL byte"),
+    case("file/dev-zero-predict", lambda e: ["predict", "/dev/zero", "--model", str(e.cws)],
+         "/dev/zero:1", "line 1 is longer than 16 MiB"),
+    case("file/dev-zero-stdin", lambda e: ["predict", e.pipe(bytes(17 << 20)), "--model",
+                                           str(e.cws)],
+         "<stdin>:1", "line 1 is longer than 16 MiB"),
+    case("file/dev-zero-dev", lambda e: e.train_data(CWS_TRAIN, "/dev/zero"),
+         "/dev/zero:1", "line 1 is longer than 16 MiB"),
     case("file/empty", lambda e: e.eval_cws("d.txt", b""),
          "{tmp}/d.txt", "no sentences"),
     case("file/empty-train", lambda e: e.train_data(e.file("t.txt", b"")),
@@ -728,6 +735,13 @@ def check_words(n_words: int) -> Callable[[Env, Result], None]:
     return check
 
 
+def check_oov_rate(rate: float) -> Callable[[Env, Result], None]:
+    def check(env: Env, result: Result) -> None:
+        assert eval_json(result)["oov_rate"] == rate
+
+    return check
+
+
 def check_entities(n_entities: int) -> Callable[[Env, Result], None]:
     def check(env: Env, result: Result) -> None:
         assert eval_json(result)["gold_entities"] == n_entities
@@ -786,6 +800,10 @@ GOOD = [
                  check_words(4), id="segmented/crlf"),
     pytest.param(lambda e: [*e.eval_ner("d.bmes", NER_TEXT), "--json"],
                  check_entities(2), id="conll/crlf"),
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "我们 在\r\r北京 工作\r"), "--json"],
+                 check_words(4), id="segmented/cr-only"),
+    pytest.param(lambda e: [*e.eval_ner("d.bmes", NER_TEXT.replace("\r\n", "\r")), "--json"],
+                 check_entities(2), id="conll/cr-only"),
     pytest.param(lambda e: [*e.eval_cws("d.txt", "\ufeff我们 在\n北京 工作\n"), "--json"],
                  check_words(4), id="segmented/bom"),
     pytest.param(lambda e: [*e.eval_ner("d.bmes", "\ufeff" + NER_TEXT), "--json"],
@@ -798,6 +816,11 @@ GOOD = [
                  check_predict_lines(3, ["我们😀在𠀀北京", "", "𠀁"]), id="predict/non-bmp"),
     pytest.param(lambda e: e.predict(e.cws, text="\ufeff我们 在\r\n北京\r\n"),
                  check_predict_lines(2, ["我们在", "北京"]), id="predict/bom-crlf"),
+    pytest.param(lambda e: e.predict(e.cws, text="我们在\r北京\r\r 好\r\n的"),
+                 check_predict_lines(5, ["我们在", "北京", "", "好", "的"]), id="predict/cr-only"),
+    pytest.param(lambda e: [*e.eval_cws("d.txt", "我们 在\n北京 工作\n"), "--json",
+                            "--train-words", str(e.file("w.txt", "我们\r北京\r"))],
+                 check_oov_rate(0.5), id="eval/cr-only-word-list"),
     pytest.param(lambda e: e.predict(e.cws, text=""), check_predict_lines(0),
                  id="predict/empty-input"),
     pytest.param(lambda e: e.predict(e.ner, "--output", "out.jsonl", text=""),

@@ -16,18 +16,20 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bmes_tagger.cli import app
-from bmes_tagger.corpus import Sentence, read_conll, read_corpus, read_segmented
-from bmes_tagger.errors import CorpusFormatError
-from bmes_tagger.formats import (
-    ConversionError,
-    convert,
-    from_bmes,
+from bmes_tagger.corpus import (
+    Sentence,
+    read_conll,
     read_conllu,
-    read_format,
+    read_corpus,
     read_jsonl_spans,
     read_pos_text,
-    sentences_task,
+    read_segmented,
     untyped,
+)
+from bmes_tagger.errors import ConversionError, CorpusFormatError
+from bmes_tagger.formats import (
+    convert,
+    sentences_task,
     write_conll,
     write_conllu,
     write_corpus,
@@ -35,8 +37,14 @@ from bmes_tagger.formats import (
     write_pos_text,
 )
 from bmes_tagger.metrics import pos_scores
-from bmes_tagger.tags import spans_to_tags, tags_to_spans, tags_to_words, to_bmes
-from bmes_tagger.vocab import tag_inventory
+from bmes_tagger.tags import (
+    from_bmes,
+    spans_to_tags,
+    tag_inventory,
+    tags_to_spans,
+    tags_to_words,
+    to_bmes,
+)
 from conftest import require_corpora
 
 runner = CliRunner()
@@ -166,7 +174,7 @@ def test_pos_text_round_trip(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("pos") / "x.pos"
     write_pos_text(sents, path)
     assert same(read_pos_text(path), sents)
-    assert same(read_format(path, "pos", "cws"), untyped(sents))
+    assert same(read_corpus(path, "pos", "cws"), untyped(sents))
 
 
 @FAST
@@ -198,7 +206,7 @@ def test_convert_chains_are_exact(tmp_path_factory: pytest.TempPathFactory, task
     write_corpus(sents, paths[0], chain[0], scheme, task=task)
     for i in range(1, len(chain)):
         convert(paths[i - 1], paths[i], chain[i - 1], chain[i], scheme=scheme, task=task)
-        assert same(read_format(paths[i], chain[i], task, scheme), sents)
+        assert same(read_corpus(paths[i], chain[i], task, scheme), sents)
     assert paths[-1].read_bytes() == paths[0].read_bytes()
 
 
@@ -639,3 +647,74 @@ def test_rmrb_pos_counts_and_agreement_with_the_segmented_twin() -> None:
     assert sum(len(tags_to_spans(s.tags or [])) for s in sents) == 1_121_444
     assert len({t.partition("-")[2] for s in sents for t in s.tags or []}) == 44
     assert same(untyped(sents), read_segmented(root / "RMRB.seg.utf8"))
+
+
+# --- grapheme clusters are characters -----------------------------------------------------------
+
+FAMILY = "👨\u200d👩\u200d👧"  # five code points, one character
+E_ACUTE = "e\u0301"  # decomposed é
+FLAG = "\U0001f1e8\U0001f1f3"
+
+
+def test_readers_keep_grapheme_clusters_whole(tmp_path: Path) -> None:
+    seg = write(tmp_path, f"我们 {FAMILY} 在\ncaf{E_ACUTE}  好{FLAG}\n", "s.txt")
+    sents = read_corpus(seg, "segmented", "cws")
+    assert sents[0].chars == ["我", "们", FAMILY, "在"] and sents[0].tags == ["B", "E", "S", "S"]
+    assert sents[1].chars == ["c", "a", "f", E_ACUTE, "好", FLAG]
+    assert sents[1].tags == ["B", "M", "M", "E", "B", "E"]
+    pos = write(tmp_path, f"👍\U0001f3fd/w  caf{E_ACUTE}/n\n", "p.txt")
+    (sent,) = read_corpus(pos, "pos", "pos")
+    assert sent.chars == ["👍\U0001f3fd", "c", "a", "f", E_ACUTE]
+    assert sent.tags == ["S-w", "B-n", "M-n", "M-n", "E-n"]
+    conllu = write(tmp_path, f"1\t{FAMILY}\t_\tSYM\t_\t_\t_\t_\t_\t_\n"
+                             f"2\tcaf{E_ACUTE}\t_\tNOUN\t_\t_\t_\t_\t_\t_\n\n", "u.conllu")
+    (sent,) = read_corpus(conllu, "conllu", "pos")
+    assert sent.chars == [FAMILY, "c", "a", "f", E_ACUTE]
+    assert sent.tags == ["S-SYM", "B-NOUN", "M-NOUN", "M-NOUN", "E-NOUN"]
+
+
+def test_jsonl_offsets_are_code_points_and_clusters_are_characters(tmp_path: Path) -> None:
+    # offsets count code points (Python and CLUENER alike): the family spans 2..6
+    text = f"我爱{FAMILY}张三 {E_ACUTE}"
+    label = {"name": {"张三": [[7, 8]]}, "x": {FAMILY: [[2, 6]]}}
+    path = write(tmp_path, json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n",
+                 "c.json")
+    (sent,) = read_jsonl_spans(path)
+    assert sent.chars == ["我", "爱", FAMILY, "张", "三", E_ACUTE]
+    assert sent.tags == ["O", "O", "S-x", "B-name", "E-name", "O"]
+    # a mention that ends inside a cluster: the annotation wins and cuts it
+    path = write(tmp_path, json.dumps({"text": f"{E_ACUTE}x", "label": {"X": {"e": [[0, 0]]}}})
+                 + "\n", "d.json")
+    (sent,) = read_jsonl_spans(path)
+    assert sent.chars == ["e", "\u0301", "x"] and sent.tags == ["S-X", "O", "O"]
+
+
+def test_grapheme_sentences_round_trip_through_every_format(tmp_path: Path) -> None:
+    pos = [Sentence(["我", FAMILY, "c", E_ACUTE, FLAG], ["B-n", "E-n", "B-x", "E-x", "S-w"])]
+    ner = [Sentence(["我", FAMILY, "c", E_ACUTE, FLAG], ["O", "S-PER", "B-x", "E-x", "O"])]
+    cws = untyped(pos)
+    for sents, fmt, task in ((cws, "segmented", "cws"), (cws, "conll", "cws"),
+                             (cws, "conllu", "cws"), (pos, "pos", "pos"),
+                             (pos, "conllu", "pos"), (pos, "conll", "pos"),
+                             (ner, "jsonl", "ner"), (ner, "conll", "ner")):
+        path = tmp_path / f"{task}.{fmt}"
+        write_corpus(sents, path, fmt, task=task)
+        assert same(read_corpus(path, fmt, task), sents), (fmt, task)
+    line = (tmp_path / "ner.jsonl").read_text(encoding="utf-8")
+    assert json.loads(line)["label"] == {"PER": {FAMILY: [[1, 5]]}, "x": {f"c{E_ACUTE}": [[6, 8]]}}
+
+
+def test_writers_refuse_tokens_that_would_read_back_as_other_characters(tmp_path: Path) -> None:
+    # 'e' and a lone accent are two tokens in conll, but one character in a word
+    split = [Sentence(["e", "\u0301", "x"], ["B", "E", "S"])]
+    for fmt in ("segmented", "conllu"):
+        with pytest.raises(ConversionError, match="single non-space characters"):
+            write_corpus(split, tmp_path / "out", fmt)
+    write_conll(split, tmp_path / "ok.conll")
+    assert same(read_conll(tmp_path / "ok.conll", "cws"), split)
+    # in jsonl the accent may stand alone only where a mention boundary cuts the cluster
+    ner = [Sentence(["e", "\u0301", "x"], ["S-X", "O", "O"])]
+    write_corpus(ner, tmp_path / "cut.json", "jsonl")
+    assert same(read_jsonl_spans(tmp_path / "cut.json"), ner)
+    with pytest.raises(ConversionError, match="single non-space characters"):
+        write_corpus([Sentence(["e", "\u0301", "x"], ["O", "O", "S-X"])], tmp_path / "o", "jsonl")

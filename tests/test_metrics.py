@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -416,3 +417,103 @@ def test_ner_counts_equal_lenient_span_sets(data: st.DataObject) -> None:
     assert s.gold_entities == sum(map(len, gold_spans))
     assert s.pred_entities == sum(map(len, pred_spans))
     assert s.correct_entities == sum(len(g & p) for g, p in zip(gold_spans, pred_spans))
+
+
+@pytest.mark.skipif(
+    not SIGHAN_SCORE or not Path(SIGHAN_SCORE).is_file() or shutil.which("perl") is None,
+    reason="set SIGHAN_SCORE to a copy of icwb2-data/scripts/score (and have perl) to compare "
+           "with the official scorer",
+)
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_word_list_file_reads_like_the_perl_scorer(tmp_path: Path, final_newline: bool) -> None:
+    from bmes_tagger.corpus import read_word_list
+
+    # frequency columns, U+3000, NBSP, tabs, CR LF, blank lines, a BOM, maybe no final newline
+    lines = ["\ufeff我们", "中国 12", "北京\t3 ns", "\u3000人民", "日\u00a0报", "  喜欢  ", "",
+             "今天\r", "a", "下午"]
+    words = tmp_path / "words.utf8"
+    words.write_bytes(("\n".join(lines) + ("\n" if final_newline else "")).encode("utf-8"))
+    gold = [["我们", "中国", "北京", "人民", "日\u00a0报", "喜欢", "今天", "a", "下午"],
+            ["下午", "我们", "今天", "喜", "欢"]]
+    pred = [["我们", "中", "国", "北京", "人民", "日\u00a0报", "喜欢", "今天", "a", "下午"],
+            ["下午", "我们今天", "喜欢"]]
+    files = {}
+    for name, sentences in (("gold", gold), ("pred", pred)):
+        files[name] = tmp_path / f"{name}.utf8"
+        files[name].write_text("".join("  ".join(ws) + "\n" for ws in sentences), "utf-8")
+    out = subprocess.run(["perl", SIGHAN_SCORE, str(words), str(files["gold"]),
+                          str(files["pred"])], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
+    summary = dict(re.findall(r"^=== ([A-Za-z ]+):\t(\S+)$", out, re.M))
+    s = cws_scores(gold, pred, read_word_list(words))
+    assert summary["OOV Rate"] == f"{s.oov_rate:.3f}"
+    assert summary["OOV Recall Rate"] == f"{s.oov_recall:.3f}"
+    assert summary["IV Recall Rate"] == f"{s.iv_recall:.3f}"
+
+
+def test_ner_types_that_differ_only_by_hyphens_stay_apart() -> None:
+    # seqeval strips the hyphens around a type: it scored S-PER- against S-PER as correct
+    s = ner_scores([["S-PER-", "O", "B--LOC", "E--LOC"]], [["S-PER", "O", "B-LOC", "E-LOC"]])
+    assert (s.gold_entities, s.pred_entities, s.correct_entities) == (2, 2, 0)
+    assert set(s.per_type) == {"PER-", "PER", "-LOC", "LOC"}
+    assert s.per_type["PER"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_ner_scores_do_not_need_seqeval() -> None:
+    code = ("import sys; from bmes_tagger.metrics import ner_scores; "
+            "s = ner_scores([['B-PER', 'E-PER']], [['B-PER', 'E-PER']]); "
+            "sys.exit(('seqeval' in sys.modules) + 2 * (s.f1 != 1.0))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_ner_illegal_gold_is_refused() -> None:
+    with pytest.raises(ValueError, match="sentence 1: gold tags"):
+        ner_scores([["O"], ["O", "M-PER"]], [["O"], ["O", "O"]])
+
+
+_types = st.sampled_from(["PER", "LOC", "ORG", "组织", "X-Y", "a"])
+
+
+@st.composite
+def _legal_typed(draw: st.DrawFn, length: int) -> list[str]:
+    spans, i = [], 0
+    while i < length:
+        n = draw(st.integers(1, 4))
+        if draw(st.booleans()) and i + n <= length:
+            spans.append((draw(_types), i, i + n))
+        i += n
+    return spans_to_tags(spans, length)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_ner_equals_seqeval_on_random_well_formed_sequences(data: st.DataObject) -> None:
+    """seqeval as the oracle: exact span matches per type, micro totals, per-type table."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOBES, Entities
+
+    lengths = data.draw(st.lists(st.integers(0, 15), min_size=1, max_size=6))
+    gold = [data.draw(_legal_typed(n)) for n in lengths]
+    pred = [data.draw(_legal_typed(n)) for n in lengths]
+    s = ner_scores(gold, pred)
+    y_true = [bmes_to_iobes(t) for t in gold]
+    y_pred = [bmes_to_iobes(t) for t in pred]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        true = Entities(y_true, IOBES).entities
+        found = Entities(y_pred, IOBES).entities
+        assert s.gold_entities == sum(map(len, true))
+        assert s.pred_entities == sum(map(len, found))
+        assert s.correct_entities == sum(len(set(t) & set(p)) for t, p in zip(true, found))
+        if not s.gold_entities and not s.pred_entities:
+            assert s.per_type == {}
+            return
+        report = classification_report(y_true, y_pred, mode="strict", scheme=IOBES,
+                                       output_dict=True, zero_division=0)
+    micro = report.pop("micro avg")
+    assert (s.precision, s.recall, s.f1) == pytest.approx(
+        (micro["precision"], micro["recall"], micro["f1-score"]))
+    assert s.per_type == {
+        label: {"precision": pytest.approx(r["precision"]), "recall": pytest.approx(r["recall"]),
+                "f1": pytest.approx(r["f1-score"]), "support": r["support"]}
+        for label, r in report.items() if not label.endswith(" avg")}

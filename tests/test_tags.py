@@ -13,8 +13,10 @@ from bmes_tagger.errors import TagSequenceError
 from bmes_tagger.tags import (
     allowed_transitions,
     bmes_to_iobes,
+    from_bmes,
     is_legal_bmes,
     repair_bmes,
+    repair_to_bmes,
     spans_to_tags,
     split_tag,
     tags_to_spans,
@@ -221,3 +223,62 @@ def test_allowed_transitions_match_brute_force(inventory: list[str]) -> None:
             by_table = start[ids[0]] and end[ids[-1]] and all(
                 trans[a][b] for a, b in zip(ids, ids[1:]))
             assert by_table == is_legal_bmes(list(seq)), seq
+
+
+# --- the scheme table ----------------------------------------------------------------------------
+
+
+def test_one_scheme_table() -> None:
+    from bmes_tagger import corpus, formats
+    from bmes_tagger.tags import SCHEMES, get_scheme
+
+    assert SCHEMES == ("bmes", "bioes", "bio") and formats.SCHEMES is SCHEMES
+    from bmes_tagger import tags
+
+    # formats and corpus keep no copy of the schemes: they use this module's
+    assert formats.from_bmes is tags.from_bmes and not hasattr(corpus, "_SCHEME_PREFIXES")
+    for alias, name in (("IOBES", "bioes"), ("bilou", "bioes"), ("iob2", "bio"), ("BMES", "bmes")):
+        assert get_scheme(alias).name == name
+    with pytest.raises(ValueError, match="unknown tag scheme 'iob'"):
+        get_scheme("iob")
+    with pytest.raises(ValueError, match="unknown tag scheme"):
+        from_bmes(["S"], "bilou")  # reads as BIOES, but would not write L/U
+
+
+@SETTINGS
+@given(span_sets(), st.sampled_from(["bmes", "bioes", "bio"]))
+def test_from_bmes_and_repair_to_bmes_round_trip(case: tuple[list, int], scheme: str) -> None:
+    spans, length = case
+    tags = spans_to_tags(spans, length)
+    written = from_bmes(tags, scheme)
+    assert to_bmes(written, scheme) == tags == repair_to_bmes(written, scheme)
+
+
+@pytest.mark.parametrize(
+    ("tags", "scheme", "repaired"),
+    [
+        (["O", "I-ORG", "I-ORG", "B-PER"], "bio", ["O", "B-ORG", "E-ORG", "S-PER"]),
+        (["B-PER", "I-LOC", "I-LOC"], "bio", ["S-PER", "B-LOC", "E-LOC"]),
+        (["I", "I", "B"], "bio", ["B", "E", "S"]),
+        (["B-PER", "B-PER", "L-PER"], "bioes", ["S-PER", "B-PER", "E-PER"]),
+        (["O", "M-ORG", "E-ORG", "B-PER"], "bmes", ["O", "B-ORG", "E-ORG", "S-PER"]),
+    ],
+)
+def test_repair_to_bmes_table(tags: list[str], scheme: str, repaired: list[str]) -> None:
+    assert repair_to_bmes(tags, scheme) == repaired
+    with pytest.raises(TagSequenceError):
+        to_bmes(tags, scheme)
+
+
+def test_repair_to_bmes_still_refuses_unknown_tags() -> None:
+    with pytest.raises(TagSequenceError) as info:
+        repair_to_bmes(["O", "M-PER"], "bio")
+    assert info.value.kind == "unknown_tag"
+
+
+def test_tag_inventory() -> None:
+    from bmes_tagger.tags import tag_inventory
+
+    assert tag_inventory("cws", ["x"]) == ["B", "M", "E", "S"]
+    assert tag_inventory("ner", ["PER", "LOC", "PER"]) == [
+        "O", "B-LOC", "M-LOC", "E-LOC", "S-LOC", "B-PER", "M-PER", "E-PER", "S-PER"]
