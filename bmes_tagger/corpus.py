@@ -148,7 +148,7 @@ def iter_stream_lines(
 
 def read_corpus(
     path: str | Path, fmt: str, task: str, scheme: str = "bmes", repair: bool = False,
-    pos_column: str = "upos",
+    pos_column: str = "upos", repairs: list[tuple[int, str]] | None = None,
 ) -> list[Sentence]:
     """Read a labelled corpus in ``fmt`` for ``task``: the one entry point for every format.
 
@@ -160,6 +160,8 @@ def read_corpus(
         scheme: tag scheme of a conll file (converted to BMES).
         repair: repair illegal conll sequences / overlapping jsonl mentions instead of failing.
         pos_column: CoNLL-U column that holds the POS for task ``pos`` (``upos`` or ``xpos``).
+        repairs: with ``repair``, gets ``(line, what was wrong)`` of every repaired sentence
+            (for reports such as ``tagger debug-data``).
 
     Returns:
         The sentences, BMES-tagged for ``task``.
@@ -182,9 +184,9 @@ def read_corpus(
     if fmt == "segmented":
         return read_segmented(path)
     if fmt == "conll":
-        return read_conll(path, task=task, scheme=scheme, repair=repair)
+        return read_conll(path, task=task, scheme=scheme, repair=repair, repairs=repairs)
     if fmt == "jsonl":
-        return read_jsonl_spans(path, repair=repair)
+        return read_jsonl_spans(path, repair=repair, repairs=repairs)
     if fmt == "conllu":
         if pos_column not in POS_COLUMNS:
             raise ValueError(f"pos_column must be upos or xpos, got {pos_column!r}")
@@ -210,7 +212,8 @@ def read_segmented(path: str | Path) -> list[Sentence]:
 
 
 def read_conll(
-    path: str | Path, task: str = "ner", scheme: str = "bmes", repair: bool = False
+    path: str | Path, task: str = "ner", scheme: str = "bmes", repair: bool = False,
+    repairs: list[tuple[int, str]] | None = None,
 ) -> list[Sentence]:
     """Read ``CHAR [feature ...] TAG`` lines, blank line between sentences.
 
@@ -220,6 +223,7 @@ def read_conll(
             (typed tags, no ``O``: joint segmentation + POS).
         scheme: the file's tag scheme (bmes, bioes or bio); tags are converted to BMES.
         repair: make illegal gold sequences legal (lenient spans) instead of failing.
+        repairs: with ``repair``, gets ``(line, what was wrong)`` of every repaired sentence.
 
     Raises:
         CorpusFormatError: a line with no tag, a tag outside the scheme or task, an illegal
@@ -234,7 +238,7 @@ def read_conll(
 
     def flush() -> None:
         if chars:
-            sentences.append(_finish_conll(path, chars, tags, lines, scheme, repair))
+            sentences.append(_finish_conll(path, chars, tags, lines, scheme, repair, repairs))
         chars.clear(), tags.clear(), lines.clear()
 
     for number, text in iter_lines(path):
@@ -257,7 +261,8 @@ def read_conll(
     return sentences
 
 
-def read_jsonl_spans(path: str | Path, repair: bool = False) -> list[Sentence]:
+def read_jsonl_spans(path: str | Path, repair: bool = False,
+                     repairs: list[tuple[int, str]] | None = None) -> list[Sentence]:
     """Read CLUENER2020-style JSON lines as typed NER sentences (BMES with ``O``).
 
     One object per line: ``{"text": ..., "label": {TYPE: {MENTION: [[start, end], ...]}}}``
@@ -302,7 +307,7 @@ def read_jsonl_spans(path: str | Path, repair: bool = False) -> list[Sentence]:
         spans = _json_spans(path, number, raw, obj["label"])
         if not raw.strip():
             raise CorpusFormatError(path, number, "empty \"text\"")
-        spans = _resolve_overlaps(path, number, spans, repair)
+        spans = _resolve_overlaps(path, number, spans, repair, repairs)
         chars, starts = _cut_graphemes(raw, {x for _, a, b in spans for x in (a, b)})
         # Offsets count code points of the raw text; tags count its kept characters, and no
         # character crosses a mention boundary, so a mention is the characters starting in it.
@@ -599,16 +604,18 @@ def _check_tag(path: str | Path, number: int, tag: str, task: str, scheme: str,
 
 def _finish_conll(
     path: str | Path, chars: list[str], tags: list[str], lines: list[int],
-    scheme: str, repair: bool,
+    scheme: str, repair: bool, repairs: list[tuple[int, str]] | None = None,
 ) -> Sentence:
     try:
         bmes = to_bmes(tags, scheme)
     except TagSequenceError as exc:
+        line = lines[min(exc.position, len(lines) - 1)]
         if not repair:
-            line = lines[min(exc.position, len(lines) - 1)]
             raise CorpusFormatError(path, line, f"illegal {scheme.upper()} sequence: "
                                     f"{exc.reason} (set data.repair_gold: true to repair)",
                                     kind="illegal_sequence") from None
+        if repairs is not None:
+            repairs.append((line, f"illegal {scheme.upper()} sequence: {exc.reason}"))
         bmes = repair_to_bmes(tags, scheme)
     for tag in bmes:
         split_tag(tag)  # internal invariant: conversion yields well-formed tags
@@ -684,7 +691,8 @@ def _json_spans(path: str | Path, number: int, text: str, label: object
 
 
 def _resolve_overlaps(path: str | Path, number: int, spans: list[tuple[str, int, int]],
-                      repair: bool) -> list[tuple[str, int, int]]:
+                      repair: bool, repairs: list[tuple[int, str]] | None = None
+                      ) -> list[tuple[str, int, int]]:
     """Drop duplicate mentions; overlapping ones are an error, or with ``repair`` the longest
     (then earliest) wins."""
     unique = sorted(set(spans), key=lambda s: (-(s[2] - s[1]), s[1], s[0]))
@@ -693,10 +701,13 @@ def _resolve_overlaps(path: str | Path, number: int, spans: list[tuple[str, int,
         clash = next((k for k in kept if span[1] < k[2] and k[1] < span[2]), None)
         if clash is None:
             kept.append(span)
-        elif not repair:
-            first, second = sorted([clash, span], key=lambda s: (s[1], s[2]))
-            raise CorpusFormatError(path, number, f"overlapping mentions {first[0]} "
-                                    f"[{first[1]}, {first[2] - 1}] and {second[0]} "
-                                    f"[{second[1]}, {second[2] - 1}] (set data.repair_gold: "
-                                    "true / --repair to keep the longest)", kind="overlap")
+            continue
+        first, second = sorted([clash, span], key=lambda s: (s[1], s[2]))
+        what = (f"overlapping mentions {first[0]} [{first[1]}, {first[2] - 1}] and "
+                f"{second[0]} [{second[1]}, {second[2] - 1}]")
+        if not repair:
+            raise CorpusFormatError(path, number, f"{what} (set data.repair_gold: true / "
+                                    "--repair to keep the longest)", kind="overlap")
+        if repairs is not None:
+            repairs.append((number, what))
     return sorted(kept, key=lambda s: s[1])

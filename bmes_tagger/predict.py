@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from .errors import BmesTaggerError
 from .exported import exported_kind, load_exported
 from .model import Decoder, build_model
 from .tags import tags_to_spans
+from .text import split_graphemes
 from .vocab import Vocab
 
 # the longest n-best list a caller may ask for: the search keeps k paths per tag and step
@@ -279,7 +279,7 @@ class Tagger:
         out: list[list[tuple[list[tuple[str, str]], float]]] = []
         with inference(self.model):
             for text in texts:
-                tokens = _non_space(text)[0]
+                tokens = split_graphemes(text)[0]
                 if not tokens:
                     out.append([([], 1.0)])
                     continue
@@ -301,7 +301,7 @@ class Tagger:
         index = {t: i for i, t in enumerate(self.tags)}
         with inference(self.model):
             for text, pairs in zip(texts, self.tag(texts)):
-                tokens = _non_space(text)[0]
+                tokens = split_graphemes(text)[0]
                 if not tokens:
                     out.append([])
                     continue
@@ -320,9 +320,9 @@ class Tagger:
         """What ``tags`` (one per non-space character of ``text``, e.g. an n-best entry) say
         about ``text``: ``{"words": [...]}`` for CWS, ``{"words": ["word/POS", ...]}`` for
         joint segmentation + POS, ``{"entities": [entity dicts]}`` for NER."""
-        tokens, positions = _non_space(text)
+        tokens, positions = split_graphemes(text)
         if self.task == "ner":
-            return {"entities": [asdict(e) for e in _entities(text, positions, tags)]}
+            return {"entities": [asdict(e) for e in _entities(text, tokens, positions, tags)]}
         words = _words(tokens, positions, tags)
         if self.task == "cws":
             return {"words": [w for w, _ in words]}
@@ -336,7 +336,7 @@ class Tagger:
     def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
         """(character, tag) pairs for each text; whitespace characters are skipped."""
         _check_texts(texts)
-        tokens = [_non_space(t)[0] for t in texts]
+        tokens = [split_graphemes(t)[0] for t in texts]
         return [list(zip(tok, tags)) for tok, tags in zip(tokens, self.tag_tokens(tokens,
                                                                                   batch_size))]
 
@@ -355,13 +355,13 @@ class Tagger:
             return [[w for w, _ in words]
                     for words in self.pos_tag(texts, batch_size, user_dict)]
         with _gc_paused(), inference(self.model):
-            prepared = [_non_space(t) for t in texts]
+            prepared = [split_graphemes(t) for t in texts]
             forced = None
             if user_dict is not None:
                 forced = [user_dict.matches(tok) for tok, _ in prepared]
             starts = self._word_starts([tok for tok, _ in prepared], batch_size, forced)
-            return [_cut_words(text, positions, cuts)
-                    for text, (_, positions), cuts in zip(texts, prepared, starts)]
+            return [_cut_words(text, tokens, positions, cuts)
+                    for text, (tokens, positions), cuts in zip(texts, prepared, starts)]
 
     def pos_tag(self, texts: Sequence[str], batch_size: int = 64,
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
@@ -379,14 +379,14 @@ class Tagger:
         _check_texts(texts)
         self._require("ner", "entities()")
         prepared, all_tags = self._tag_texts(texts, batch_size)
-        return [_entities(text, positions, tags)
-                for text, (_, positions), tags in zip(texts, prepared, all_tags)]
+        return [_entities(text, tokens, positions, tags)
+                for text, (tokens, positions), tags in zip(texts, prepared, all_tags)]
 
     def _tag_texts(self, texts: Sequence[str], batch_size: int,
                    user_dict: UserDict | None = None,
                    ) -> tuple[list[tuple[list[str], Sequence[int]]], list[list[str]]]:
         """((non-space tokens, their offsets) per text, tags per text)."""
-        prepared = [_non_space(t) for t in texts]
+        prepared = [split_graphemes(t) for t in texts]
         forced = None
         if user_dict is not None:
             forced = [user_dict.matches(tok) for tok, _ in prepared]
@@ -466,7 +466,7 @@ def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
     for label, a, b in _spans_any(tags):
         start = a
         for j in range(a + 1, b):
-            if positions[j] != positions[j - 1] + 1:
+            if positions[j] != positions[j - 1] + len(tokens[j - 1]):
                 words.append(("".join(tokens[start:j]), label))
                 start = j
         words.append(("".join(tokens[start:b]), label))
@@ -476,25 +476,29 @@ def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]
 _STARTS, _ENDS = frozenset(("B", "S")), frozenset(("E", "S"))
 
 
-def _cut_words(text: str, positions: Sequence[int], starts: list[int]) -> list[str]:
-    """Words of ``text`` whose non-space tokens (at ``positions`` in it) start new words at
-    token indices ``starts``; whitespace in the text is also a word boundary."""
+def _cut_words(text: str, tokens: Sequence[str], positions: Sequence[int], starts: list[int]
+               ) -> list[str]:
+    """Words of ``text`` whose characters ``tokens`` (at ``positions`` in it) start new words
+    at token indices ``starts``; whitespace in the text is also a word boundary."""
     if not starts:
         return []
-    if isinstance(positions, range):  # no whitespace: token i is text[i]
+    if isinstance(positions, range):  # no whitespace, no clusters: token i is text[i]
         return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
-    gaps = [i for i in range(1, len(positions)) if positions[i] != positions[i - 1] + 1]
+    gaps = [i for i in range(1, len(positions))
+            if positions[i] != positions[i - 1] + len(tokens[i - 1])]
     if gaps:
         starts = sorted({*starts, *gaps})
     bounds = [*starts[1:], len(positions)]
-    return [text[positions[a]:positions[b - 1] + 1] for a, b in zip(starts, bounds)]
+    return [text[positions[a]:positions[b - 1] + len(tokens[b - 1])]
+            for a, b in zip(starts, bounds)]
 
 
-def _entities(text: str, positions: Sequence[int], tags: Sequence[str]) -> list[Entity]:
-    """Entities of tagged tokens, with offsets mapped back into the original ``text``."""
+def _entities(text: str, tokens: Sequence[str], positions: Sequence[int],
+              tags: Sequence[str]) -> list[Entity]:
+    """Entities of tagged tokens, with (code point) offsets mapped back into ``text``."""
     out = []
     for label, a, b in tags_to_spans(tags):
-        start, end = positions[a], positions[b - 1] + 1
+        start, end = positions[a], positions[b - 1] + len(tokens[b - 1])
         out.append(Entity(label, start, end, text[start:end]))
     return out
 
@@ -531,15 +535,6 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _non_space(text: str) -> tuple[list[str], Sequence[int]]:
-    """The non-whitespace characters of ``text`` and their offsets in it."""
-    if not _SPACE.search(text):  # the common case, without a per-character loop
-        return list(text), range(len(text))
-    positions = [i for i, c in enumerate(text) if not c.isspace()]
-    return [text[i] for i in positions], positions
-
-
-_SPACE = re.compile(r"\s")
 
 
 def _spans_any(tags: Sequence[str]) -> list[tuple[str, int, int]]:

@@ -192,10 +192,11 @@ def test_segment_words_equal_the_general_word_assembly_of_the_tags(
     # segment reads word starts off tag ids per batch; it must give the words of the lenient
     # reading of the tag strings (tags_to_spans), including ill-formed tags, chunk joins and
     # whitespace gaps
-    from bmes_tagger.predict import _non_space, _words
+    from bmes_tagger.predict import _words
+    from bmes_tagger.text import split_graphemes
 
     tagger = unconstrained_tagger
-    prepared = [_non_space(t) for t in texts]
+    prepared = [split_graphemes(t) for t in texts]
     tags = tagger.tag_tokens([tok for tok, _ in prepared], batch_size=3)
     expected = [[w for w, _ in _words(tok, pos, t)] for (tok, pos), t in zip(prepared, tags)]
     assert tagger.segment(texts, batch_size=3) == expected
@@ -216,3 +217,20 @@ def test_predicting_never_changes_the_modules_mode_and_always_runs_it_as_shipped
         assert all(m.training for m in model.modules())
     assert live.segment(TEXTS) == expected
     assert live.confidence(TEXTS[:3]) == crf_tagger.confidence(TEXTS[:3])
+
+
+def test_grapheme_clusters_are_never_cut(crf_tagger: Tagger) -> None:
+    """A ZWJ emoji sequence, a flag, a base with a combining accent: each one character, so
+    no word boundary falls inside it, and offsets still index the original text."""
+    family, flag, accented = "👨\u200d👩\u200d👧", "🇨🇳", "e\u0301"
+    texts = [f"我们{family}在北京", f"{flag}好 {accented}工作", family, f"{accented}{accented}"]
+    for text, words in zip(texts, crf_tagger.segment(texts)):
+        assert "".join(words) == text.replace(" ", "")
+        for cluster in (family, flag, accented):
+            for word in words:
+                part = cluster in text and cluster not in word and any(
+                    cluster.startswith(word[-k:]) for k in range(1, len(cluster)) if
+                    len(word) >= k)
+                assert not part, (cluster, words)
+    pairs = crf_tagger.tag([texts[0]])[0]
+    assert [c for c, _ in pairs] == ["我", "们", family, "在", "北", "京"]
