@@ -19,6 +19,7 @@ import typer
 
 from .atomic import atomic_write
 from .errors import BmesTaggerError, ConfigError
+from .tags import SCHEMES
 
 app = typer.Typer(
     name="tagger",
@@ -268,8 +269,8 @@ def evaluate_cli(
 ) -> None:
     """Score a model on a labelled file: span precision, recall and F1.
 
-    CWS is counted as the SIGHAN 2005 scorer does, with OOV and IV recall; NER uses strict
-    seqeval with a per-type table.
+    CWS is counted as the SIGHAN 2005 scorer does, with OOV and IV recall; NER counts exact
+    (type, start, end) span matches, with a per-type table.
 
     Examples: tagger eval configs/sample-cws.yaml |
     tagger eval --model runs/x/best.pt --data test.txt --format segmented --json
@@ -297,8 +298,8 @@ def evaluate_cli(
             repair = cfg.data.repair_gold
         if format is not None and format not in FORMATS:
             raise BmesTaggerError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
-        if scheme is not None and scheme not in ("bmes", "bioes", "bio"):
-            raise BmesTaggerError(f"--scheme: {scheme!r} is not one of bmes, bioes, bio")
+        if scheme is not None and scheme not in SCHEMES:
+            raise BmesTaggerError(f"--scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
         _set_threads(threads)
         tagger = Tagger.load(model, device=device, trust_code=trust_code, threads=threads or None)
         sentences = read_eval_data(tagger, data, format, scheme, repair)

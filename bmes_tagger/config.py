@@ -40,6 +40,7 @@ import yaml
 
 from . import features
 from .errors import ConfigError
+from .tags import SCHEMES
 
 TASKS = ("cws", "ner", "pos")
 # names of the encoders in bmes_tagger.model.ENCODERS, kept here so that reading a config needs
@@ -62,7 +63,7 @@ class _DataCore:
                        "(People's Daily word/POS text; cws or pos)",
                        choices=("segmented", "conll", "jsonl", "conllu", "pos"))
     scheme: str = _opt("bmes", "tag scheme of conll files, converted to BMES on load",
-                       choices=("bmes", "bioes", "bio"))
+                       choices=SCHEMES)
     train: str | None = _opt(None, "training corpus (required for train)", path=True)
     dev: str | None = _opt(None, "dev corpus for model selection; if absent, dev_fraction of "
                            "train is held out", path=True)
