@@ -190,7 +190,7 @@ class OurStep:
         self.optimizer = make_optimizer(self.model, config)
 
     def __call__(self, indices: Sequence[int]) -> int:
-        batch = self.encoded.batch(indices)
+        batch = self.encoded.batch(indices).torch()
         loss = train_step(self.model, self.optimizer, batch, self.config.train.clip_norm)
         loss.item()
         return batch.num_tokens
@@ -350,7 +350,7 @@ def step_breakdown(step: OurStep, batches: list[list[int]]) -> dict[str, float]:
     names = list(phases)
     for indices in batches:
         marks = [time.process_time()]
-        batch = step.encoded.batch(indices)
+        batch = step.encoded.batch(indices).torch()
         marks.append(time.process_time())
         scores = model.emissions(batch.inputs, batch.lengths)
         marks.append(time.process_time())
@@ -618,7 +618,7 @@ PREDICT_PHASES = {
     "batch building (padding)": [("bmes_tagger/batching.py", "batch")],
     "network (emissions)": [("bmes_tagger/model.py", "emissions"),
                             ("bmes_tagger/exported.py", "emissions")],
-    "decoding (Viterbi)": [("bmes_tagger/crf.py", "viterbi_decode")],
+    "decoding (Viterbi)": [("bmes_tagger/decoding.py", "viterbi")],
     "words from the text": [("bmes_tagger/predict.py", "_cut_words")],
 }
 

@@ -1,16 +1,17 @@
-"""Turning sentences into tensors once, and tensors into length-bucketed, padded batches.
+"""Turning sentences into arrays once, and arrays into length-bucketed, padded batches.
 
 The corpus is encoded a single time (:func:`bmes_tagger.features.encode`) into one flat id
 column per input feature plus offsets, so an epoch does no per-character Python work: a batch
-is one gather per column.
+is one gather per column. NumPy only; :meth:`Batch.torch` hands a batch to a torch model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
+import numpy as np
 
 from . import features
 from .config import Config
@@ -23,33 +24,38 @@ BREAK_AFTER = frozenset("。！？；，、：!?;,:…）)」』”")
 
 @dataclass
 class Batch:
-    """A padded batch of sentences.
+    """A padded batch of sentences (NumPy arrays, or torch tensors after :meth:`torch`).
 
-    ``inputs``: the model's input features by name, each (batch, seq_len, slots) long ids
+    ``inputs``: the model's input features by name, each (batch, seq_len, slots) int64 ids
     (0 on padding); ``mask``: (batch, seq_len) bool; ``lengths``: (batch,); ``tags``:
     (batch, seq_len) gold tag ids, for labelled data; ``index``: (batch,) positions of these
     rows in the encoded corpus.
     """
 
-    inputs: dict[str, torch.Tensor]
-    mask: torch.Tensor
-    lengths: torch.Tensor
-    tags: torch.Tensor | None = None
-    index: torch.Tensor | None = None
+    inputs: dict[str, Any]
+    mask: Any
+    lengths: Any
+    tags: Any = None
+    index: Any = None
 
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
 
-    def to(self, device: torch.device | str) -> Batch:
-        """The batch on ``device`` (``lengths`` stays on the CPU, where the encoder reads it;
-        copies are asynchronous from pinned memory)."""
-        if torch.device(device).type == "cpu":
-            return self
-        return Batch(inputs={k: v.to(device, non_blocking=True) for k, v in self.inputs.items()},
-                     mask=self.mask.to(device, non_blocking=True), lengths=self.lengths,
-                     tags=None if self.tags is None else self.tags.to(device, non_blocking=True),
-                     index=self.index)
+    def torch(self, device: Any = "cpu") -> Batch:
+        """The batch as torch tensors on ``device`` (``lengths`` stays on the CPU, where the
+        encoder reads it). NumPy arrays are shared, not copied, on the CPU."""
+        import torch  # the predict path of exported models runs without torch
+
+        def move(x: Any) -> Any:
+            if x is None:
+                return None
+            t = torch.from_numpy(x)
+            return t if torch.device(device).type == "cpu" else t.to(device, non_blocking=True)
+
+        return Batch(inputs={k: move(v) for k, v in self.inputs.items()}, mask=move(self.mask),
+                     lengths=torch.from_numpy(self.lengths), tags=move(self.tags),
+                     index=None if self.index is None else torch.from_numpy(self.index))
 
 
 @dataclass
@@ -58,17 +64,17 @@ class EncodedCorpus:
 
     ``columns``: ``{feature name: (total_tokens, slots)}``; ``lengths``: (num_sentences,);
     ``offsets``: (num_sentences + 1,) start of each sentence in the columns; ``tag_ids``:
-    (total_tokens,) or None.
+    (total_tokens,) or None. All int64 NumPy arrays.
     """
 
-    columns: dict[str, torch.Tensor]
-    lengths: torch.Tensor
-    tag_ids: torch.Tensor | None = None
-    offsets: torch.Tensor = field(init=False)
+    columns: dict[str, np.ndarray]
+    lengths: np.ndarray
+    tag_ids: np.ndarray | None = None
+    offsets: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.offsets = torch.zeros(len(self.lengths) + 1, dtype=torch.long)
-        torch.cumsum(self.lengths, 0, out=self.offsets[1:])
+        self.offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=self.offsets[1:])
 
     @classmethod
     def encode(
@@ -82,52 +88,58 @@ class EncodedCorpus:
         tag_ids = None
         if tags is not None:
             assert tag_index is not None
-            tag_ids = torch.tensor([tag_index[t] for sent in tags for t in sent],
-                                   dtype=torch.long)
-        return cls({k: torch.from_numpy(v) for k, v in columns.items()},
-                   torch.from_numpy(lengths), tag_ids)
+            tag_ids = np.fromiter((tag_index[t] for sent in tags for t in sent),
+                                  dtype=np.int64, count=int(lengths.sum()))
+        return cls(columns, lengths, tag_ids)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def batch(self, indices: Sequence[int]) -> Batch:
         """Pad the sentences at ``indices`` into one :class:`Batch`."""
-        index = torch.tensor(list(indices), dtype=torch.long)
+        index = np.asarray(indices, dtype=np.int64)
         lengths = self.lengths[index]
         seq_len = int(lengths.max())
         # (batch, seq_len) flat token positions, clamped on padding (then masked)
-        positions = torch.arange(seq_len).unsqueeze(0)
-        mask = positions < lengths.unsqueeze(1)
-        flat = (self.offsets[index].unsqueeze(1) + positions).clamp_(max=len(self.columns
-                                                                              ["chars"]) - 1)
-        inputs = {name: column[flat].masked_fill_(~mask.unsqueeze(2), 0)
-                  for name, column in self.columns.items()}
+        positions = np.arange(seq_len)[None, :]
+        mask = positions < lengths[:, None]
+        total = len(next(iter(self.columns.values())))
+        flat = np.minimum(self.offsets[index][:, None] + positions, total - 1)
+        inputs = {}
+        for name, column in self.columns.items():
+            ids = column[flat]
+            ids[~mask] = 0
+            inputs[name] = ids
         tags = None
         if self.tag_ids is not None:
-            tags = self.tag_ids[flat].masked_fill_(~mask, 0)
+            tags = self.tag_ids[flat]
+            tags[~mask] = 0
         return Batch(inputs=inputs, mask=mask, lengths=lengths, tags=tags, index=index)
 
 
 def bucketed_batches(
-    lengths: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
-    pool_batches: int = 50,
+    lengths: np.ndarray, batch_size: int, generator: Any = None, pool_batches: int = 50,
 ) -> list[list[int]]:
     """Group sentence indices into batches of similar length.
 
-    With a ``generator`` (training): shuffle, sort within pools of ``pool_batches`` batches, cut
-    into batches and shuffle the batch order, so batches have little padding yet vary between
-    epochs. Without one (evaluation): sort everything by length, longest first.
+    With a ``generator`` (a ``torch.Generator``: training): shuffle, sort within pools of
+    ``pool_batches`` batches, cut into batches and shuffle the batch order, so batches have
+    little padding yet vary between epochs. Without one (prediction, evaluation): sort
+    everything by length, longest first (ties in input order).
     """
     n = len(lengths)
     if generator is None:
-        order = torch.argsort(lengths, descending=True, stable=True).tolist()
+        order = np.argsort(-np.asarray(lengths), kind="stable").tolist()
         return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    import torch  # training shuffles with torch's generator, so a seed fixes the order
+
+    lengths_t = torch.as_tensor(np.asarray(lengths))
     perm = torch.randperm(n, generator=generator)
     pool = batch_size * pool_batches
     batches: list[list[int]] = []
     for start in range(0, n, pool):
         chunk = perm[start:start + pool]
-        chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)].tolist()
+        chunk = chunk[torch.argsort(lengths_t[chunk], descending=True, stable=True)].tolist()
         batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
     shuffled = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in shuffled]

@@ -31,17 +31,22 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from .atomic import atomic_write
 from .config import Config, config_from_dict
 from .errors import BmesTaggerError, CheckpointError
 from .features import active
-from .model import build_model
 from .tags import split_tag, tag_inventory
 from .version import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that handle weights: the metadata of an exported ONNX
+# model is validated here too, in an environment that may have no torch.
 from .vocab import PAD_TOKEN, UNK_TOKEN, Vocab
 
 FORMAT = "bmes_tagger"
@@ -101,6 +106,8 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> None:
     rename): no partial file ever exists under the final name, even if the process is killed
     mid-write. A failed write (disk full) is a :class:`CheckpointError` and leaves an
     existing file as it was."""
+    import torch
+
     path = Path(path)
     try:
         with atomic_write(path, binary=True) as f:
@@ -143,6 +150,10 @@ def expected_shapes(config: Config, vocabs: Mapping[str, Vocab], tags: list[str]
                     ) -> dict[str, tuple[int, ...]]:
     """Shapes of the state dict of the network ``config`` describes, computed on the meta
     device: nothing is allocated, however large the config says the layers are."""
+    import torch
+
+    from .model import build_model  # the network's owner (it imports nothing from here)
+
     with torch.device("meta"):
         model = build_model(config, dict(vocabs), tags)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -160,6 +171,8 @@ def _torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: not a regular file, expected a checkpoint")
     _check_archive(path)
+    import torch
+
     try:
         with warnings.catch_warnings():
             # A plain pickle (not torch.save's zip) triggers a multi-line warning on stderr
@@ -258,7 +271,7 @@ def _short(value: Any) -> str:
         return repr(value)[:40]
     if isinstance(value, str):
         return repr(value[:40]) + ("..." if len(value) > 40 else "")
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"a tensor of shape {tuple(value.shape)}"
     return f"a {type(value).__name__}"
 
@@ -347,6 +360,8 @@ def _scores(value: Any) -> dict[str, Any]:
 
 
 def _weights(value: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    import torch
+
     _check(isinstance(value, dict), f"model must be a mapping of weights, got {_short(value)}")
     missing = sorted(set(shapes) - set(value))
     unexpected = sorted(set(value) - set(shapes), key=str)
@@ -366,7 +381,7 @@ def _weights(value: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.
     return dict(value)
 
 
-def _crf(value: Any, num_tags: int, config: Config) -> dict[str, torch.Tensor] | None:
+def _crf(value: Any, num_tags: int, config: Config) -> dict[str, np.ndarray] | None:
     if config.model.head != "crf":
         _check(value is None, "crf parameters given for a softmax model")
         return None
@@ -378,17 +393,18 @@ def _crf(value: Any, num_tags: int, config: Config) -> dict[str, torch.Tensor] |
     out = {}
     for name, shape in shapes.items():
         try:
-            tensor = torch.tensor(value[name], dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError, OverflowError):
+            array = np.asarray(value[name], dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
             raise CheckpointError(f"crf.{name} must be numbers of shape {shape}") from None
-        _check(tuple(tensor.shape) == shape, f"crf.{name} has shape {tuple(tensor.shape)}, "
-               f"expected {shape}")
-        _check(bool(torch.isfinite(tensor).all()), f"crf.{name} holds NaN or infinite values")
-        out[name] = tensor
+        _check(array.shape == shape, f"crf.{name} has shape {array.shape}, expected {shape}")
+        _check(bool(np.isfinite(array).all()), f"crf.{name} holds NaN or infinite values")
+        out[name] = array
     return out
 
 
 def _training(value: Any) -> dict[str, Any]:
+    import torch
+
     _check(isinstance(value, dict), f"training must be a mapping, got {_short(value)}")
     for key in ("optimizer", "loop", "torch_rng", "python_rng"):
         _check(key in value, f"training lacks {key} (not a resumable last.pt)")

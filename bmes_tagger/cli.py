@@ -32,8 +32,9 @@ app = typer.Typer(
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's "
-                                         "default, all cores; 1 is safest on a busy machine).")]
+ThreadsOpt = Annotated[int, typer.Option(
+    "--threads", min=0, help="CPU threads of the network (0: the library's default, all cores; "
+    "1 is safest on a busy machine).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, "
                                         "cuda or cuda:N.")]
 TrustOpt = Annotated[bool, typer.Option("--trust-code", help="Allow loading a TorchScript "
@@ -68,6 +69,16 @@ def _user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+
+
+def _needs_torch(what: str) -> None:
+    """A one-line error where torch is missing (a deployment install predicts with ONNX
+    files only)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        _fail(f"{what} needs torch, which is not installed: pip install torch==2.13.0 (or pip "
+              "install 'bmes_tagger[train]')")
 
 
 def _fail(message: str) -> None:
@@ -109,6 +120,7 @@ def train_cli(
     Example: tagger train configs/sample-cws.yaml --set train.epochs=5
     """
     from .config import load_config
+    _needs_torch("tagger train")
     from .seeds import train_seeds
     from .train import train
 
@@ -205,9 +217,8 @@ def predict_cli(
     with _user_errors(debug):
         if output is not None and output.exists() and not force:
             raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
-        _set_threads(threads)
         tagger = Tagger.load(model, bf16=bf16, device=device, trust_code=trust_code,
-                             threads=threads or None)
+                             threads=threads)
         # predict_lines is a generator: check the format now, not at the first output line.
         if format is not None and format not in OUTPUT_FORMATS[tagger.task]:
             raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
@@ -300,8 +311,7 @@ def evaluate_cli(
             raise BmesTaggerError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
         if scheme is not None and scheme not in SCHEMES:
             raise BmesTaggerError(f"--scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
-        _set_threads(threads)
-        tagger = Tagger.load(model, device=device, trust_code=trust_code, threads=threads or None)
+        tagger = Tagger.load(model, device=device, trust_code=trust_code, threads=threads)
         sentences = read_eval_data(tagger, data, format, scheme, repair)
         words = read_word_list(train_words) if train_words is not None else None
         scores = evaluate(tagger, sentences, words)
@@ -426,6 +436,7 @@ def export_cli(
 
     Example: tagger export runs/sample-cws/best.pt --format onnx --quantize
     """
+    _needs_torch("tagger export")
     from .export import FORMATS, export_model
 
     with _user_errors(debug):
@@ -523,13 +534,6 @@ def format_scores(result: dict[str, Any], task: str, data: str, model: str) -> s
                 lines.append(f"{label:<{width}}  {s['precision']:>9.4f}  {s['recall']:>6.4f}  "
                              f"{s['f1']:>6.4f}  {s['support']:>7}")
     return "\n".join(lines)
-
-
-def _set_threads(threads: int) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _fraction(value: float | None) -> str:

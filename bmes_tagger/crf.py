@@ -1,14 +1,13 @@
-"""A linear-chain CRF and a constrained Viterbi decoder. Tensors only: no tag strings here.
+"""A linear-chain CRF: the training side (log-likelihood, log-partition and its gradient).
+Tensors only: no tag strings here. Decoding (Viterbi, n-best, marginals) is
+:mod:`bmes_tagger.decoding`'s, in NumPy, for every kind of network.
 
 Conventions (batch first): ``emissions`` (batch, seq_len, num_tags) float; ``tags``
 (batch, seq_len) long; ``mask`` (batch, seq_len) bool, left-aligned (each row is a run of True
 then a run of False) with the first column all True. Padding positions may hold any tag id and
 any emission value (even NaN) and never affect results. Every algorithm is vectorised over the
-batch; Python loops run over time steps only.
-
-Constraints ``allowed = (start (num_tags,), transitions (num_tags, num_tags) [from, to],
-end (num_tags,))`` are boolean tables of legal moves. They apply when decoding only, never to
-the likelihood, so training sees the unconstrained model.
+batch; Python loops run over time steps only. BMES constraints apply when decoding only,
+never to the likelihood, so training sees the unconstrained model.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import math
 
 import torch
 from torch import nn
-
-Allowed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 REDUCTIONS = ("none", "sum", "mean", "token_mean")
 
@@ -100,102 +97,6 @@ class CRF(nn.Module):
         _validate(emissions, mask, self.num_tags)
         return self._log_partition(emissions, mask)
 
-    def decode(
-        self, emissions: torch.Tensor, mask: torch.Tensor, allowed: Allowed | None = None
-    ) -> torch.Tensor:
-        """Highest-scoring tag path per sentence (Viterbi).
-
-        Args:
-            emissions: (batch, seq_len, num_tags).
-            mask: (batch, seq_len) bool, left-aligned, first column all True.
-            allowed: optional ``(start, transitions, end)`` boolean legality tables; a
-                disallowed move is never taken when any legal path exists.
-
-        Returns:
-            (batch, seq_len) long tag ids; padding positions hold 0.
-        """
-        _validate(emissions, mask, self.num_tags)
-        return viterbi_decode(emissions, mask, self.start_transitions, self.transitions,
-                              self.end_transitions, allowed)
-
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior probability of each tag at each position (forward-backward).
-
-        Args:
-            emissions: (batch, seq_len, num_tags).
-            mask: (batch, seq_len) bool, left-aligned, first column all True.
-
-        Returns:
-            (batch, seq_len, num_tags); each real position's row sums to 1, padding rows are 0.
-        """
-        _validate(emissions, mask, self.num_tags)
-        start, trans, end = (s.detach() for s in self._scores(emissions.dtype))
-        emissions = emissions.detach()
-        # (batch, seq_len, num_tags)
-        log_alpha = _forward_alphas(emissions, mask, start, trans)
-        log_beta = _backward_betas(emissions, mask, trans, end)
-        # (batch, 1, 1)
-        log_z = torch.logsumexp(log_alpha[:, -1] + end, dim=1).view(-1, 1, 1)
-        probs = torch.exp(log_alpha + log_beta - log_z)
-        return probs.masked_fill(~mask.unsqueeze(2), 0.0)
-
-    def nbest(
-        self, emissions: torch.Tensor, mask: torch.Tensor, k: int, allowed: Allowed | None = None
-    ) -> list[list[tuple[list[int], float]]]:
-        """Up to ``k`` best tag paths per sentence with their scores (list Viterbi).
-
-        Args:
-            emissions: (batch, seq_len, num_tags).
-            mask: (batch, seq_len) bool, left-aligned, first column all True.
-            k: how many paths to return per sentence (>= 1).
-            allowed: optional legality tables as in :meth:`decode`; paths with a disallowed
-                move are left out, so a sentence may get fewer than ``k`` paths.
-
-        Returns:
-            For each sentence, up to ``k`` ``(path, score)`` pairs, best first; ``path`` has the
-            sentence's real length and ``score`` is the unnormalised path score.
-        """
-        _validate(emissions, mask, self.num_tags)
-        if k < 1:
-            raise ValueError(f"invalid k: expected >= 1, got {k}")
-        start, trans, end = _decode_scores(emissions, self.start_transitions, self.transitions,
-                                           self.end_transitions, allowed)
-        emissions = emissions.detach()
-        batch, seq_len, num_tags = emissions.shape
-        # scores[b, r, j]: score of the r-th best partial path ending in tag j. Only slot 0 is
-        # filled at the start; -inf slots stand for paths that do not exist.
-        # (batch, k, num_tags)
-        scores = emissions.new_full((batch, k, num_tags), float("-inf"))
-        scores[:, 0] = start + emissions[:, 0]
-        # Padding steps point every (slot, tag) at itself, so the backtrace passes through them.
-        # (batch, k, num_tags) of flat indices slot * num_tags + tag
-        identity = torch.arange(k * num_tags, device=emissions.device).view(1, k, num_tags)
-        identity = identity.expand(batch, k, num_tags)
-        backpointers = []
-        for t in range(1, seq_len):
-            # (batch, k * from, to)
-            cand = (scores.unsqueeze(3) + trans).reshape(batch, k * num_tags, num_tags)
-            # (batch, k, to); idx is the flat (slot, from) index of each survivor's predecessor
-            top, idx = cand.topk(k, dim=1)
-            real = mask[:, t].view(batch, 1, 1)
-            scores = torch.where(real, top + emissions[:, t].unsqueeze(1), scores)
-            backpointers.append(torch.where(real, idx, identity))
-        # (batch, k): the k best complete paths as flat (slot, tag) indices
-        best, current = (scores + end).reshape(batch, k * num_tags).topk(k, dim=1)
-        steps = [current % num_tags]
-        for bp in reversed(backpointers):
-            current = bp.reshape(batch, k * num_tags).gather(1, current)
-            steps.append(current % num_tags)
-        steps.reverse()
-        # (batch, k, seq_len)
-        paths = torch.stack(steps, dim=2).tolist()
-        lengths = mask.sum(1).tolist()
-        results = []
-        for b, row in enumerate(best.tolist()):
-            results.append([(paths[b][r][: lengths[b]], score)
-                            for r, score in enumerate(row) if score != float("-inf")])
-        return results
-
     def _scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (self.start_transitions.to(dtype), self.transitions.to(dtype),
                 self.end_transitions.to(dtype))
@@ -241,24 +142,6 @@ def _forward_alphas(
         alpha = torch.where(mask[:, t].unsqueeze(1), stepped, alpha)
         alphas.append(alpha)
     return torch.stack(alphas, dim=1)
-
-
-def _backward_betas(
-    emissions: torch.Tensor, mask: torch.Tensor, trans: torch.Tensor, end: torch.Tensor
-) -> torch.Tensor:
-    """Backward variables, (batch, seq_len, num_tags): beta[b, t, i] is the log-sum of the
-    scores of everything after position t (emissions, moves, end score), given tag i at t. At
-    the last real position, and on padding, only the end score remains."""
-    batch, seq_len, num_tags = emissions.shape
-    beta = end.expand(batch, num_tags)
-    betas = [beta]
-    for t in range(seq_len - 2, -1, -1):
-        # (batch, from, to) -> (batch, from)
-        stepped = torch.logsumexp(trans + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
-        beta = torch.where(mask[:, t + 1].unsqueeze(1), stepped, end)
-        betas.append(beta)
-    betas.reverse()
-    return torch.stack(betas, dim=1)
 
 
 def _log_partition_log_space(
@@ -455,102 +338,6 @@ class _LogPartition(torch.autograd.Function):
             grad_trans = (scaled_alpha[:, :-1].reshape(-1, num_tags).T
                           @ ahead.reshape(-1, num_tags)) * moves
         return (grad_emissions, grad_start, grad_trans, grad_end), norms
-
-
-def viterbi_decode(
-    emissions: torch.Tensor,
-    mask: torch.Tensor,
-    start_scores: torch.Tensor | None = None,
-    transition_scores: torch.Tensor | None = None,
-    end_scores: torch.Tensor | None = None,
-    allowed: Allowed | None = None,
-) -> torch.Tensor:
-    """Highest-scoring tag path per sentence.
-
-    Args:
-        emissions: (batch, seq_len, num_tags).
-        mask: (batch, seq_len) bool, left-aligned, first column all True.
-        start_scores: (num_tags,); zeros if None.
-        transition_scores: (num_tags, num_tags) [from, to]; zeros if None.
-        end_scores: (num_tags,); zeros if None.
-        allowed: optional ``(start, transitions, end)`` boolean legality tables; a disallowed
-            move is never taken when any legal path exists.
-
-    Returns:
-        (batch, seq_len) long tag ids; padding positions hold 0. With all scores None and no
-        ``allowed`` this equals ``emissions.argmax(-1)`` on real positions.
-    """
-    _validate(emissions, mask)
-    start, trans, end = _decode_scores(emissions, start_scores, transition_scores, end_scores,
-                                       allowed)
-    # Decoding is never differentiated; detaching keeps autograd from recording the loop.
-    emissions = emissions.detach()
-    batch, seq_len, num_tags = emissions.shape
-    # (batch, num_tags): best score of any prefix ending in each tag
-    score = start + emissions[:, 0]
-    # Padding steps point every tag at itself, so the backtrace can start at the last column.
-    # (batch, num_tags)
-    identity = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)
-    backpointers = []
-    # steps before the shortest sentence's end need no padding logic (most steps, since
-    # batches are length-bucketed)
-    dense = int(mask.sum(1).min())
-    for t in range(1, seq_len):
-        # (batch, from, to) -> (batch, to)
-        best, idx = (score.unsqueeze(2) + trans).max(dim=1)
-        if t < dense:
-            score = best + emissions[:, t]
-            backpointers.append(idx)
-            continue
-        real = mask[:, t].unsqueeze(1)
-        score = torch.where(real, best + emissions[:, t], score)
-        backpointers.append(torch.where(real, idx, identity))
-    # (batch,)
-    current = (score + end).argmax(dim=1)
-    steps = [current]
-    for bp in reversed(backpointers):
-        current = bp.gather(1, current.unsqueeze(1)).squeeze(1)
-        steps.append(current)
-    steps.reverse()
-    # (batch, seq_len)
-    return torch.stack(steps, dim=1).masked_fill(~mask, 0)
-
-
-def _decode_scores(
-    emissions: torch.Tensor,
-    start: torch.Tensor | None,
-    trans: torch.Tensor | None,
-    end: torch.Tensor | None,
-    allowed: Allowed | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detached start/transition/end scores in the emissions' dtype, with -inf where disallowed.
-
-    -inf (rather than a large finite penalty) guarantees a legal path wins whenever one exists;
-    decoding only adds and takes maxima, so it can never produce NaN.
-    """
-    num_tags = emissions.shape[2]
-    like = {"dtype": emissions.dtype, "device": emissions.device}
-    checked = []
-    for name, scores, shape in (("start_scores", start, (num_tags,)),
-                                ("transition_scores", trans, (num_tags, num_tags)),
-                                ("end_scores", end, (num_tags,))):
-        if scores is None:
-            checked.append(torch.zeros(shape, **like))
-            continue
-        if scores.shape != shape:
-            raise ValueError(f"expected {name} of shape {shape}, got {tuple(scores.shape)}")
-        checked.append(scores.detach().to(**like))
-    if allowed is None:
-        return checked[0], checked[1], checked[2]
-    if len(allowed) != 3:
-        raise ValueError(f"allowed must be (start, transitions, end), got {len(allowed)} items")
-    legal = []
-    for name, table, scores in zip(("start", "transitions", "end"), allowed, checked):
-        if table.dtype != torch.bool or table.shape != scores.shape:
-            raise ValueError(f"expected allowed {name} to be a bool tensor of shape "
-                             f"{tuple(scores.shape)}, got {table.dtype} {tuple(table.shape)}")
-        legal.append(scores.masked_fill(~table.to(emissions.device), float("-inf")))
-    return legal[0], legal[1], legal[2]
 
 
 def _validate(

@@ -19,59 +19,60 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+import numpy as np
 
 from .checkpoint import Checkpoint, read_payload
-from .crf import CRF
 from .errors import BmesTaggerError, CheckpointError
 from .features import active
-from .model import Decoder, constraint_tables
-from .tags import allowed_transitions
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
 METADATA_KEY = "bmes_tagger"
 EXTRA_FILE = "bmes_tagger.json"
 
-Run = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+Run = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 
 
-class ExportedModel(Decoder, nn.Module):
-    """An exported network behind the same decoding interface as the eager model.
+class ExportedNetwork:
+    """An exported network behind the interface a :class:`~bmes_tagger.predict.Tagger`
+    predicts with (see :class:`bmes_tagger.predict.Network`).
 
     Args:
-        run: ``(inputs by name, lengths) -> emissions`` (the ONNX session or the TorchScript
-            module, adapted).
-        crf: the CRF head (transitions from the file's metadata), or None.
-        allowed: BMES constraint tables for decoding, or None.
+        run: ``(inputs by name, lengths) -> emissions``, NumPy in and out (the ONNX session
+            or the TorchScript module, adapted).
+        crf: the CRF's (start, transitions, end) from the file's metadata, or None.
         kind: ``"onnx"`` or ``"torchscript"``.
         num_tags: the size of the tag set, which the graph's output must have.
         source: the file, for error messages.
     """
 
-    def __init__(self, run: Run, crf: CRF | None,
-                 allowed: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, kind: str,
-                 num_tags: int, source: str) -> None:
-        super().__init__()
+    def __init__(self, run: Run, crf: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                 kind: str, num_tags: int, source: str) -> None:
         self.run = run
         self.crf = crf
-        self.allowed = allowed
         self.kind = kind
         self.num_tags = num_tags
         self.source = source
 
-    def emissions(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, seq_len, num_tags) scores from the exported graph; a graph whose output
-        has another shape, or is not finite, is an error rather than silently bad output."""
+    @property
+    def has_crf(self) -> bool:
+        return self.crf is not None
+
+    def transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        return self.crf
+
+    def emissions(self, inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        """(batch, seq_len, num_tags) float32 scores from the exported graph; a graph whose
+        output has another shape, or is not finite, is an error rather than silently bad
+        output."""
         out = self.run(inputs, lengths)
         batch, seq_len = lengths.shape[0], next(iter(inputs.values())).shape[1]
         if tuple(out.shape) != (batch, seq_len, self.num_tags):
             raise CheckpointError(f"{self.source}: the graph's output has shape "
                                   f"{tuple(out.shape)}, expected (batch, seq_len, "
                                   f"{self.num_tags}) for (batch {batch}, seq_len {seq_len})")
-        if not bool(torch.isfinite(out).all()):
+        if not np.isfinite(out).all():
             raise CheckpointError(f"{self.source}: the graph produced NaN or infinite scores")
-        return out
+        return out.astype(np.float32, copy=False)
 
 
 def exported_kind(path: str | Path) -> str | None:
@@ -83,12 +84,12 @@ def exported_kind(path: str | Path) -> str | None:
 
 
 def load_exported(path: str | Path, threads: int | None = None, trust_code: bool = False
-                  ) -> tuple[Checkpoint, ExportedModel]:
+                  ) -> tuple[Checkpoint, ExportedNetwork]:
     """Read an exported file: (its metadata as a checkpoint without weights, the network).
 
     Args:
         path: a ``.onnx`` or ``.ts`` file written by ``tagger export``.
-        threads: onnxruntime intra-op threads (default: torch's current setting).
+        threads: onnxruntime intra-op threads (default 1; 0: all cores).
         trust_code: required for TorchScript, which runs code contained in the file.
 
     Raises:
@@ -118,17 +119,16 @@ def load_exported(path: str | Path, threads: int | None = None, trust_code: bool
                               f"metadata describes a model reading {sorted(wanted)}")
     crf = None
     if meta.crf is not None:
-        crf = CRF(len(meta.tags))
-        crf.load_state_dict(meta.crf)
-    allowed = constraint_tables(allowed_transitions(meta.tags)) \
-        if meta.config.model.constrained else None
-    return meta, ExportedModel(run, crf, allowed, kind, len(meta.tags), str(path))
+        crf = (meta.crf["start_transitions"], meta.crf["transitions"],
+               meta.crf["end_transitions"])
+    return meta, ExportedNetwork(run, crf, kind, len(meta.tags), str(path))
 
 
 def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     ort = onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    # 1 unless asked: on a busy machine more threads spin (see train.threads); 0 = all cores
+    options.intra_op_num_threads = 1 if threads is None else threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     try:
@@ -150,22 +150,23 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     ranks = {i.name: len(i.shape) for i in session.get_inputs()}
     output = outputs[0].name
 
-    def run(inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-        feed = {"lengths": lengths.numpy()}
+    def run(inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        feed = {"lengths": lengths}
         for name, ids in inputs.items():
             if name in ranks:
-                feed[name] = (ids[..., 0] if ranks[name] == 2 else ids).numpy()
+                feed[name] = ids[..., 0] if ranks[name] == 2 else ids
         try:
-            result = session.run([output], feed)[0]
+            return session.run([output], feed)[0]
         except Exception as exc:  # onnxruntime's own types
             raise CheckpointError(f"{path}: the graph failed to run: "
                                   f"{str(exc).strip().splitlines()[0][:200]}") from None
-        return torch.from_numpy(result)
 
     return _parse_metadata(path, raw), run, list(ranks)
 
 
 def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None]:
+    import torch  # TorchScript is torch's format; ONNX needs no torch
+
     extra = {EXTRA_FILE: ""}
     try:
         with warnings.catch_warnings():
@@ -177,14 +178,18 @@ def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None]:
     module.eval()
     meta = _parse_metadata(path, extra[EXTRA_FILE])
 
-    def run(inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-        if meta.get("format_version", 0) < 3:
-            # format 2: forward(chars, lengths, bigrams, classes) with 2-d chars and classes
-            get = inputs.get
-            classes = get("classes")
-            return module(get("chars")[..., 0], lengths, get("bigrams"),
-                          None if classes is None else classes[..., 0])
-        return module(inputs, lengths)
+    def run(inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        with torch.inference_mode():
+            if meta.get("format_version", 0) < 3:
+                # format 2: forward(chars, lengths, bigrams, classes), 2-d chars and classes
+                get = tensors.get
+                classes = get("classes")
+                out = module(get("chars")[..., 0], torch.from_numpy(lengths), get("bigrams"),
+                             None if classes is None else classes[..., 0])
+            else:
+                out = module(tensors, torch.from_numpy(lengths))
+        return out.float().numpy()
 
     return meta, run, None
 

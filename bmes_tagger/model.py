@@ -2,22 +2,25 @@
 
 Inputs arrive by name (``{"chars": ..., "bigrams": ...}``, see :mod:`bmes_tagger.features`),
 each (batch, seq_len, slots) ids. Encoders come from :data:`ENCODERS` and report their output
-width, so a new encoder needs no change to the heads, checkpoints or export.
+width, so a new encoder needs no change to the heads, checkpoints or export. The network
+scores tags; decoding the scores into tags is :mod:`bmes_tagger.decoding`'s (NumPy), reached
+through :class:`TorchNetwork`, which a :class:`bmes_tagger.predict.Tagger` calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import ENCODERS as ENCODER_NAMES
-from .crf import CRF, viterbi_decode
+from .crf import CRF
 from .features import EmbeddingSpec, embedding_specs
-from .tags import allowed_transitions
 from .vocab import PAD
 
 if TYPE_CHECKING:
@@ -25,56 +28,6 @@ if TYPE_CHECKING:
     from .vocab import Vocab
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-
-Allowed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-class Decoder:
-    """Decoding on top of an ``emissions`` method; shared by :class:`BiLSTMTagger` and the
-    exported (ONNX, TorchScript) networks of :mod:`bmes_tagger.exported`, so all of them decode
-    alike. Subclasses provide ``emissions``, ``crf`` (a :class:`CRF` or None) and ``allowed``
-    (the BMES constraint tables or None). (No class-level annotations for those two:
-    TorchScript would try to compile them when scripting the network.)"""
-
-    def emissions(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, seq_len, num_tags) unnormalised tag scores."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def decode(
-        self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor, mask: torch.Tensor,
-        tag_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Best tag ids, (batch, seq_len); padding positions hold 0.
-
-        The CRF head runs Viterbi with its transitions; the softmax head runs Viterbi over
-        log-probabilities with only the BMES constraints (or a plain argmax when unconstrained).
-        ``tag_mask`` (batch, seq_len, num_tags) bool, if given, allows only the marked tags at
-        each position (a user dictionary forces words this way).
-        """
-        # The softmax head's best path is the same on raw scores as on log-probabilities
-        # (log_softmax subtracts one constant per position, the same for every path), so the
-        # normalisation is skipped; float32 keeps bf16 rounding out of the path sums.
-        scores = self.decoding_scores(inputs, lengths, tag_mask, normalize=False)
-        if self.crf is not None:
-            return self.crf.decode(scores, mask, allowed=self.allowed)
-        if self.allowed is None:
-            return scores.argmax(-1).masked_fill(~mask, 0)
-        return viterbi_decode(scores, mask, allowed=self.allowed)
-
-    def decoding_scores(
-        self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor,
-        tag_mask: torch.Tensor | None = None, normalize: bool = True,
-    ) -> torch.Tensor:
-        """(batch, seq_len, num_tags) scores that decoding maximises: emissions for the CRF
-        head, log-probabilities for the softmax head (float32 raw scores with ``normalize``
-        False); disallowed tags are -inf."""
-        scores = self.emissions(inputs, lengths)
-        if self.crf is None:
-            scores = F.log_softmax(scores, dim=-1) if normalize else scores.float()
-        if tag_mask is not None:
-            scores = scores.masked_fill(~tag_mask, float("-inf"))
-        return scores
 
 
 class InputEmbedding(nn.Module):
@@ -104,7 +57,7 @@ class InputEmbedding(nn.Module):
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
 
-class BiLSTMTagger(Decoder, nn.Module):
+class BiLSTMTagger(nn.Module):
     """Character tagger. The name says BiLSTM; ``config.encoder`` and ``config.cell`` also
     allow GRU, plain RNN and any registered encoder.
 
@@ -112,17 +65,10 @@ class BiLSTMTagger(Decoder, nn.Module):
         config: layer sizes and kinds.
         embeddings: the input features' embedding tables (see :func:`build_model`).
         num_tags: size of the tag inventory.
-        allowed: optional ``(start, transitions, end)`` boolean tables of legal BMES moves
-            (see :func:`bmes_tagger.tags.allowed_transitions`); used when decoding only.
     """
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        embeddings: dict[str, EmbeddingSpec],
-        num_tags: int,
-        allowed: tuple[Sequence[bool], Sequence[Sequence[bool]], Sequence[bool]] | None = None,
-    ) -> None:
+    def __init__(self, config: ModelConfig, embeddings: dict[str, EmbeddingSpec],
+                 num_tags: int) -> None:
         super().__init__()
         self.config = config
         self.num_tags = num_tags
@@ -133,19 +79,6 @@ class BiLSTMTagger(Decoder, nn.Module):
         self.dropout = dropout_cls(config.dropout)
         self.output = nn.Linear(self.encoder.output_dim, num_tags)
         self.crf = CRF(num_tags) if config.head == "crf" else None
-        # Constraint tables are derived from the tag list, so they are buffers that move with
-        # the model but are rebuilt on load rather than stored in the state dict.
-        tables = constraint_tables(allowed) if allowed is not None and config.constrained \
-            else (None, None, None)
-        for name, table in zip(("allowed_start", "allowed_moves", "allowed_end"), tables):
-            self.register_buffer(name, table, persistent=False)
-
-    @property
-    def allowed(self) -> Allowed | None:
-        """``(start, transitions, end)`` legal-move tables for decoding, or None."""
-        if self.allowed_start is None:
-            return None
-        return self.allowed_start, self.allowed_moves, self.allowed_end
 
     def emissions(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """Per-character tag scores.
@@ -180,20 +113,65 @@ class BiLSTMTagger(Decoder, nn.Module):
         return F.cross_entropy(scores[mask], tags[mask])
 
 
+class TorchNetwork:
+    """A :class:`BiLSTMTagger` behind the interface a :class:`~bmes_tagger.predict.Tagger`
+    predicts with (NumPy in, NumPy out): the module runs as it is shipped (eval mode,
+    ``inference_mode``, see :func:`inference`) on ``device``, under bfloat16 autocast with
+    ``bf16``. The module is used as given and its mode restored, so the training loop can
+    evaluate the module it trains; the CRF's transitions are read at every call for the same
+    reason.
+    """
+
+    kind = "torch"
+
+    def __init__(self, module: BiLSTMTagger, device: torch.device | str = "cpu",
+                 bf16: bool = False) -> None:
+        self.module = module
+        self.device = torch.device(device)
+        self.bf16 = bf16
+
+    @property
+    def has_crf(self) -> bool:
+        return self.module.crf is not None
+
+    def emissions(self, inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        """inputs: {name: (batch, seq_len, slots)}; lengths: (batch,) -> (batch, seq_len,
+        num_tags) float32 scores."""
+        with inference(self.module), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.bf16):
+            tensors = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+            out = self.module.emissions(tensors, torch.from_numpy(lengths))
+            return out.float().cpu().numpy()
+
+    def transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The CRF's (start, transitions, end) scores as float32 arrays, or None."""
+        crf = self.module.crf
+        if crf is None:
+            return None
+        return tuple(p.detach().float().cpu().numpy() for p in  # type: ignore[return-value]
+                     (crf.start_transitions, crf.transitions, crf.end_transitions))
+
+
+@contextlib.contextmanager
+def inference(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` as it is shipped: eval mode (dropout off) under ``torch.inference_mode``,
+    then give every submodule back the mode it had (the training loop evaluates the module it
+    is training, and must get it back in training mode)."""
+    modes = [(m, m.training) for m in module.modules()]
+    for m, _ in modes:
+        m.training = False
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def build_model(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str]) -> BiLSTMTagger:
-    """The model a config describes, with embedding tables for ``vocabs`` and BMES decoding
-    constraints for ``tags``."""
-    return BiLSTMTagger(config.model, embedding_specs(config.model, vocabs), len(tags),
-                        allowed_transitions(tags))
-
-
-def constraint_tables(
-    allowed: tuple[Sequence[bool], Sequence[Sequence[bool]], Sequence[bool]],
-) -> Allowed:
-    """``(start, transitions, end)`` legal-move tables as bool tensors, for decoding."""
-    start, trans, end = allowed
-    return (torch.tensor(start, dtype=torch.bool), torch.tensor(trans, dtype=torch.bool),
-            torch.tensor(end, dtype=torch.bool))
+    """The model a config describes, with embedding tables for ``vocabs`` and an output
+    layer for ``tags``."""
+    return BiLSTMTagger(config.model, embedding_specs(config.model, vocabs), len(tags))
 
 
 # --- encoders ----------------------------------------------------------------------------------

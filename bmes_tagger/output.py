@@ -42,7 +42,7 @@ def predict_lines(
         separated by a blank line, and an empty input line is an empty record).
     """
     fmt = output_format or OUTPUT_FORMATS[tagger.task][0]
-    if nbest > 0 and tagger.model.crf is None:
+    if nbest > 0 and not tagger.network.has_crf:
         raise ValueError("--nbest needs a model trained with model.head: crf")
     if not 0 <= nbest <= MAX_NBEST:
         raise ValueError(f"--nbest: expected 0..{MAX_NBEST}, got {nbest}")

@@ -1,6 +1,12 @@
 """The Python API: :class:`Tagger` (load a checkpoint or exported model, then tag, segment,
 find entities, score alternatives) and :class:`UserDict`. Streaming over files, output formats
-and sharding are :mod:`bmes_tagger.output`'s."""
+and sharding are :mod:`bmes_tagger.output`'s.
+
+A tagger is a network that scores tags (:class:`~bmes_tagger.model.TorchNetwork` for a
+checkpoint, an ONNX or TorchScript one for an exported file) plus NumPy decoding
+(:mod:`bmes_tagger.decoding`), the same for every kind of network. This module imports no
+torch: an exported ONNX model predicts in an environment without it.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +16,42 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+import numpy as np
 
+from . import decoding
 from .batching import Batch, EncodedCorpus, bucketed_batches, iterate_chunks
-from .checkpoint import Checkpoint, load_checkpoint
 from .config import Config
 from .corpus import read_dictionary
-from .devices import autocast, resolve_device
 from .errors import BmesTaggerError
 from .exported import exported_kind, load_exported
-from .model import Decoder, build_model
-from .tags import tags_to_spans
+from .tags import allowed_transitions, tags_to_spans
 from .text import split_graphemes
 from .vocab import Vocab
 
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+
 # the longest n-best list a caller may ask for: the search keeps k paths per tag and step
 MAX_NBEST = 100
+
+
+class Network(Protocol):
+    """What a :class:`Tagger` needs of a network."""
+
+    kind: str  # "torch", "onnx", "torchscript"
+
+    @property
+    def has_crf(self) -> bool: ...
+
+    def emissions(self, inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        """{name: (batch, seq_len, slots)} ids, (batch,) lengths -> (batch, seq_len, tags)."""
+        ...
+
+    def transitions(self) -> decoding.Transitions | None:
+        """The CRF's (start, transitions, end) scores, or None for a softmax head."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,36 +82,36 @@ class Tagger:
         True
 
     Args:
-        model: the network (a :class:`~bmes_tagger.model.BiLSTMTagger` or an exported one).
+        network: scores tags (see :class:`Network`).
         vocabs: the input features' vocabularies by feature name.
         tags: the tag list (id order).
         config: the resolved config the model was trained with.
         train_words: CWS training word list (OOV metrics).
         scores: best dev scores stored with the model.
-        bf16: run the network under bfloat16 autocast (decoding stays float32).
-        device: where the network and its inputs live.
     """
 
     def __init__(
-        self, model: Decoder, vocabs: dict[str, Vocab], tags: Sequence[str], config: Config,
+        self, network: Network, vocabs: dict[str, Vocab], tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
-        bf16: bool = False, device: torch.device | str = "cpu",
     ) -> None:
-        # The module is used as given: dev evaluation hands in the module being trained, whose
-        # mode is the training loop's business; every prediction runs under `inference`.
-        self.model = model
-        # bfloat16 autocast for the network (decoding stays float32): about 1.5x faster predict
-        # on CPUs with bf16 instructions, F1 unchanged on the PKU test (benchmarks/RESULTS.md)
-        self.bf16 = bf16
-        self.device = torch.device(device)
+        self.network = network
         self.vocabs = vocabs
         self.tags = list(tags)
-        # (num_tags, 2) bool: does the tag start a word (B, S), end one (E, S); for segment
-        self._word_edges = torch.tensor([[t in _STARTS, t in _ENDS] for t in self.tags],
-                                        dtype=torch.bool)
         self.config = config
         self.train_words = train_words
         self.scores = scores or {}
+        num_tags = len(self.tags)
+        # legal BMES moves for decoding (-inf in the decoding tables), unless unconstrained
+        self.allowed: decoding.Transitions | None = None
+        if config.model.constrained:
+            start, trans, end = allowed_transitions(self.tags)
+            self.allowed = (np.array(start, dtype=bool), np.array(trans, dtype=bool),
+                            np.array(end, dtype=bool))
+        self._no_transitions = (np.zeros(num_tags, np.float32),
+                                np.zeros((num_tags, num_tags), np.float32),
+                                np.zeros(num_tags, np.float32))
+        # (num_tags, 2) bool: does the tag start a word (B, S), end one (E, S); for segment
+        self._word_edges = np.array([[t in _STARTS, t in _ENDS] for t in self.tags], dtype=bool)
 
     @property
     def task(self) -> str:
@@ -95,11 +119,11 @@ class Tagger:
         return self.config.data.task
 
     @classmethod
-    def load(cls, path: str | Path, bf16: bool = False, device: str | torch.device = "auto",
+    def load(cls, path: str | Path, bf16: bool = False, device: str = "auto",
              trust_code: bool = False, threads: int | None = None) -> Tagger:
         """Load a checkpoint written by ``tagger train`` (safe: no code is executed), or a
-        model exported by ``tagger export`` (``.onnx``, run by onnxruntime; ``.ts``
-        TorchScript, which contains code and loads only with ``trust_code``).
+        model exported by ``tagger export`` (``.onnx``, run by onnxruntime without torch;
+        ``.ts`` TorchScript, which contains code and loads only with ``trust_code``).
 
         Args:
             path: the file.
@@ -108,28 +132,62 @@ class Tagger:
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``;
                 exported models run on the CPU.
             trust_code: allow loading TorchScript.
-            threads: onnxruntime threads for ONNX files (default: torch's setting).
+            threads: CPU threads of the network (torch, or onnxruntime for ONNX files); 0:
+                the library's default (all cores); None: torch's current setting for
+                checkpoints, 1 for ONNX.
         """
         if exported_kind(path) is not None:
             meta, network = load_exported(path, threads=threads, trust_code=trust_code)
             return cls.from_checkpoint(meta, network=network)
+        # a checkpoint needs torch: imported here, so the exported-model path never does
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise BmesTaggerError(f"{path}: a checkpoint needs torch, which is not installed "
+                                  "(export the model to ONNX to predict without it)")
+        from .checkpoint import load_checkpoint
+        from .devices import resolve_device
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         return cls.from_checkpoint(load_checkpoint(path), bf16=bf16,
                                    device=resolve_device(device))
 
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, network: Decoder | None = None,
-                        bf16: bool = False, device: torch.device | str = "cpu") -> Tagger:
+    def from_checkpoint(cls, ckpt: Checkpoint, network: Network | None = None,
+                        bf16: bool = False, device: Any = "cpu") -> Tagger:
         """Rebuild the model a validated :class:`~bmes_tagger.checkpoint.Checkpoint`
         describes (or, given an exported ``network``, wrap that)."""
         if network is None:
+            from .model import TorchNetwork, build_model
+
             assert ckpt.weights is not None
             model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
             model.load_state_dict(ckpt.weights)
-            network = model.eval().to(device)  # a loaded model is for predicting
-        else:
-            device = "cpu"
+            network = TorchNetwork(model.eval().to(device), device, bf16)
         return cls(network, ckpt.vocabs, ckpt.tags, ckpt.config, frozenset(ckpt.train_words),
-                   ckpt.scores, bf16=bf16, device=device)
+                   ckpt.scores)
+
+    def decode(self, batch: Batch, tag_mask: np.ndarray | None = None) -> np.ndarray:
+        """Best tag ids of a padded batch, (batch, seq_len), 0 on padding.
+
+        The CRF head runs Viterbi with its transitions; the softmax head runs Viterbi with
+        only the BMES constraints (on raw scores: log_softmax shifts every path of a position
+        by the same amount), or a plain argmax when unconstrained. ``tag_mask`` (batch,
+        seq_len, num_tags) bool, if given, allows only the marked tags at each position (a
+        user dictionary forces words this way).
+        """
+        # (batch, seq_len, num_tags)
+        scores = self.network.emissions(batch.inputs, batch.lengths)
+        if tag_mask is not None:
+            scores = np.where(tag_mask, scores, -np.inf).astype(np.float32)
+        transitions = self.network.transitions()
+        if transitions is None and self.allowed is None:
+            return np.where(batch.mask, scores.argmax(-1), 0)
+        table = decoding.constrain(transitions or self._no_transitions, self.allowed)
+        return decoding.viterbi(scores, batch.lengths, *table)
 
     # --- tagging ---------------------------------------------------------------------------
 
@@ -150,7 +208,7 @@ class Tagger:
                 to them (a user dictionary). Spans crossing a chunk boundary are not forced.
         """
         _check_texts(sentences)
-        with _gc_paused(), inference(self.model):
+        with _gc_paused():
             owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
             piece_tags: list[list[str]] = [[] for _ in owners]
             for indices, best, lengths in batches:
@@ -164,7 +222,7 @@ class Tagger:
     def _decode_pieces(
         self, sentences: Sequence[Sequence[str]], batch_size: int,
         forced_words: Sequence[Sequence[tuple[int, int]]] | None,
-    ) -> tuple[list[tuple[int, int]], Iterator[tuple[list[int], torch.Tensor, list[int]]]]:
+    ) -> tuple[list[tuple[int, int]], Iterator[tuple[list[int], np.ndarray, list[int]]]]:
         """Cut the sentences into chunks of at most ``data.max_len`` tokens and decode them in
         length-bucketed batches. Returns ``(sentence, first token)`` of every chunk, in input
         order, and an iterator over batches of ``(chunk indices, best tag ids (batch,
@@ -181,20 +239,19 @@ class Tagger:
                     spans = forced_words[i] if forced_words is not None else ()
                     piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
 
-        def batches() -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
+        def batches() -> Iterator[tuple[list[int], np.ndarray, list[int]]]:
             if not pieces:
                 return
             encoded = EncodedCorpus.encode(pieces, self.vocabs, self.config)
-            with autocast(self.device, self.bf16):
-                for indices in bucketed_batches(encoded.lengths, batch_size):
-                    batch = encoded.batch(indices).to(self.device)
-                    tag_mask = None
-                    if forced_words is not None:
-                        tag_mask = self._forced_mask([piece_forced[i] for i in indices],
-                                                     batch.mask.shape[1]).to(self.device)
-                    # (batch, seq_len)
-                    best = self.model.decode(batch.inputs, batch.lengths, batch.mask, tag_mask)
-                    yield list(indices), best.cpu(), batch.lengths.tolist()
+            for indices in bucketed_batches(encoded.lengths, batch_size):
+                batch = encoded.batch(indices)
+                tag_mask = None
+                if forced_words is not None:
+                    tag_mask = self._forced_mask([piece_forced[i] for i in indices],
+                                                 batch.mask.shape[1])
+                # (batch, seq_len)
+                best = self.decode(batch, tag_mask)
+                yield list(indices), best, batch.lengths.tolist()
 
         return owners, batches()
 
@@ -214,14 +271,14 @@ class Tagger:
             # (batch, seq_len, 2)
             edges = self._word_edges[best]
             # (batch, seq_len): a word starts at t if tag t starts one or tag t-1 ends one
-            cut = edges[:, :, 0].clone()
+            cut = edges[:, :, 0].copy()
             cut[:, 1:] |= edges[:, :-1, 1]
             cut[:, 0] = True  # chunk joins are settled below
-            n = torch.tensor(lengths)
-            cut &= torch.arange(cut.shape[1]).unsqueeze(0) < n.unsqueeze(1)
-            columns = cut.nonzero()[:, 1].tolist()
+            n = np.asarray(lengths)
+            cut &= np.arange(cut.shape[1])[None, :] < n[:, None]
+            columns = cut.nonzero()[1].tolist()
             counts = cut.sum(1).tolist()
-            ends = edges[torch.arange(len(lengths)), n - 1, 1].tolist()
+            ends = edges[np.arange(len(lengths)), n - 1, 1].tolist()
             opens = edges[:, 0, 0].tolist()
             offset = 0
             for idx, count, end, opens_word in zip(indices, counts, ends, opens):
@@ -239,11 +296,11 @@ class Tagger:
         return results
 
     def _forced_mask(self, spans: Sequence[Sequence[tuple[int, int]]], seq_len: int
-                     ) -> torch.Tensor:
+                     ) -> np.ndarray:
         """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S."""
         self._require("cws", "a user dictionary")
         ids = {t: i for i, t in enumerate(self.tags)}
-        mask = torch.ones(len(spans), seq_len, len(self.tags), dtype=torch.bool)
+        mask = np.ones((len(spans), seq_len, len(self.tags)), dtype=bool)
         for row, row_spans in enumerate(spans):
             for a, b in row_spans:
                 mask[row, a:b] = False
@@ -271,24 +328,25 @@ class Tagger:
             ValueError: a softmax model, or ``k`` outside 1..:data:`MAX_NBEST`.
         """
         _check_texts(texts)
-        crf = self.model.crf
-        if crf is None:
+        if not self.network.has_crf:
             raise ValueError("n-best decoding needs a model trained with model.head: crf")
         if not 1 <= k <= MAX_NBEST:
             raise ValueError(f"n-best: k must be between 1 and {MAX_NBEST}, got {k}")
         out: list[list[tuple[list[tuple[str, str]], float]]] = []
-        with inference(self.model):
-            for text in texts:
-                tokens = split_graphemes(text)[0]
-                if not tokens:
-                    out.append([([], 1.0)])
-                    continue
-                batch = self._one(tokens)
-                scores = self.model.decoding_scores(batch.inputs, batch.lengths)
-                log_z = float(crf.log_partition(scores, batch.mask)[0])
-                paths = crf.nbest(scores, batch.mask, k, allowed=self.model.allowed)[0]
-                out.append([(list(zip(tokens, (self.tags[t] for t in path))),
-                             math.exp(score - log_z)) for path, score in paths])
+        for text in texts:
+            tokens = split_graphemes(text)[0]
+            if not tokens:
+                out.append([([], 1.0)])
+                continue
+            batch = self._one(tokens)
+            # (seq_len, num_tags)
+            scores = self.network.emissions(batch.inputs, batch.lengths)[0]
+            transitions = self.network.transitions()
+            assert transitions is not None
+            log_z = decoding.log_partition(scores, *transitions)
+            paths = decoding.nbest(scores, *decoding.constrain(transitions, self.allowed), k)
+            out.append([(list(zip(tokens, (self.tags[t] for t in path))),
+                         math.exp(score - log_z)) for path, score in paths])
         return out
 
     def confidence(self, texts: Sequence[str]) -> list[list[tuple[str, str, float]]]:
@@ -299,21 +357,18 @@ class Tagger:
         _check_texts(texts)
         out: list[list[tuple[str, str, float]]] = []
         index = {t: i for i, t in enumerate(self.tags)}
-        with inference(self.model):
-            for text, pairs in zip(texts, self.tag(texts)):
-                tokens = split_graphemes(text)[0]
-                if not tokens:
-                    out.append([])
-                    continue
-                batch = self._one(tokens)
-                emissions = self.model.emissions(batch.inputs, batch.lengths).float()
-                if self.model.crf is not None:
-                    probs = self.model.crf.marginals(emissions, batch.mask)[0]
-                else:
-                    probs = torch.softmax(emissions, dim=-1)[0]
-                probs = probs.cpu()
-                out.append([(c, t, float(probs[j, index[t]]))
-                            for j, (c, t) in enumerate(pairs)])
+        for text, pairs in zip(texts, self.tag(texts)):
+            tokens = split_graphemes(text)[0]
+            if not tokens:
+                out.append([])
+                continue
+            batch = self._one(tokens)
+            # (seq_len, num_tags)
+            emissions = self.network.emissions(batch.inputs, batch.lengths)[0]
+            transitions = self.network.transitions()
+            probs = (decoding.marginals(emissions, *transitions) if transitions is not None
+                     else decoding.softmax(emissions))
+            out.append([(c, t, float(probs[j, index[t]])) for j, (c, t) in enumerate(pairs)])
         return out
 
     def analysis(self, text: str, tags: Sequence[str]) -> dict[str, Any]:
@@ -329,9 +384,8 @@ class Tagger:
         return {"words": [f"{w}/{label}" for w, label in words]}
 
     def _one(self, tokens: Sequence[str]) -> Batch:
-        """A batch of one whole (not chunked) sentence, on the model's device."""
-        return EncodedCorpus.encode([tokens], self.vocabs, self.config).batch([0]).to(
-            self.device)
+        """A batch of one whole (not chunked) sentence."""
+        return EncodedCorpus.encode([tokens], self.vocabs, self.config).batch([0])
 
     def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
         """(character, tag) pairs for each text; whitespace characters are skipped."""
@@ -354,7 +408,7 @@ class Tagger:
             self._require("pos", "segment()")
             return [[w for w, _ in words]
                     for words in self.pos_tag(texts, batch_size, user_dict)]
-        with _gc_paused(), inference(self.model):
+        with _gc_paused():
             prepared = [split_graphemes(t) for t in texts]
             forced = None
             if user_dict is not None:
@@ -501,23 +555,6 @@ def _entities(text: str, tokens: Sequence[str], positions: Sequence[int],
         start, end = positions[a], positions[b - 1] + len(tokens[b - 1])
         out.append(Entity(label, start, end, text[start:end]))
     return out
-
-
-@contextlib.contextmanager
-def inference(model: Any) -> Iterator[None]:
-    """Run ``model`` as it is shipped: eval mode (dropout off) under ``torch.inference_mode``,
-    then give every submodule back the mode it had (the training loop evaluates the module it
-    is training, and must get it back in training mode)."""
-    modes = [(m, m.training) for m in model.modules()] if isinstance(model, torch.nn.Module) \
-        else []
-    for m, _ in modes:
-        m.training = False
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
 from .evaluate import evaluate
-from .model import BiLSTMTagger, build_model
+from .model import BiLSTMTagger, TorchNetwork, build_model
 from .parallel import DataParallel
 from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
@@ -270,7 +270,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     notes.append(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters, on {device}")
-    tagger = Tagger(model, vocabs, tags, config, frozenset(train_words), device=device)
+    tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words))
     board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
         if tcfg.tensorboard and par.is_main else None
     for line in notes:
@@ -331,7 +331,7 @@ def _loop(run: Run, progress: bool) -> TrainResult:
             # (,) float64 on the device: summed without reading it back every step
             loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
             for indices in order[loop.batch_in_epoch:]:
-                batch = run.encoded.batch(indices).to(run.device)
+                batch = run.encoded.batch(indices).torch(run.device)
                 loss = train_step(run.step_model, run.optimizer, batch, tcfg.clip_norm)
                 if isinstance(run.scheduler, torch.optim.lr_scheduler.LambdaLR):
                     run.scheduler.step()

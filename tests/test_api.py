@@ -95,7 +95,7 @@ def test_cli_dict_and_nbest(crf_tagger: Tagger, tmp_path: Path) -> None:
 
     model = tmp_path / "m.pt"
     save_checkpoint(make_payload(crf_tagger.config, crf_tagger.vocabs, crf_tagger.tags, [],
-                                 crf_tagger.model.state_dict()), model)
+                                 crf_tagger.network.module.state_dict()), model)
     raw = tmp_path / "in.txt"
     raw.write_text(TEXTS[0] + "\n\n", encoding="utf-8")
     runner = CliRunner()
@@ -144,7 +144,7 @@ def test_bf16_predict_agrees_with_float32(crf_tagger: Tagger, tmp_path: Path) ->
 
     model = tmp_path / "m.pt"
     save_checkpoint(make_payload(crf_tagger.config, crf_tagger.vocabs, crf_tagger.tags, [],
-                                 crf_tagger.model.state_dict()), model)
+                                 crf_tagger.network.module.state_dict()), model)
     fp32, bf16 = Tagger.load(model), Tagger.load(model, bf16=True)
     a, b = fp32.tag(TEXTS), bf16.tag(TEXTS)
     same = sum(x == y for sa, sb in zip(a, b) for x, y in zip(sa, sb))
@@ -174,13 +174,15 @@ def unconstrained_tagger(crf_tagger: Tagger) -> Tagger:
     across chunk joins, occur) and with chunks of at most 4 characters."""
     import dataclasses
 
+    from bmes_tagger.model import TorchNetwork
+
     config = crf_tagger.config
-    tagger = Tagger(copy.deepcopy(crf_tagger.model), crf_tagger.vocabs, crf_tagger.tags,
-                    dataclasses.replace(config, data=dataclasses.replace(config.data, max_len=4)))
-    tagger.model.allowed_start = None  # no constraint tables: decoding is unconstrained
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, max_len=4),
+                                 model=dataclasses.replace(config.model, constrained=False))
+    module = copy.deepcopy(crf_tagger.network.module)
     with torch.no_grad():  # random transitions: more ill-formed paths
-        tagger.model.crf.transitions.normal_(0.0, 3.0)
-    return tagger
+        module.crf.transitions.normal_(0.0, 3.0)
+    return Tagger(TorchNetwork(module), crf_tagger.vocabs, crf_tagger.tags, config)
 
 
 @settings(max_examples=150, deadline=None)
@@ -206,9 +208,11 @@ def test_predicting_never_changes_the_modules_mode_and_always_runs_it_as_shipped
         crf_tagger: Tagger) -> None:
     """A Tagger around a module in training mode (as during dev evaluation) predicts with
     dropout off and hands the module back in training mode."""
-    model = copy.deepcopy(crf_tagger.model)
+    from bmes_tagger.model import TorchNetwork
+
+    model = copy.deepcopy(crf_tagger.network.module)
     model.train()
-    live = Tagger(model, crf_tagger.vocabs, crf_tagger.tags, crf_tagger.config)
+    live = Tagger(TorchNetwork(model), crf_tagger.vocabs, crf_tagger.tags, crf_tagger.config)
     assert all(m.training for m in model.modules())
     expected = crf_tagger.segment(TEXTS)
     for call in (lambda: live.segment(TEXTS), lambda: live.tag(TEXTS[:3]),

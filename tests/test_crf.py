@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bmes_tagger.crf as crf_module
-from bmes_tagger.crf import CRF, _log_partition_log_space, _LogPartition, viterbi_decode
+from bmes_tagger.crf import CRF, _log_partition_log_space, _LogPartition
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -182,7 +182,6 @@ class TestForward:
         llh.sum().backward()
         assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
         assert torch.isfinite(dirty.grad).all()
-        assert torch.isfinite(crf.marginals(dirty.detach(), mask)).all()
 
     def test_works_in_float32(self):
         crf = CRF(4)
@@ -412,205 +411,6 @@ class TestUnderflow:
         assert torch.equal(crf.transitions.grad, torch.zeros(3, 3))
 
 
-class TestDecode:
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    def test_matches_brute_force_argmax(self, num_tags, lengths):
-        crf = make_crf(num_tags)
-        emissions, _, mask = make_batch(num_tags, lengths)
-        best = crf.decode(emissions, mask)
-        assert best.dtype == torch.long and best.shape == mask.shape
-        for b, n in enumerate(lengths):
-            assert best[b, :n].tolist() == brute_scores(crf, emissions[b], n)[0][0]
-            assert (best[b, n:] == 0).all()
-
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    def test_constrained_matches_brute_force_over_legal_paths(self, num_tags, lengths):
-        gen = torch.Generator().manual_seed(num_tags * 10 + len(lengths))
-        crf = make_crf(num_tags, scale=3.0)
-        emissions, _, mask = make_batch(num_tags, lengths, scale=3.0)
-        allowed = random_allowed(num_tags, gen)
-        best = crf.decode(emissions, mask, allowed=allowed)
-        for b, n in enumerate(lengths):
-            assert best[b, :n].tolist() == brute_scores(crf, emissions[b], n, allowed)[0][0]
-
-    def test_constraints_override_emissions_that_favour_a_forbidden_path(self):
-        # Tags 0=B 1=E 2=S. Emissions strongly favour S then E, and E cannot follow S.
-        crf = CRF(3).double()
-        allowed = (torch.tensor([True, False, True]),
-                   torch.tensor([[False, True, False], [True, False, True], [True, False, True]]),
-                   torch.tensor([False, True, True]))
-        emissions = torch.tensor([[[0.0, 0.0, 50.0], [0.0, 50.0, 0.0]]], dtype=torch.double)
-        mask = torch.ones(1, 2, dtype=torch.bool)
-        assert crf.decode(emissions, mask).tolist() == [[2, 1]]
-        constrained = crf.decode(emissions, mask, allowed=allowed)[0].tolist()
-        assert constrained in ([0, 1], [2, 2])
-        assert constrained == brute_scores(crf, emissions[0], 2, allowed)[0][0]
-
-    def test_constraints_beat_huge_scores(self):
-        # A finite penalty such as -1e4 would lose against scores this large; -inf cannot.
-        crf = CRF(2).double()
-        with torch.no_grad():
-            crf.transitions.copy_(torch.tensor([[0.0, 1e6], [0.0, 0.0]]))
-        allowed = (torch.tensor([True, True]), torch.tensor([[True, False], [True, True]]),
-                   torch.tensor([True, True]))
-        emissions = torch.tensor([[[1e5, 0.0], [0.0, 1e5]]], dtype=torch.double)
-        mask = torch.ones(1, 2, dtype=torch.bool)
-        assert crf.decode(emissions, mask).tolist() == [[0, 1]]
-        assert crf.decode(emissions, mask, allowed=allowed).tolist() != [[0, 1]]
-
-    def test_padding_invariance(self):
-        crf = make_crf(5)
-        lengths = [5, 1, 3, 7]
-        emissions, tags, mask = make_batch(5, lengths)
-        batched_best = crf.decode(emissions, mask)
-        batched_llh = crf(emissions, tags, mask, reduction="none")
-        batched_marg = crf.marginals(emissions, mask)
-        batched_nbest = crf.nbest(emissions, mask, k=4)
-        for b, n in enumerate(lengths):
-            em, tg = emissions[b:b + 1, :n], tags[b:b + 1, :n]
-            m = torch.ones(1, n, dtype=torch.bool)
-            assert crf.decode(em, m)[0].tolist() == batched_best[b, :n].tolist()
-            assert float(crf(em, tg, m)) == pytest.approx(float(batched_llh[b]), abs=1e-10)
-            assert torch.allclose(crf.marginals(em, m)[0], batched_marg[b, :n])
-            alone = crf.nbest(em, m, k=4)[0]
-            assert [p for p, _ in alone] == [p for p, _ in batched_nbest[b]]
-            assert [s for _, s in alone] == pytest.approx([s for _, s in batched_nbest[b]])
-
-    def test_float32_parameters_with_float64_emissions(self):
-        crf = CRF(3)
-        emissions, _, mask = make_batch(3, [3, 2])
-        assert crf.decode(emissions, mask).shape == (2, 3)
-
-
-class TestViterbiDecode:
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    def test_zero_scores_equal_argmax(self, num_tags, lengths):
-        emissions, _, mask = make_batch(num_tags, lengths)
-        best = viterbi_decode(emissions, mask)
-        assert torch.equal(best[mask], emissions.argmax(-1)[mask])
-        assert (best[~mask] == 0).all()
-
-    def test_allowed_only_matches_brute_force(self):
-        # The softmax head's use: log-probabilities plus legality, no learned transitions.
-        gen = torch.Generator().manual_seed(7)
-        num_tags, lengths = 4, [4, 3, 1]
-        zero = CRF(num_tags).double()
-        with torch.no_grad():
-            for p in zero.parameters():
-                p.zero_()
-        emissions, _, mask = make_batch(num_tags, lengths, scale=3.0)
-        allowed = random_allowed(num_tags, gen)
-        best = viterbi_decode(torch.log_softmax(emissions, -1), mask, allowed=allowed)
-        for b, n in enumerate(lengths):
-            log_probs = torch.log_softmax(emissions[b], -1)
-            assert best[b, :n].tolist() == brute_scores(zero, log_probs, n, allowed)[0][0]
-
-    def test_equals_crf_decode_with_its_parameters(self):
-        crf = make_crf(4)
-        emissions, _, mask = make_batch(4, [4, 2])
-        assert torch.equal(
-            viterbi_decode(emissions, mask, crf.start_transitions, crf.transitions,
-                           crf.end_transitions),
-            crf.decode(emissions, mask))
-
-    @pytest.mark.parametrize("garbage", [float("nan"), float("inf"), float("-inf")])
-    def test_non_finite_padding_changes_nothing(self, garbage):
-        crf = make_crf(4)
-        gen = torch.Generator().manual_seed(3)
-        allowed = random_allowed(4, gen)
-        emissions, _, mask = make_batch(4, [6, 2, 4, 1])
-        dirty = emissions.masked_fill(~mask.unsqueeze(2), garbage)
-        for extra in ({}, {"allowed": allowed}):
-            assert torch.equal(crf.decode(dirty, mask, **extra), crf.decode(emissions, mask,
-                                                                             **extra))
-
-    def test_rejects_wrong_score_shapes(self):
-        emissions, _, mask = make_batch(3, [2])
-        with pytest.raises(ValueError, match=r"expected transition_scores of shape \(3, 3\)"):
-            viterbi_decode(emissions, mask, transition_scores=torch.zeros(3, 4))
-        with pytest.raises(ValueError, match=r"allowed end to be a bool tensor of shape \(3,\)"):
-            viterbi_decode(emissions, mask, allowed=(torch.ones(3, dtype=torch.bool),
-                                                     torch.ones(3, 3, dtype=torch.bool),
-                                                     torch.ones(3)))
-
-
-class TestMarginals:
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    def test_match_brute_force(self, num_tags, lengths):
-        crf = make_crf(num_tags)
-        emissions, _, mask = make_batch(num_tags, lengths)
-        marg = crf.marginals(emissions, mask)
-        assert marg.shape == emissions.shape
-        for b, n in enumerate(lengths):
-            log_z = brute_log_z(crf, emissions[b], n)
-            expected = torch.zeros(max(lengths), num_tags, dtype=torch.double)
-            for path, score in brute_scores(crf, emissions[b], n):
-                for i, tag in enumerate(path):
-                    expected[i, tag] += math.exp(score - log_z)
-            assert torch.allclose(marg[b], expected, atol=1e-10)
-
-    def test_rows_sum_to_one_and_padding_is_zero(self):
-        crf = make_crf(6, scale=2.0)
-        emissions, _, mask = make_batch(6, [9, 4, 1], scale=5.0)
-        marg = crf.marginals(emissions, mask)
-        assert torch.allclose(marg.sum(-1)[mask], torch.ones(int(mask.sum()), dtype=torch.double))
-        assert (marg[~mask] == 0).all()
-
-    def test_equal_gradient_of_log_partition(self):
-        # d log Z / d emissions is the marginal: an independent oracle at sizes brute force
-        # cannot reach.
-        crf = make_crf(8)
-        emissions, _, mask = make_batch(8, [12, 7, 1, 10])
-        emissions.requires_grad_(True)
-        (grad,) = torch.autograd.grad(crf.log_partition(emissions, mask).sum(), emissions)
-        assert torch.allclose(crf.marginals(emissions.detach(), mask), grad, atol=1e-10)
-
-
-class TestNbest:
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    @pytest.mark.parametrize("k", [1, 3, 7])
-    def test_matches_brute_force(self, num_tags, lengths, k):
-        crf = make_crf(num_tags)
-        emissions, _, mask = make_batch(num_tags, lengths)
-        result = crf.nbest(emissions, mask, k=k)
-        assert len(result) == len(lengths)
-        for b, n in enumerate(lengths):
-            expected = brute_scores(crf, emissions[b], n)[:k]
-            assert [p for p, _ in result[b]] == [p for p, _ in expected]
-            assert [s for _, s in result[b]] == pytest.approx([s for _, s in expected], abs=1e-9)
-
-    def test_returns_every_path_when_k_exceeds_their_number(self):
-        crf = make_crf(3)
-        emissions, _, mask = make_batch(3, [2, 1])
-        result = crf.nbest(emissions, mask, k=20)
-        assert len(result[0]) == 9 and len(result[1]) == 3
-        assert sorted(p for p, _ in result[0]) == all_paths(3, 2)
-
-    @pytest.mark.parametrize(("num_tags", "lengths"), CASES)
-    def test_constrained_matches_brute_force_over_legal_paths(self, num_tags, lengths):
-        gen = torch.Generator().manual_seed(num_tags)
-        crf = make_crf(num_tags, scale=3.0)
-        emissions, _, mask = make_batch(num_tags, lengths, scale=3.0)
-        allowed = random_allowed(num_tags, gen)
-        result = crf.nbest(emissions, mask, k=30, allowed=allowed)
-        for b, n in enumerate(lengths):
-            expected = brute_scores(crf, emissions[b], n, allowed)[:30]
-            assert [p for p, _ in result[b]] == [p for p, _ in expected]
-            assert [s for _, s in result[b]] == pytest.approx([s for _, s in expected], abs=1e-9)
-
-    def test_k1_equals_decode(self):
-        crf = make_crf(5)
-        emissions, _, mask = make_batch(5, [6, 3, 8])
-        best = crf.decode(emissions, mask)
-        for b, [(path, _)] in enumerate(crf.nbest(emissions, mask, k=1)):
-            assert path == best[b, :len(path)].tolist()
-
-    def test_rejects_k_below_one(self):
-        emissions, _, mask = make_batch(3, [2])
-        with pytest.raises(ValueError, match="invalid k: expected >= 1, got 0"):
-            make_crf(3).nbest(emissions, mask, k=0)
-
-
 class TestValidation:
     def setup_method(self):
         self.crf = CRF(3)
@@ -620,7 +420,7 @@ class TestValidation:
 
     def test_emissions_must_be_3d(self):
         with pytest.raises(ValueError, match="emissions must have 3 dimensions"):
-            self.crf.decode(self.emissions[0], self.mask)
+            self.crf.log_partition(self.emissions[0], self.mask)
 
     def test_last_dimension_must_be_num_tags(self):
         with pytest.raises(ValueError, match="expected last dimension of emissions is 3, got 5"):
@@ -638,10 +438,7 @@ class TestValidation:
         mask = self.mask.clone()
         mask[1, 0] = False
         calls = [lambda: self.crf(self.emissions, self.tags, mask),
-                 lambda: self.crf.decode(self.emissions, mask),
-                 lambda: self.crf.marginals(self.emissions, mask),
-                 lambda: self.crf.nbest(self.emissions, mask, k=2),
-                 lambda: viterbi_decode(self.emissions, mask)]
+                 lambda: self.crf.log_partition(self.emissions, mask)]
         for call in calls:
             with pytest.raises(ValueError, match="mask of the first timestep must all be on"):
                 call()
@@ -654,86 +451,14 @@ class TestValidation:
 
     def test_mask_must_be_bool(self):
         with pytest.raises(ValueError, match="mask must be a bool tensor, got torch.int64"):
-            self.crf.decode(self.emissions, self.mask.long())
+            self.crf.log_partition(self.emissions, self.mask.long())
 
     def test_empty_sequence_rejected(self):
         with pytest.raises(ValueError, match="seq_len must be at least 1"):
-            self.crf.decode(torch.randn(2, 0, 3), torch.ones(2, 0, dtype=torch.bool))
+            self.crf.log_partition(torch.randn(2, 0, 3), torch.ones(2, 0, dtype=torch.bool))
 
     def test_real_tags_must_be_in_range(self):
         tags = self.tags.clone()
         tags[1, 2] = 3
         with pytest.raises(ValueError, match=r"must be in \[0, 3\), got 3"):
             self.crf(self.emissions, tags, self.mask)
-
-
-def bmes_inventory(
-    num_types: int, with_o: bool
-) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Tag names and hand-built legality tables for a BMES inventory (independent of tags.py)."""
-    names = (["O"] if with_o else []) + [f"{p}-{chr(65 + t)}" for t in range(num_types)
-                                         for p in "BMES"]
-    prefix = [n[0] for n in names]
-    kind = [n[2:] for n in names]
-    start = torch.tensor([p in "BSO" for p in prefix])
-    end = torch.tensor([p in "ESO" for p in prefix])
-    trans = torch.tensor([
-        [(pj in "ME" and kj == ki) if pi in "BM" else pj in "BSO" for pj, kj in zip(prefix, kind)]
-        for pi, ki in zip(prefix, kind)
-    ])
-    return names, (start, trans, end)
-
-
-def is_legal_bmes(names: list[str], path: list[int]) -> bool:
-    """Check a path tag by tag against the BMES rules, written out separately from the tables."""
-    tags = [names[i] for i in path]
-    if tags[0][0] not in "BSO" or tags[-1][0] not in "ESO":
-        return False
-    for a, b in itertools.pairwise(tags):
-        if a[0] in "BM" and not (b[0] in "ME" and b[2:] == a[2:]):
-            return False
-        if a[0] in "ESO" and b[0] not in "BSO":
-            return False
-    return True
-
-
-def test_legality_checker_rejects_illegal_paths():
-    # Guards the property test below against a checker that accepts everything.
-    names, allowed = bmes_inventory(2, with_o=True)
-    index = {n: i for i, n in enumerate(names)}
-    for bad in (["M-A"], ["B-A"], ["S-A", "E-A"], ["B-A", "E-B"], ["B-A", "S-A"], ["O", "M-B"]):
-        path = [index[t] for t in bad]
-        assert not is_legal_bmes(names, path) and not is_allowed(allowed, path)
-    for good in (["O"], ["S-B"], ["B-A", "M-A", "E-A", "O"], ["B-B", "E-B", "S-A"]):
-        path = [index[t] for t in good]
-        assert is_legal_bmes(names, path) and is_allowed(allowed, path)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    num_types=st.integers(1, 3),
-    with_o=st.booleans(),
-    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
-    scale=st.sampled_from([0.5, 5.0, 50.0]),
-    seed=st.integers(0, 2**31 - 1),
-)
-def test_decoded_bmes_paths_are_always_legal(num_types, with_o, lengths, scale, seed):
-    names, allowed = bmes_inventory(num_types, with_o)
-    num_tags = len(names)
-    gen = torch.Generator().manual_seed(seed)
-    seq_len = max(lengths)
-    emissions = torch.randn(len(lengths), seq_len, num_tags, generator=gen) * scale
-    mask = torch.arange(seq_len).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
-    crf = CRF(num_tags)
-    with torch.no_grad():
-        # Large random transitions, as if training had learned to like illegal moves.
-        crf.transitions.copy_(torch.randn(num_tags, num_tags, generator=gen) * scale)
-    decoded = [crf.decode(emissions, mask, allowed=allowed),
-               viterbi_decode(torch.log_softmax(emissions, -1), mask, allowed=allowed)]
-    for best in decoded:
-        for b, n in enumerate(lengths):
-            assert is_legal_bmes(names, best[b, :n].tolist())
-    for b, paths in enumerate(crf.nbest(emissions, mask, k=3, allowed=allowed)):
-        assert paths, "a legal path always exists (all S), so nbest must return one"
-        for path, _ in paths:
-            assert len(path) == lengths[b] and is_legal_bmes(names, path)

@@ -17,7 +17,7 @@ import torch
 from bmes_tagger.config import ModelConfig
 from bmes_tagger.features import EmbeddingSpec
 from bmes_tagger.model import BiLSTMTagger
-from bmes_tagger.tags import allowed_transitions, is_legal_bmes
+from bmes_tagger.tags import is_legal_bmes
 
 TAGS = ["O", "B-PER", "M-PER", "E-PER", "S-PER", "B-LOC", "M-LOC", "E-LOC", "S-LOC"]
 
@@ -26,7 +26,22 @@ def make_model(**kwargs: object) -> BiLSTMTagger:
     torch.manual_seed(0)
     cfg = ModelConfig(**{"embedding_dim": 6, "hidden_size": 5, **kwargs})  # type: ignore[arg-type]
     return BiLSTMTagger(cfg, {"chars": EmbeddingSpec(20, cfg.embedding_dim, 1)},
-                        num_tags=len(TAGS), allowed=allowed_transitions(TAGS)).eval()
+                        num_tags=len(TAGS)).eval()
+
+
+def decode(model: BiLSTMTagger, inputs: dict[str, torch.Tensor], lengths: torch.Tensor
+           ) -> torch.Tensor:
+    """What a Tagger does with the network's scores: Viterbi with the CRF's transitions (or
+    none) and the BMES constraints when the config asks for them."""
+    from bmes_tagger.batching import Batch
+    from bmes_tagger.config import Config
+    from bmes_tagger.model import TorchNetwork
+    from bmes_tagger.predict import Tagger
+
+    tagger = Tagger(TorchNetwork(model), {}, TAGS, Config(model=model.config))
+    mask = (torch.arange(inputs["chars"].shape[1])[None] < lengths[:, None]).numpy()
+    batch = Batch({k: v.numpy() for k, v in inputs.items()}, mask, lengths.numpy())
+    return torch.from_numpy(tagger.decode(batch))
 
 
 def batch(lengths: list[int], seed: int = 0
@@ -146,10 +161,10 @@ def test_shapes_and_every_parameter_gets_a_gradient(head: str) -> None:
 def test_batched_equals_one_by_one(head: str, constrained: bool) -> None:
     model = make_model(head=head, constrained=constrained)
     inputs, lengths, mask = batch([9, 5, 2, 7], seed=3)
-    together = model.decode(inputs, lengths, mask)
+    together = decode(model, inputs, lengths)
     emissions = model.emissions(inputs, lengths)
     for i, n in enumerate(lengths.tolist()):
-        alone = model.decode(rows(inputs, i, n), lengths[i:i + 1], mask[i:i + 1, :n])
+        alone = decode(model, rows(inputs, i, n), lengths[i:i + 1])
         assert together[i, :n].tolist() == alone[0].tolist()
         assert torch.all(together[i, n:] == 0)
         alone_em = model.emissions(rows(inputs, i, n), lengths[i:i + 1])
@@ -163,7 +178,7 @@ def test_constrained_decoding_is_always_legal(head: str) -> None:
     with torch.no_grad():
         model.output.bias.copy_(torch.tensor([-3.0, -2, 3, 3, -2, -2, 3, 3, -2]))
     inputs, lengths, mask = batch([8, 3, 5, 1, 6], seed=5)
-    best = model.decode(inputs, lengths, mask)
+    best = decode(model, inputs, lengths)
     for row, n in zip(best.tolist(), lengths.tolist()):
         assert is_legal_bmes([TAGS[t] for t in row[:n]])
 
@@ -248,7 +263,7 @@ def test_a_registered_encoder_trains_saves_loads_and_exports(
             cfg = load_config(tiny_config(tmp_path, head=head), ["model.encoder=window"])
             train(cfg, tmp_path / head, progress=False)
             tagger = Tagger.load(tmp_path / head / "best.pt")
-            assert isinstance(tagger.model.encoder, WindowEncoder)
+            assert isinstance(tagger.network.module.encoder, WindowEncoder)
             texts = [t for t in (DATA / "sample-cws" / "raw.txt").read_text("utf-8")
                      .splitlines() if t][:20]
             words = tagger.segment(texts)

@@ -160,7 +160,7 @@ def test_all_features_train_deterministically_and_round_trip(tmp_path: Path) -> 
     assert [m["dev"] for m in dev_a] == [m["dev"] for m in dev_b]
     assert result.best_scores["f1"] > 0.5
     tagger = Tagger.load(tmp_path / "a" / "best.pt")
-    assert "bigrams" in tagger.vocabs and tagger.model.crf is not None
+    assert "bigrams" in tagger.vocabs and tagger.network.has_crf
     texts = ["我们在北京工作。", "ＡＢＣ公司发布了新产品", "x"]
     assert Tagger.load(tmp_path / "b" / "best.pt").segment(texts) == tagger.segment(texts)
     assert "".join(tagger.segment(texts)[1]) == texts[1]
