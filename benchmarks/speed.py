@@ -613,7 +613,7 @@ def bench_predict(args: argparse.Namespace, corpora: Path, plan: Plan,
 # phase -> the library functions whose cumulative time it is (module path suffix, name)
 PREDICT_PHASES = {
     "text -> characters": [("bmes_tagger/text.py", "split_graphemes")],
-    "chunking": [("bmes_tagger/batching.py", "iterate_chunks")],
+    "chunking": [("bmes_tagger/batching.py", "text_bounds")],
     "encode (ids, bigrams, classes)": [("bmes_tagger/features.py", "encode")],
     "batch building (padding)": [("bmes_tagger/batching.py", "batch")],
     "network (emissions)": [("bmes_tagger/model.py", "emissions"),

@@ -7,15 +7,14 @@ is one gather per column. NumPy only; :meth:`Batch.torch` hands a batch to a tor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import features
 from .config import Config
-from .corpus import Sentence
 from .vocab import Vocab
 
 # Chunks of over-long lines preferably end after one of these, so a forced boundary is harmless.
@@ -60,21 +59,26 @@ class Batch:
 
 @dataclass
 class EncodedCorpus:
-    """Sentences as one flat id column per feature (and one of tag ids) with offsets.
+    """Sentences (or pieces of them) as spans of one flat id column per feature (and one of
+    tag ids).
 
-    ``columns``: ``{feature name: (total_tokens, slots)}``; ``lengths``: (num_sentences,);
-    ``offsets``: (num_sentences + 1,) start of each sentence in the columns; ``tag_ids``:
-    (total_tokens,) or None. All int64 NumPy arrays.
+    ``columns``: ``{feature name: (total_tokens, slots)}``; ``lengths``: (num_items,);
+    ``starts``: (num_items,) start of each item in the columns (default: the items follow each
+    other); ``tag_ids``: (total_tokens,) or None. All int64 NumPy arrays.
+
+    Sentences are encoded whole and only then cut into pieces (:meth:`pieces`), so a feature
+    that looks at context (a bigram, a lexicon word) sees the same context whether a line is
+    cut or not, in training and in predict alike.
     """
 
     columns: dict[str, np.ndarray]
     lengths: np.ndarray
     tag_ids: np.ndarray | None = None
-    offsets: np.ndarray = field(init=False)
+    starts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
-        np.cumsum(self.lengths, out=self.offsets[1:])
+        if self.starts is None:
+            self.starts = np.cumsum(self.lengths) - self.lengths
 
     @classmethod
     def encode(
@@ -95,6 +99,16 @@ class EncodedCorpus:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def pieces(self, bounds: Sequence[Sequence[tuple[int, int]]]) -> EncodedCorpus:
+        """The items cut into pieces: ``bounds[i]`` are the ``(start, end)`` token ranges of
+        item ``i`` (see :func:`text_bounds`, :func:`span_bounds`), in order. The columns are
+        shared, not copied."""
+        assert self.starts is not None and len(bounds) == len(self.lengths)
+        starts = [int(s) + a for s, item in zip(self.starts, bounds) for a, _ in item]
+        lengths = [b - a for item in bounds for a, b in item]
+        return EncodedCorpus(self.columns, np.array(lengths, dtype=np.int64), self.tag_ids,
+                             np.array(starts, dtype=np.int64))
+
     def batch(self, indices: Sequence[int]) -> Batch:
         """Pad the sentences at ``indices`` into one :class:`Batch`."""
         index = np.asarray(indices, dtype=np.int64)
@@ -104,7 +118,8 @@ class EncodedCorpus:
         positions = np.arange(seq_len)[None, :]
         mask = positions < lengths[:, None]
         total = len(next(iter(self.columns.values())))
-        flat = np.minimum(self.offsets[index][:, None] + positions, total - 1)
+        assert self.starts is not None
+        flat = np.minimum(self.starts[index][:, None] + positions, total - 1)
         inputs = {}
         for name, column in self.columns.items():
             ids = column[flat]
@@ -167,24 +182,13 @@ def chunk_bounds(
     return bounds
 
 
-def split_long_sentences(sentences: Sequence[Sentence], max_len: int) -> list[Sentence]:
-    """Cut labelled sentences longer than ``max_len`` at span boundaries (after E/S/O tags)."""
-    out: list[Sentence] = []
-    for s in sentences:
-        if len(s.chars) <= max_len:
-            out.append(s)
-            continue
-        assert s.tags is not None
-        tags = s.tags
-
-        def ends_span(i: int, tags: list[str] = tags) -> bool:
-            return tags[i][0] in "ESO"
-
-        for a, b in chunk_bounds(len(s.chars), max_len, ends_span):
-            out.append(Sentence(chars=s.chars[a:b], tags=tags[a:b], line=s.line))
-    return out
+def span_bounds(tags: Sequence[str], max_len: int) -> list[tuple[int, int]]:
+    """Pieces of at most ``max_len`` for a labelled sentence, cut at span boundaries (after
+    E/S/O tags) where possible."""
+    return chunk_bounds(len(tags), max_len, lambda i: tags[i][0] in "ESO")
 
 
-def iterate_chunks(tokens: Sequence[str], max_len: int) -> Iterator[tuple[int, int]]:
-    """Chunk bounds for unlabelled text: prefer cutting after punctuation."""
-    yield from chunk_bounds(len(tokens), max_len, lambda i: tokens[i] in BREAK_AFTER)
+def text_bounds(tokens: Sequence[str], max_len: int) -> list[tuple[int, int]]:
+    """Pieces of at most ``max_len`` for unlabelled text: cut after punctuation where
+    possible."""
+    return chunk_bounds(len(tokens), max_len, lambda i: tokens[i] in BREAK_AFTER)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .batching import split_long_sentences
+from .batching import span_bounds
 from .config import Config
 from .corpus import Sentence, read_corpus, read_word_list
 from .features import bigram_keys, first_bigram
@@ -141,7 +141,7 @@ def _split_stats(sentences: Sequence[Sentence], config: Config) -> dict[str, Any
         stats[f"{unit[:-1] if unit == 'words' else 'entity'}_lengths"] = _histogram(
             [n for _, n in spans])
     long = [s for s in sentences if len(s.chars) > d.max_len]
-    pieces = split_long_sentences(long, d.max_len) if long else []
+    pieces = [b for s in long for b in span_bounds(s.tags or [], d.max_len)]
     stats["over_max_len"] = {"max_len": d.max_len, "sentences": len(long),
                              "pieces_after_splitting": len(pieces),
                              "longest": max((len(s.chars) for s in sentences), default=0),

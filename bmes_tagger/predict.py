@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import decoding
-from .batching import Batch, EncodedCorpus, bucketed_batches, iterate_chunks
+from .batching import Batch, EncodedCorpus, bucketed_batches, text_bounds
 from .config import Config
 from .corpus import read_dictionary
 from .errors import BmesTaggerError
@@ -228,21 +228,25 @@ class Tagger:
         order, and an iterator over batches of ``(chunk indices, best tag ids (batch,
         seq_len) on the CPU, lengths)``."""
         max_len = self.config.data.max_len
-        pieces: list[Sequence[str]] = []
+        whole: list[Sequence[str]] = []
+        bounds: list[list[tuple[int, int]]] = []
         owners: list[tuple[int, int]] = []
         piece_forced: list[list[tuple[int, int]]] = []
         for i, tokens in enumerate(sentences):
-            for a, b in iterate_chunks(tokens, max_len):
-                if b > a:
-                    pieces.append(tokens[a:b])
-                    owners.append((i, a))
-                    spans = forced_words[i] if forced_words is not None else ()
-                    piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
+            if not tokens:
+                continue
+            whole.append(tokens)
+            bounds.append(text_bounds(tokens, max_len))
+            for a, b in bounds[-1]:
+                owners.append((i, a))
+                spans = forced_words[i] if forced_words is not None else ()
+                piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
 
         def batches() -> Iterator[tuple[list[int], np.ndarray, list[int]]]:
-            if not pieces:
+            if not whole:
                 return
-            encoded = EncodedCorpus.encode(pieces, self.vocabs, self.config)
+            # encoded whole, then cut: features see the whole line's context
+            encoded = EncodedCorpus.encode(whole, self.vocabs, self.config).pieces(bounds)
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
                 tag_mask = None

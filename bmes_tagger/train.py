@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import features, rundir
-from .batching import Batch, EncodedCorpus, bucketed_batches, split_long_sentences
+from .batching import Batch, EncodedCorpus, bucketed_batches, span_bounds
 from .checkpoint import Checkpoint, load_checkpoint, make_payload, save_checkpoint
 from .config import Config, write_config
 from .corpus import Sentence, read_corpus, read_word_list
@@ -212,9 +212,10 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     by_token = dcfg.format == "conll"  # one token per line, so a tag's line is computable
     _check_tags_known(dev_sents, tag_index, dcfg.dev or dcfg.train or "dev", by_token)
     _check_tags_known(train_sents, tag_index, dcfg.train or "train", by_token)
-    pieces = split_long_sentences(train_sents, dcfg.max_len)
-    encoded = EncodedCorpus.encode([s.chars for s in pieces], vocabs, config,
-                                   [s.tags or [] for s in pieces], tag_index)
+    # sentences longer than data.max_len are encoded whole, then cut at span boundaries
+    encoded = EncodedCorpus.encode([s.chars for s in train_sents], vocabs, config,
+                                   [s.tags or [] for s in train_sents], tag_index).pieces(
+        [span_bounds(s.tags or [], dcfg.max_len) for s in train_sents])
     notes.append(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
            f"dev: {len(dev_sents)} sentences; {len(vocabs['chars'])} characters, "
            f"{len(tags)} tags" + (f", {len(vocabs['bigrams'])} bigrams"
