@@ -1,16 +1,26 @@
 """Speed benchmark: training and prediction throughput, measured side by side in one run.
 
-    python benchmarks/speed.py [--corpora PATH] [--quick] [--model CKPT] [--small-model CKPT]
-                               [--tiny-model CKPT] [--output FILE]
+    python benchmarks/speed.py [--corpora PATH] [--peers PATH] [--quick] [--model CKPT]
+                               [--small-model CKPT] [--tiny-model CKPT] [--output FILE]
 
 Prints markdown tables and (full mode only) replaces the section between
 ``<!-- speed-CPU:start -->`` and ``<!-- speed-CPU:end -->`` in ``benchmarks/RESULTS.md`` (created
 if absent; CPU is the machine's CPU model, so runs on different CPUs are kept side by side: the
 ratios depend on it), so other benchmarks can share the file. ``--quick`` is a smoke run (about
-2 minutes) that writes nothing unless ``--output`` is given.
+4 minutes: 1 NCRF++ epoch, time to accuracy against that epoch with at most 2 of ours) that
+writes nothing unless ``--output`` is given.
 
 What is measured (characters = real, non-padding characters):
 
+0. NCRF++ itself, in this run (``benchmarks/ncrfpp.py``, from ``--peers``, default
+   ../shared/peers; its rows say why when it is absent): 8 epochs (quick: 1) on Resume NER at
+   its own configuration (batch 10), stopped at the start of each epoch while each of our runs
+   of ``configs/resume_ncrfpp.yaml`` (batch 10, and 32 and 64 with larger learning rates) trains
+   one epoch with the library's real ``train_step`` and the bare padded LSTM runs over the same
+   batches; training chars per CPU-second (``/proc/<pid>/stat`` for NCRF++, process time for
+   us) and per wall-second of both, ours / NCRF++ per pair, ours / padded LSTM, NER decoding
+   speed. Then **time to accuracy**: training CPU seconds until the Resume test F1 reaches
+   NCRF++'s best test F1 of those epochs (test evaluated after each epoch, untimed).
 1. Training: our real training step (``EncodedCorpus.batch`` -> ``model.loss`` -> backward ->
    gradient clipping -> Adam step -> ``loss.item()``, built through the library as
    ``bmes_tagger.train`` does) on Resume NER train, for NCRF++'s size (embedding 50, hidden 100
@@ -40,6 +50,7 @@ process's CPU time (what the wall rate would be with a core to ourselves); ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -72,17 +83,28 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from predict_memory import write_section  # noqa: E402
 
 from bmes_tagger import features  # noqa: E402
-from bmes_tagger.batching import EncodedCorpus, bucketed_batches  # noqa: E402
+from bmes_tagger.batching import (  # noqa: E402
+    EncodedCorpus,
+    bucketed_batches,
+    split_long_sentences,
+)
 from bmes_tagger.checkpoint import load_checkpoint, make_payload, save_checkpoint  # noqa: E402
-from bmes_tagger.config import Config, config_from_dict  # noqa: E402
+from bmes_tagger.config import Config, config_from_dict, load_config  # noqa: E402
 from bmes_tagger.corpus import read_corpus, read_word_list  # noqa: E402
+from bmes_tagger.evaluate import evaluate  # noqa: E402
 from bmes_tagger.metrics import cws_scores  # noqa: E402
 from bmes_tagger.model import build_model  # noqa: E402
 from bmes_tagger.predict import Tagger  # noqa: E402
-from bmes_tagger.train import make_optimizer, tag_set, train_step  # noqa: E402
+from bmes_tagger.train import (  # noqa: E402
+    WeightAverage,
+    load_training_data,
+    make_optimizer,
+    make_scheduler,
+    tag_set,
+    train_step,
+)
 from bmes_tagger.vocab import Vocab  # noqa: E402
 
-NCRFPP_CHARS_PER_S = 2300  # the issue's reference: NCRF++ at emb 50 / hidden 100, batch 10
 SIZES = {"NCRF++ (50/100)": (50, 100), "default (100/200)": (100, 200)}
 BATCH_SIZES = (10, 32, 64)
 THREADS = (1, 2)
@@ -100,12 +122,17 @@ class Plan:
     predict_reps: int
     thread_lines: int       # PKU test lines for the predict 1-vs-2-threads comparison
     quick_train_lines: int  # People's Daily lines for the quick CWS model, when one is trained
+    ncrfpp_epochs: int      # NCRF++ epochs (each alternated with one epoch of each of our runs)
+    t2a_cap: int | None     # most epochs of our time-to-accuracy runs (None: the config's)
+    ncrfpp_b32: bool        # also 1 NCRF++ epoch at batch 32 (speed only), paired with ours
 
 
 FULL = Plan(train_chars=12_000, warmup_batches=4, reps=5, cap_s=4.0, predict_lines=None,
-            predict_reps=2, thread_lines=300, quick_train_lines=3000)
+            predict_reps=2, thread_lines=300, quick_train_lines=3000,
+            ncrfpp_epochs=8, t2a_cap=None, ncrfpp_b32=True)
 QUICK = Plan(train_chars=2_500, warmup_batches=2, reps=2, cap_s=1.5, predict_lines=300,
-             predict_reps=1, thread_lines=100, quick_train_lines=600)
+             predict_reps=1, thread_lines=100, quick_train_lines=600,
+             ncrfpp_epochs=1, t2a_cap=2, ncrfpp_b32=False)
 
 
 @dataclass
@@ -421,6 +448,256 @@ def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) ->
             "chars": sum(len(s.chars) for s in sents)}
 
 
+# --- NCRF++ side by side, time to accuracy -----------------------------------------------------
+
+# configs/resume_ncrfpp.yaml and its larger-batch variants (--set overrides; batch 64 at lr 0.004
+# as the config's header suggests, batch 32 in between)
+OUR_RUNS: dict[int, tuple[str, ...]] = {10: (), 32: ("train.batch_size=32", "train.lr=0.003"),
+                                        64: ("train.batch_size=64", "train.lr=0.004")}
+NCRFPP_CONFIG = REPO / "configs" / "resume_ncrfpp.yaml"
+
+
+@dataclass
+class EpochTime:
+    """One timed pass: characters, process CPU seconds, wall seconds."""
+
+    chars: int
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.chars / self.wall_s
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.chars / self.cpu_s
+
+
+def _timed_pass(fn: Callable[[], int]) -> EpochTime:
+    c0, t0 = time.process_time(), time.perf_counter()
+    chars = fn()
+    return EpochTime(chars, time.process_time() - c0, time.perf_counter() - t0)
+
+
+class OurRun:
+    """``configs/resume_ncrfpp.yaml`` (with ``overrides``) trained epoch by epoch the way
+    :mod:`bmes_tagger.train`'s loop does it: the same seeding before ``build_model``, the same
+    per-epoch length-bucketed batch order, and per batch ``EncodedCorpus.batch`` ->
+    :func:`bmes_tagger.train.train_step` (the real step) -> schedule/EMA update -> summed loss,
+    read once per epoch. Only the epoch is timed; the test evaluation after it is not (as
+    NCRF++'s printed epoch time excludes its evaluation). Each run keeps its own torch random
+    state, so interleaving runs does not change what any of them computes.
+    """
+
+    def __init__(self, bs: int, overrides: Sequence[str], corpora: Path) -> None:
+        old = os.environ.get("BMES_CORPORA")
+        os.environ["BMES_CORPORA"] = str(corpora)
+        try:
+            config = load_config(NCRFPP_CONFIG, ["train.threads=1", *overrides])
+        finally:
+            if old is None:
+                del os.environ["BMES_CORPORA"]
+            else:
+                os.environ["BMES_CORPORA"] = old
+        t, d = config.train, config.data
+        if t.lr_schedule == "plateau" or t.eval_every:
+            raise ValueError("benchmarks/speed.py: a plateau schedule or eval_every is not "
+                             "reproduced by the time-to-accuracy loop")
+        assert d.train and d.dev and d.test
+        self.config, self.batch_size = config, t.batch_size
+        train_sents, dev_sents = load_training_data(config)
+        self.dev = dev_sents
+        self.test = read_corpus(d.test, d.format, d.task, d.scheme, d.repair_gold)
+        torch.manual_seed(t.seed)  # as bmes_tagger.train.setup, before build_model
+        vocabs = features.build_vocabs([s.chars for s in train_sents], config)
+        tags = tag_set(train_sents + dev_sents, config)
+        tag_index = {x: i for i, x in enumerate(tags)}
+        pieces = split_long_sentences(train_sents, d.max_len)
+        self.encoded = EncodedCorpus.encode([s.chars for s in pieces], vocabs, config,
+                                            [s.tags or [] for s in pieces], tag_index)
+        self.model = build_model(config, vocabs, tags)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, config)
+        per_epoch = len(bucketed_batches(self.encoded.lengths, t.batch_size,
+                                         self._generator(0)))
+        self.scheduler = make_scheduler(self.optimizer, config, per_epoch * t.epochs)
+        self.ema = WeightAverage(self.model, t.ema_decay) if t.ema_decay > 0 else None
+        self.tagger = Tagger(self.model, vocabs, tags, config)
+        self.rng = torch.get_rng_state()
+        self.epochs_done = 0
+        self.times: list[EpochTime] = []
+        self.test_f1: list[float] = []
+        self.last_order: list[list[int]] = []
+        self.num_chars = len(vocabs["chars"])
+
+    def _generator(self, epoch: int) -> torch.Generator:
+        # bmes_tagger.train._epoch_generator's formula: the loop's batch order of that epoch
+        return torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch)
+
+    def train_epoch(self) -> EpochTime:
+        """One epoch, timed (process CPU and wall)."""
+        torch.set_num_threads(1)
+        torch.set_rng_state(self.rng)
+        lengths, bs, clip = self.encoded.lengths, self.batch_size, self.config.train.clip_norm
+        model, optimizer, scheduler, ema = self.model, self.optimizer, self.scheduler, self.ema
+        step_scheduler = isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
+        orders: list[list[list[int]]] = []
+
+        def epoch() -> int:
+            order = bucketed_batches(lengths, bs, self._generator(self.epochs_done))
+            orders.append(order)
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            chars = 0
+            for indices in order:
+                batch = self.encoded.batch(indices)
+                loss = train_step(model, optimizer, batch, clip)
+                if step_scheduler:
+                    scheduler.step()  # type: ignore[union-attr]
+                if ema is not None:
+                    ema.update(model)
+                n = batch.num_tokens
+                loss_sum += loss.double() * n
+                chars += n
+            float(loss_sum)
+            return chars
+
+        took = _timed_pass(epoch)
+        self.rng = torch.get_rng_state()
+        self.epochs_done += 1
+        self.times.append(took)
+        self.last_order = orders[0]
+        return took
+
+    def scored(self) -> Any:
+        """The model as shipped (EMA weights if on), for evaluation."""
+        return self.ema.swapped_in(self.model) if self.ema is not None \
+            else contextlib.nullcontext()
+
+    def evaluate_test(self) -> float:
+        """Test F1 of the model now (untimed; the library's evaluate at its default batch)."""
+        with self.scored():
+            f1 = evaluate(self.tagger, self.test).f1
+        self.test_f1.append(f1)
+        return f1
+
+    def time_decoding(self, sentences: Sequence[Any], batch_size: int) -> EpochTime:
+        """Timed ``evaluate`` (``Tagger.tag_tokens`` + scoring) of ``sentences``."""
+        torch.set_num_threads(1)
+        n = sum(len(s.chars) for s in sentences)
+
+        def run() -> int:
+            evaluate(self.tagger, sentences, batch_size=batch_size)
+            return n
+
+        with self.scored():
+            return _timed_pass(run)
+
+
+def _padded_epoch(run: OurRun, emb: int, hidden: int) -> EpochTime:
+    """The bare padded LSTM (fused kernel) fwd+bwd over the batches of ``run``'s last epoch."""
+    order = run.last_order
+    step = BarePaddedStep(run.num_chars, emb, hidden, order, run.encoded.lengths)
+    for b in order[:2]:  # warm-up
+        step(b)
+
+    def epoch() -> int:
+        return sum(step(b) for b in order)
+
+    torch.set_num_threads(1)
+    return _timed_pass(epoch)
+
+
+def bench_ncrfpp(corpora: Path, peers: Path, plan: Plan, log: Callable[[str], None]
+                 ) -> dict[str, Any]:
+    """NCRF++'s epochs alternated with ours, in one run; then time to accuracy.
+
+    NCRF++ (``benchmarks/ncrfpp.py``) is stopped at the start of each of its epochs; while it
+    is stopped, each of our runs (``OUR_RUNS``) trains one epoch (timed), the bare padded LSTM
+    runs over the same batches (timed), and the runs are evaluated on test (untimed). After
+    NCRF++'s last epoch our runs continue, one epoch at a time, until their test F1 reaches
+    NCRF++'s best (or ``plan.t2a_cap`` / the config's epochs).
+    """
+    import ncrfpp
+
+    reason = ncrfpp.missing(peers)
+    if reason:
+        log(f"NCRF++: skipped ({reason})")
+        return {"skipped": reason}
+    runs = {bs: OurRun(bs, overrides, corpora) for bs, overrides in OUR_RUNS.items()}
+    emb, hidden = runs[10].config.model.embedding_dim, runs[10].config.model.hidden_size
+    padded: dict[int, list[EpochTime]] = {bs: [] for bs in runs}
+    decode: dict[str, list[EpochTime]] = {"dev@10": [], "test@10": [], "test@64": []}
+    loads: list[float] = []
+
+    def round_of_ours(k: int) -> None:
+        loads.append(os.getloadavg()[0])
+        for bs, run in runs.items():
+            took = run.train_epoch()
+            padded[bs].append(_padded_epoch(run, emb, hidden))
+            log(f"  ours batch {bs}, epoch {run.epochs_done}: {took.cpu_rate:,.0f} chars/CPU-s "
+                f"({took.rate:,.0f}/s wall); padded LSTM {padded[bs][-1].cpu_rate:,.0f}")
+        first = runs[10]
+        for bs in (10, 64):  # the first prediction calls are slow: warm up, untimed
+            first.time_decoding(first.dev[:50], bs)
+        decode["dev@10"].append(first.time_decoding(first.dev, 10))
+        decode["test@10"].append(first.time_decoding(first.test, 10))
+        decode["test@64"].append(first.time_decoding(first.test, 64))
+        for run in runs.values():
+            run.evaluate_test()
+        log("  test F1 " + ", ".join(f"batch {bs} {r.test_f1[-1]:.4f}" for bs, r in runs.items()))
+        log(f"NCRF++: epoch {k + 1}/{plan.ncrfpp_epochs}")
+
+    log(f"NCRF++: {plan.ncrfpp_epochs} epochs, each after one epoch of each of our runs "
+        f"(batch {', '.join(map(str, runs))})")
+    result = ncrfpp.run(plan.ncrfpp_epochs, peers, corpora, on_epoch_start=round_of_ours)
+    for e in result.epochs:
+        log(f"  NCRF++ epoch {e.index + 1}: {e.chars_per_cpu_s:,.0f} chars/CPU-s "
+            f"({e.chars_per_s:,.0f}/s wall), test F1 {e.test.f1 if e.test else float('nan'):.4f}")
+    paired = len(result.epochs)
+    target = max(e.test.f1 for e in result.epochs if e.test is not None)
+    for bs, run in runs.items():
+        cap = min(plan.t2a_cap or run.config.train.epochs, run.config.train.epochs)
+        while max(run.test_f1) < target and run.epochs_done < cap:
+            took = run.train_epoch()
+            f1 = run.evaluate_test()
+            log(f"  ours batch {bs}, epoch {run.epochs_done}: {took.cpu_rate:,.0f} chars/CPU-s, "
+                f"test F1 {f1:.4f} (target {target:.4f})")
+    b32: dict[str, Any] | None = None
+    if plan.ncrfpp_b32:
+        # Is NCRF++ faster at a larger batch? One epoch at 32 (speed only: its summed loss and
+        # learning rate are tuned for 10), paired with the first epoch of a fresh run of ours.
+        fresh = OurRun(32, OUR_RUNS[32], corpora)
+        mine: list[EpochTime] = []
+
+        def pair(k: int) -> None:
+            loads.append(os.getloadavg()[0])
+            mine.append(fresh.train_epoch())
+
+        log("NCRF++: 1 epoch at batch 32 (speed check), after one epoch of a fresh run of ours")
+        b32 = {"ncrfpp": ncrfpp.run(1, peers, corpora, batch_size=32, on_epoch_start=pair),
+               "ours": mine}
+        e = b32["ncrfpp"].epochs[0]
+        log(f"  NCRF++ batch 32: {e.chars_per_cpu_s:,.0f} chars/CPU-s; ours "
+            f"{mine[0].cpu_rate:,.0f}")
+    return {"ncrfpp": result, "runs": runs, "padded": padded, "decode": decode, "b32": b32,
+            "paired": paired, "target": target, "loads": loads, "emb": emb, "hidden": hidden,
+            "cap": plan.t2a_cap}
+
+
+def _reached(f1s: Sequence[float], target: float) -> int | None:
+    """1-based epoch at which ``f1s`` first reaches ``target``."""
+    return next((i + 1 for i, f in enumerate(f1s) if f >= target), None)
+
+
+def _mid_range(values: Sequence[float], fmt: str) -> str:
+    """'median (min–max)' of ``values``."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return (f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–"
+            f"{fmt.format(max(values))})")
+
+
 # --- prediction --------------------------------------------------------------------------------
 
 
@@ -715,11 +992,28 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable": len(os.sched_getaffinity(0)),
+    lscpu_model, flags = _lscpu()
+    return {"cpu": cpu, "lscpu_model": lscpu_model, "bf16_flags": flags,
+            "cores": os.cpu_count(), "usable": len(os.sched_getaffinity(0)),
             "code": _code_version(),
             "torch": torch.__version__, "python": platform.python_version(),
             "default_threads": torch.get_num_threads(), "load": os.getloadavg(),
             "busy": _busy_processes()}
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _lscpu() -> tuple[str, list[str] | None]:
+    """``lscpu``'s model name and which of ``BF16_FLAGS`` its flags list (None: no lscpu)."""
+    try:
+        out = subprocess.run(["lscpu"], check=True, capture_output=True, text=True,
+                             env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no lscpu)", None
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    return fields.get("Model name", "unknown").strip(), [f for f in BF16_FLAGS if f in flags]
 
 
 def _code_version() -> str:
@@ -754,26 +1048,227 @@ def _busy_processes() -> list[str]:
     return busy
 
 
+def side_ratios(side: dict[str, Any]) -> dict[str, Any]:
+    """Per paired round: ours / NCRF++ (per CPU-s and wall) and ours / padded LSTM, per batch."""
+    ncrf = side["ncrfpp"].epochs
+    n = side["paired"]
+    out: dict[str, Any] = {}
+    for bs, run in side["runs"].items():
+        ours = run.times[:n]
+        out[bs] = {
+            "cpu": [o.cpu_rate / e.chars_per_cpu_s for o, e in zip(ours, ncrf)],
+            "wall": [o.rate / e.chars_per_s for o, e in zip(ours, ncrf)],
+            "padded": [o.cpu_rate / p.cpu_rate for o, p in zip(ours, side["padded"][bs])],
+        }
+    return out
+
+
+def time_to_accuracy(side: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows: who, batch, epoch reaching the target, cumulative training CPU and wall seconds."""
+    target, rows = side["target"], []
+    ncrf = side["ncrfpp"]
+    f1s = [e.test.f1 if e.test else float("nan") for e in ncrf.epochs]
+    k = _reached(f1s, target)
+    assert k is not None  # the target is NCRF++'s own best
+    rows.append({"who": "NCRF++", "batch": ncrf.batch_size, "epoch": k, "f1s": f1s,
+                 "cpu_s": sum(e.cpu_s for e in ncrf.epochs[:k]),
+                 "wall_s": sum(e.wall_s for e in ncrf.epochs[:k])})
+    for bs, run in side["runs"].items():
+        k = _reached(run.test_f1, target)
+        upto = run.times[:k] if k else run.times
+        rows.append({"who": "ours", "batch": bs, "epoch": k, "f1s": run.test_f1,
+                     "cpu_s": sum(t.cpu_s for t in upto), "wall_s": sum(t.wall_s for t in upto),
+                     "lr": run.config.train.lr})
+    return rows
+
+
+def render_side_headline(side: dict[str, Any], w: Callable[[str], None]) -> None:
+    """Headline rows: ours / NCRF++ measured in this run, ours / padded LSTM, time to accuracy."""
+    if "skipped" in side:
+        w(f"| our training / NCRF++ | not measured: {side['skipped']} | >= 20x |")
+        return
+    ratios, n = side_ratios(side), side["paired"]
+    for bs, r in ratios.items():
+        w(f"| our training epoch (batch {bs}) / NCRF++'s epoch (its batch "
+          f"{side['ncrfpp'].batch_size}), NCRF++ size, CRF, measured alternately here "
+          f"({n} pairs): per CPU-s; wall clock | {_mid_range(r['cpu'], '{:.1f}x')}; "
+          f"{_mid_range(r['wall'], '{:.1f}x')} | >= 20x |")
+    if side.get("b32"):
+        e, mine = side["b32"]["ncrfpp"].epochs[0], side["b32"]["ours"][0]
+        w(f"| the same with NCRF++ also at batch 32 (1 epoch each, speed only): per CPU-s; wall "
+          f"| {mine.cpu_rate / e.chars_per_cpu_s:.1f}x; {mine.rate / e.chars_per_s:.1f}x | |")
+    w("| our training step / bare *padded* LSTM fwd+bwd (fused kernel) over the same epoch's "
+      "batches, batch " + " / ".join(str(bs) for bs in ratios) + " | "
+      + " / ".join(_mid_range(r["padded"], "{:.0%}") for r in ratios.values()) + " | |")
+    t2a = time_to_accuracy(side)
+    ncrf_cpu = t2a[0]["cpu_s"]
+    cells = []
+    for row in t2a[1:]:
+        cells.append(f"{ncrf_cpu / row['cpu_s']:.1f}x" if row["epoch"] else
+                     f"not reached in {len(row['f1s'])} epochs")
+    w(f"| time to accuracy (training CPU s until Resume test F1 >= {side['target']:.4f}, "
+      f"NCRF++'s best in {len(t2a[0]['f1s'])} epochs): NCRF++ / ours at batch "
+      + " / ".join(str(r["batch"]) for r in t2a[1:]) + f" | {' / '.join(cells)} | |")
+    dec = side["decode"]
+    ncrf_dev = [e.dev.chars_per_cpu_s for e in side["ncrfpp"].epochs
+                if e.dev is not None and e.dev.chars_per_cpu_s]
+    if ncrf_dev:
+        ours = [t.cpu_rate for t in dec["dev@10"][:n]]
+        w(f"| NER decoding + scoring (Resume dev, both batch 10) ours / NCRF++, per CPU-s | "
+          f"{_mid_range([o / e for o, e in zip(ours, ncrf_dev)], '{:.1f}x')} | |")
+
+
+def render_side(side: dict[str, Any], w: Callable[[str], None]) -> None:
+    """The NCRF++ section: per-epoch tables, ratios, time to accuracy, decoding."""
+    if "skipped" in side:
+        w("### NCRF++ side by side")
+        w("")
+        w(f"Not measured: {side['skipped']}.")
+        w("")
+        return
+    import ncrfpp
+
+    res, n, runs = side["ncrfpp"], side["paired"], side["runs"]
+    first = runs[10].config
+    w(f"### NCRF++ side by side (Resume NER at NCRF++'s size: embedding {side['emb']}, BiLSTM "
+      f"{side['hidden']} per direction, CRF; 1 thread each)")
+    w("")
+    loads = side["loads"]
+    w(f"NCRF++ (`../shared/peers/NCRFpp`, unmodified, run by `benchmarks/ncrfpp.py`: "
+      f"{res.command}; its configuration `ncrfpp-resume.config.tmpl`: random embeddings, SGD "
+      f"lr 0.015 decay 0.05, dropout 0.5, summed loss) trained {len(res.epochs)} epochs in this "
+      "run. It was stopped (SIGSTOP) at the start of each of its epochs; while it was stopped, "
+      f"each of our runs trained one epoch (`configs/resume_ncrfpp.yaml`, Adam lr "
+      f"{first.train.lr:g}, at batch {', '.join(str(b) for b in runs)}; the larger batches with "
+      + ", ".join(f"`{' '.join(OUR_RUNS[b])}`" for b in runs if OUR_RUNS[b])
+      + ") and the bare padded LSTM ran over the same batches, so epoch i of NCRF++ is paired "
+      "with the epochs i of ours timed just before it, and load from other processes hits both "
+      f"alike (1-minute load average during these rounds: {min(loads):.1f}–{max(loads):.1f}). "
+      "NCRF++'s wall time is its own printed training time minus the time we kept it stopped; "
+      "its CPU time is utime + stime of its process from `/proc/<pid>/stat` at its `Epoch: k/N` "
+      "line (read while stopped) and at its `training finished` line. Both exclude its dev/test "
+      "evaluation; ours are process CPU and wall time around the epoch (batch order, "
+      "`EncodedCorpus.batch`, the library's `train_step`, summed loss), the test evaluation "
+      "after it untimed. NCRF++ trains at its batch 10 in all pairs.")
+    worst = max((abs(e.cpu_s - e.cpu_clock_s) for e in res.epochs if e.cpu_clock_s is not None),
+                default=None)
+    w("")
+    w("CPU-time accuracy: `/proc` counts whole clock ticks (10 ms), so each NCRF++ epoch's CPU "
+      "time is good to about +-0.01 s (~0.03% of an epoch)"
+      + (f"; the process CPU clock (ns, `clock_getcpuclockid`) read at the same moments differs "
+         f"from it by at most {worst:.3f} s" if worst is not None else "")
+      + f"; the stop took at most {max(e.stop_latency_s for e in res.epochs) * 1e3:.1f} ms to "
+      "take effect (bounds what the pause subtraction over-subtracts from the wall time).")
+    w("")
+    ratios = side_ratios(side)
+    ncrf_cpu = [e.chars_per_cpu_s for e in res.epochs]
+    ncrf_wall = [e.chars_per_s for e in res.epochs]
+    w(f"Training, chars/s: median (min–max) over the {n} paired epochs of "
+      f"{res.train_chars:,} characters each; ratios are per pair.")
+    w("")
+    w("| who | batch | per CPU-s | wall | cpu/wall | / NCRF++ per CPU-s | / NCRF++ wall | "
+      "/ bare padded LSTM per CPU-s |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    w(f"| NCRF++ | {res.batch_size} | {_mid_range(ncrf_cpu, '{:,.0f}')} | "
+      f"{_mid_range(ncrf_wall, '{:,.0f}')} | "
+      f"{_mid_range([e.cpu_s / e.wall_s for e in res.epochs], '{:.2f}')} | 1 | 1 | |")
+    for bs, run in runs.items():
+        ours = run.times[:n]
+        w(f"| ours | {bs} | {_mid_range([t.cpu_rate for t in ours], '{:,.0f}')} | "
+          f"{_mid_range([t.rate for t in ours], '{:,.0f}')} | "
+          f"{_mid_range([t.cpu_s / t.wall_s for t in ours], '{:.2f}')} | "
+          f"{_mid_range(ratios[bs]['cpu'], '{:.1f}x')} | "
+          f"{_mid_range(ratios[bs]['wall'], '{:.1f}x')} | "
+          f"{_mid_range(ratios[bs]['padded'], '{:.0%}')} |")
+    if side.get("b32"):
+        e, mine = side["b32"]["ncrfpp"].epochs[0], side["b32"]["ours"][0]
+        w(f"| NCRF++, 1 epoch at batch 32 (speed only) | 32 | {e.chars_per_cpu_s:,.0f} | "
+          f"{e.chars_per_s:,.0f} | {e.cpu_s / e.wall_s:.2f} | "
+          f"{e.chars_per_cpu_s / statistics.median(ncrf_cpu):.2f}x its batch 10 | | |")
+        w(f"| ours, epoch 1 of a fresh run, paired with it | 32 | {mine.cpu_rate:,.0f} | "
+          f"{mine.rate:,.0f} | {mine.cpu_s / mine.wall_s:.2f} | "
+          f"{mine.cpu_rate / e.chars_per_cpu_s:.1f}x NCRF++ at 32 | "
+          f"{mine.rate / e.chars_per_s:.1f}x NCRF++ at 32 | |")
+    for bs, times in side["padded"].items():
+        w(f"| bare padded LSTM fwd+bwd (no optimizer) | {bs} | "
+          f"{_mid_range([t.cpu_rate for t in times], '{:,.0f}')} | "
+          f"{_mid_range([t.rate for t in times], '{:,.0f}')} | "
+          f"{_mid_range([t.cpu_s / t.wall_s for t in times], '{:.2f}')} | | | |")
+    w("")
+    w("NCRF++ per epoch (as `python benchmarks/ncrfpp.py` prints it; decode chars/s from its "
+      "printed decoding speed, in brackets per CPU-s of the whole dev evaluation):")
+    w("")
+    w(ncrfpp.table(res))
+    w("")
+    t2a = time_to_accuracy(side)
+    w(f"**Time to accuracy**: training CPU seconds until the Resume test F1 (after an epoch) "
+      f"first reaches {side['target']:.4f}, NCRF++'s best test F1 in its {len(res.epochs)} "
+      "epochs; evaluation not counted on either side. Our runs go on after NCRF++'s last epoch "
+      "until they reach it (at most "
+      + (f"{side['cap']} epochs" if side.get("cap") else "the config's epochs") + ").")
+    w("")
+    w("| who | batch | epochs to reach | training CPU s | wall s | NCRF++ CPU s / this | "
+      "test F1 after each epoch |")
+    w("|---|---:|---:|---:|---:|---:|---|")
+    for row in t2a:
+        reached = row["epoch"] is not None
+        who = row["who"] + (f" (Adam lr {row['lr']:g})" if "lr" in row else " (SGD)")
+        epochs = row["epoch"] if reached else f"not in {len(row['f1s'])}"
+        w(f"| {who} | {row['batch']} | {epochs} | "
+          f"{row['cpu_s']:.1f}{'' if reached else '+'} | {row['wall_s']:.1f} | "
+          f"{t2a[0]['cpu_s'] / row['cpu_s']:.2f}{'x' if reached else 'x+'} | "
+          + ", ".join(f"{f:.4f}" for f in row["f1s"]) + " |")
+    w("")
+    dec = side["decode"]
+    w("NER decoding (prediction + scoring of the whole file, 1 thread), chars/s: ours = the "
+      "library's `evaluate` (`Tagger.tag_tokens`, Viterbi, span F1) of the batch-10 run after "
+      f"each of the {n} paired epochs; NCRF++ = its printed decoding speed (its timer excludes "
+      "scoring) and, for dev, its CPU time from the `training finished` to the `Dev:` line "
+      "(decoding and scoring). Median (min–max).")
+    w("")
+    w("| who | file | batch | per CPU-s | wall |")
+    w("|---|---|---:|---:|---:|")
+    dev_cpu = [e.dev.chars_per_cpu_s for e in res.epochs if e.dev and e.dev.chars_per_cpu_s]
+    for name in ("dev", "test"):
+        evs = [getattr(e, name) for e in res.epochs if getattr(e, name) is not None]
+        cpu = _mid_range(dev_cpu, "{:,.0f}") if name == "dev" and dev_cpu else "-"
+        w(f"| NCRF++ | {name} | {res.batch_size} | {cpu} | "
+          f"{_mid_range([x.chars_per_s for x in evs], '{:,.0f}')} |")
+    for key, times in dec.items():
+        name, bs = key.split("@")
+        w(f"| ours | {name} | {bs} | {_mid_range([t.cpu_rate for t in times], '{:,.0f}')} | "
+          f"{_mid_range([t.rate for t in times], '{:,.0f}')} |")
+    w("")
+
+
 def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
-           plan: Plan, quick: bool, seconds: float, after: dict[str, Any]) -> str:
+           side: dict[str, Any], plan: Plan, quick: bool, seconds: float,
+           after: dict[str, Any]) -> str:
     """The markdown section."""
     out: list[str] = []
     w = out.append
     rows = train["rows"]
     small = rows[("NCRF++ (50/100)", 10)]
-    ours_small, ours_small_cpu = small["crf@1"].rate, small["crf@1"].cpu_rate
+    ours_small_cpu = small["crf@1"].cpu_rate
     load0, load1 = info["load"], after["load"]
-    busy = load0[0] > 0.5 * info["cores"] or load1[0] > 0.5 * info["cores"]
+    during = side.get("loads") or []
+    busy = max([load0[0], load1[0], *during]) > 0.5 * info["cores"]
     w("## Speed (`python benchmarks/speed.py" + (" --quick" if quick else "") + "`)")
     w("")
     w(f"Measured {info['date']} on {info['cpu']}, {info['cores']} cores "
       f"({info['usable']} usable), torch {info['torch']} (default {info['default_threads']} "
       f"threads), Python {info['python']}; code: {info['code']}; whole run "
       f"{seconds / 60:.1f} min. Tables are at "
-      "1 thread (`torch.set_num_threads(1)`) unless they say otherwise.")
+      "1 thread (`torch.set_num_threads(1)`) unless they say otherwise. `lscpu`: model name "
+      f"{info['lscpu_model']}, bf16 flags: "
+      + ("not known (no lscpu)" if info["bf16_flags"] is None else
+         ", ".join(f"`{f}`" for f in info["bf16_flags"]) or
+         "none (neither `avx512_bf16` nor `amx_bf16`)") + ".")
     w("")
     w(f"**Machine load:** 1-minute load average {load0[0]:.1f} at the start and "
-      f"{load1[0]:.1f} at the end, on {info['cores']} cores"
+      f"{load1[0]:.1f} at the end"
+      + (f" ({min(during):.1f}–{max(during):.1f} during the NCRF++ rounds)" if during else "")
+      + f", on {info['cores']} cores"
       + (f"; other processes using CPU at the start: {', '.join(info['busy'][:6])}"
          if info["busy"] else "; no other busy process at the start")
       + ". `cpu/wall` is the CPU time this process got per second of wall time (1.0 = one "
@@ -789,20 +1284,11 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     w("")
     w("| measure | value | goal |")
     w("|---|---:|---:|")
+    render_side_headline(side, w)
     w(f"| our training step / bare packed `nn.LSTM` fwd+bwd (NCRF++ size, CRF, batch 10) "
       f"| {ours_small_cpu / small['bare@1'].cpu_rate:.0%} | >= 70% |")
-    w(f"| our training step / bare *padded* LSTM fwd+bwd (same; the faster bare baseline) "
-      f"| {ours_small_cpu / small['padded@1'].cpu_rate:.0%} | |")
-    w(f"| our training step / NCRF++ ({NCRFPP_CHARS_PER_S:,} chars/s; NCRF++ size, CRF, "
-      f"batch 10), wall clock (per CPU-s) | {ours_small / NCRFPP_CHARS_PER_S:.1f}x "
-      f"({ours_small_cpu / NCRFPP_CHARS_PER_S:.1f}x): {ours_small:,.0f} ({ours_small_cpu:,.0f}) "
-      "chars/s | >= 20x |")
-    for bs in BATCH_SIZES[1:]:
-        ours_bs = rows[("NCRF++ (50/100)", bs)]["crf@1"].cpu_rate
-        w(f"| the same at batch {bs} (NCRF++ is not faster at 32), per CPU-s | "
-          f"{ours_bs / NCRFPP_CHARS_PER_S:.1f}x: {ours_bs:,.0f} chars/s | >= 20x |")
-    w(f"| bare packed `nn.LSTM` fwd+bwd at that size and batch / NCRF++, per CPU-s | "
-      f"{small['bare@1'].cpu_rate / NCRFPP_CHARS_PER_S:.1f}x | |")
+    w(f"| our training step / bare *padded* LSTM fwd+bwd (same, the ~{plan.train_chars:,}-char "
+      f"sample of the table below) | {ours_small_cpu / small['padded@1'].cpu_rate:.0%} | |")
     w(f"| bare *padded* LSTM (fused kernel, exact) / bare packed LSTM, same batches | "
       f"{small['padded@1'].cpu_rate / small['bare@1'].cpu_rate:.1f}x | |")
     pm, sc = pred["measures"], pred["scores"]
@@ -814,6 +1300,7 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
     slowest = max(statistics.median(v) for v in pred["load"].values())
     w(f"| slowest model load (`Tagger.load`, median of 3) | {slowest:.2f} s | <= 1 s |")
     w("")
+    render_side(side, w)
     w(f"### Training throughput, chars/s (Resume NER train: {train['sentences']:,} sentences, "
       f"{train['chars']:,} chars)")
     w("")
@@ -969,6 +1456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train the quick CWS model even if runs/pku/best.pt exists")
     parser.add_argument("--output", help="results file to update (default benchmarks/"
                         "RESULTS.md; --quick writes only when this is given)")
+    parser.add_argument("--peers", default=str(REPO.parent / "shared" / "peers"),
+                        help="folder holding NCRFpp/ and ncrfpp-resume.config.tmpl (default "
+                        "../shared/peers); without it the NCRF++ rows say why they are missing")
     parser.add_argument("--rss-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_worker:
@@ -991,12 +1481,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["date"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     log(f"{info['cpu']}, {info['cores']} cores, load {info['load'][0]:.1f}, torch "
         f"{info['torch']}")
+    side = bench_ncrfpp(corpora, Path(args.peers), plan, log)
     train = bench_training(corpora, plan, log)
     train["pku"] = bench_training_pku(corpora, plan, log)
     pred = bench_predict(args, corpora, plan, log)
     after = {"load": os.getloadavg()}
     torch.set_num_threads(info["default_threads"])
-    section = render(info, train, pred, plan, args.quick, time.perf_counter() - started, after)
+    section = render(info, train, pred, side, plan, args.quick, time.perf_counter() - started,
+                     after)
     print(section)
     if args.output or not args.quick:
         path = Path(args.output) if args.output else REPO / "benchmarks" / "RESULTS.md"
