@@ -151,9 +151,12 @@ def test_predict_shards_concatenate_to_the_whole(cws_run: Path, tmp_path: Path) 
         assert code == 0, err
         parts.append(out)
     assert "".join(parts) == whole and whole.count("\n") == 23
-    for bad in ("4/4", "x", "1/0"):
+    for bad in ("4/4", "x", "1/0", "-1/4", "1/2/3"):
         code, _, err = invoke("predict", str(raw), "--model", model, "--shard", bad)
-        assert code == 1 and "--shard" in err
+        assert code == 2 and "--shard" in err, (bad, code, err)  # usage, like typer's own
+    # counting the lines of stdin would consume it (pipes: tests/test_outputs.py)
+    code, out, err = invoke("predict", "-", "--model", model, "--shard", "0/2")
+    assert code == 2 and "Invalid value for '--shard'" in err and out == ""
 
 
 def test_format_scores_prints_undefined_figures_as_dashes() -> None:
@@ -189,3 +192,4 @@ def test_predict_into_a_closed_pipe_stops_quietly(cws_run: Path, tmp_path: Path)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
