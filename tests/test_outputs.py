@@ -503,3 +503,67 @@ def test_a_reader_that_goes_away_is_a_quiet_141(run: Run, tmp_path: Path, how: s
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.count("\n") == 1
+
+
+# --- conll output ------------------------------------------------------------------------------
+
+
+def read_conll_records(text: str) -> list[str]:
+    """Characters of each record of ``--format conll`` output: ``CHAR TAG`` lines, each record
+    ended by a blank line (an empty record is just the blank line)."""
+    assert text == "" or text.endswith("\n\n")
+    records, chars = [], []
+    for line in text.split("\n")[:-1]:
+        if line == "":
+            records.append("".join(chars))
+            chars = []
+        else:
+            char, tag = line.split(" ")
+            assert char and tag
+            chars.append(char)
+    assert not chars  # no record without its blank line
+    return records
+
+
+def test_conll_output_gives_back_every_input_line(run: Run, tmp_path: Path) -> None:
+    lines = ["我们在北京工作。", "", " ", "\t\u3000", "好", "长" * 95, "a\x1cb c\x85d",
+             "e\u2028f", "😀𠀀", "", "ＡＢＣ 公司"]
+    raw = tmp_path / "in.txt"
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for model in (run.model, run.ner):
+        result = runner.invoke(app, ["predict", str(raw), "--model", str(model), "--format",
+                                     "conll"])
+        assert result.exit_code == 0, result.output
+        # whitespace is a word boundary, not a character: what comes back is the rest
+        assert read_conll_records(result.stdout) == ["".join(c for c in line if not c.isspace())
+                                                     for line in lines]
+
+
+# --- plot --------------------------------------------------------------------------------------
+
+
+def test_plot_refuses_to_overwrite_needs_png_and_survives_a_torn_metrics_line(
+        run: Run, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    metrics = (run.dir / "metrics.jsonl").read_bytes()
+    # a writer killed mid-line: half a record, cut inside a multi-byte character
+    (rundir / "metrics.jsonl").write_bytes(metrics + metrics[:40] + "中".encode()[:2])
+    result = runner.invoke(app, ["plot", str(rundir)])
+    assert result.exit_code == 0, result.output
+    png = rundir / "training.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    before = png.read_bytes()
+    line = one_error_line(runner.invoke(app, ["plot", str(rundir)]))
+    assert f"{png}: already exists; use --force" in line
+    existing = tmp_path / "mine.png"
+    existing.write_bytes(b"keep")
+    line = one_error_line(runner.invoke(app, ["plot", str(rundir), "--output", str(existing)]))
+    assert "already exists" in line and existing.read_bytes() == b"keep"
+    line = one_error_line(runner.invoke(app, ["plot", str(rundir), "--output",
+                                              str(tmp_path / "x.txt")]))
+    assert "x.txt: the plot is a PNG image" in line
+    assert png.read_bytes() == before
+    result = runner.invoke(app, ["plot", str(rundir), "--output", str(existing), "--force"])
+    assert result.exit_code == 0 and existing.read_bytes().startswith(b"\x89PNG")
