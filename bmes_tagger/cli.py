@@ -3,6 +3,9 @@
 Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line on stderr);
 2 wrong command-line usage (typer); 130 interrupted (Ctrl-C); 128+N stopped by signal N
 (SIGTERM: 143, SIGHUP: 129) in commands that write files; 141 the output pipe was closed early.
+
+Help is plain text (``rich_markup_mode=None``): rich markup would eat the square brackets of
+``pip install 'bmes_tagger[onnx]'`` and decorate boolean flags with ``<bool>``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ app = typer.Typer(
     "(CWS) and named-entity recognition (NER) with BMES tags.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -152,7 +156,8 @@ def _fail(message: str) -> None:
 
 @app.command("train")
 def train_cli(
-    config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML config file.",
+                                          show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Run directory (default: output.dir).")]
     = None,
@@ -220,7 +225,8 @@ def train_cli(
 
 @app.command("predict")
 def predict_cli(
-    input: Annotated[str, typer.Argument(help="Text file, one input per line, or - for stdin.",
+    input: Annotated[str, typer.Argument(metavar="INPUT",
+                                         help="Text file, one input per line, or - for stdin.",
                                          show_default=False)],
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt), or a "
                                         "model from `tagger export` (.onnx, .ts).")],
@@ -356,7 +362,8 @@ def _refuse_stdout_as_input(inputs: dict[str, Any]) -> None:
 @app.command("eval")
 def evaluate_cli(
     config: Annotated[Path | None, typer.Argument(
-        help="Config of a trained run: evaluates its best.pt on data.test.", show_default=False)]
+        metavar="CONFIG", help="Config of a trained run: evaluates its best.pt on data.test.",
+        show_default=False)]
     = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint to evaluate "
                                                "(default: the config's run best.pt).")] = None,
@@ -426,8 +433,10 @@ def evaluate_cli(
 
 @app.command("convert")
 def convert_cli(
-    input: Annotated[Path, typer.Argument(help="Labelled corpus to read.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="File to write.", show_default=False)],
+    input: Annotated[Path, typer.Argument(metavar="IN", help="Labelled corpus to read.",
+                                          show_default=False)],
+    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write.",
+                                           show_default=False)],
     from_fmt: Annotated[str, typer.Option(
         "--from", help="Input format: segmented, conll, jsonl, conllu or pos.")],
     to_fmt: Annotated[str, typer.Option(
@@ -464,7 +473,8 @@ def convert_cli(
 
 @app.command("info")
 def info_cli(
-    model: Annotated[Path, typer.Argument(help="Checkpoint file, or an exported .onnx/.ts.",
+    model: Annotated[Path, typer.Argument(metavar="CKPT",
+                                          help="Checkpoint file, or an exported .onnx/.ts.",
                                           show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
     = False,
@@ -492,7 +502,8 @@ def info_cli(
 
 @app.command("export")
 def export_cli(
-    model: Annotated[Path, typer.Argument(help="Checkpoint file (best.pt).", show_default=False)],
+    model: Annotated[Path, typer.Argument(metavar="CKPT", help="Checkpoint file (best.pt).",
+                                          show_default=False)],
     format: Annotated[str, typer.Option(
         "--format", "-f", help="onnx (run by onnxruntime; needs pip install "
         "'bmes_tagger[onnx]') or torchscript.")] = "onnx",
@@ -529,7 +540,8 @@ def export_cli(
 
 @app.command("plot")
 def plot_cli(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (holds metrics.jsonl).",
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR",
+                                            help="Run directory (holds metrics.jsonl).",
                                             show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG file (default: "
                                                 "RUN_DIR/training.png).")] = None,

@@ -567,3 +567,49 @@ def test_plot_refuses_to_overwrite_needs_png_and_survives_a_torn_metrics_line(
     assert png.read_bytes() == before
     result = runner.invoke(app, ["plot", str(rundir), "--output", str(existing), "--force"])
     assert result.exit_code == 0 and existing.read_bytes().startswith(b"\x89PNG")
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+def declared_help(callback: Callable[..., object]) -> list[str]:
+    """The help texts written in a command's signature (``Annotated[..., typer.Option(help=)]``),
+    as the source has them, whatever typer made of them."""
+    import typing
+
+    hints = typing.get_type_hints(getattr(callback, "__wrapped__", callback), include_extras=True)
+    return [info.help for hint in hints.values() for info in getattr(hint, "__metadata__", ())
+            if getattr(info, "help", None)]
+
+
+def test_help_is_plain_and_keeps_square_brackets() -> None:
+    """Rich markup ate ``[onnx]`` in ``pip install 'bmes_tagger[onnx]'`` and some typer
+    versions print ``<bool>`` after boolean flags."""
+    import re
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands = group.commands  # type: ignore[attr-defined]
+    assert set(commands) >= {"train", "predict", "eval", "convert", "info", "export", "plot"}
+    seen = set()
+    for argv in [[], *([name] for name in commands)]:
+        result = runner.invoke(app, [*argv, "--help"], env={"COLUMNS": "100"})
+        assert result.exit_code == 0, result.output
+        text = result.stdout
+        assert "<bool>" not in text and "\x1b[" not in text, (argv, text)
+        assert "\\[" not in text, (argv, text)  # markup escapes printed as they are
+        command = commands[argv[0]] if argv else group
+        sources = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        flat = " ".join(text.split())
+        helps = declared_help(command.callback) if argv else []
+        assert helps or not argv
+        for help in helps:
+            # some typer/click pairs drop arguments' help; none may be lost
+            assert " ".join(help.split()) in flat, (argv, help)
+        for extra in re.findall(r"bmes_tagger\[\w+\]", " ".join(sources)):
+            assert extra in text, (argv, extra, text)
+            seen.add(extra)
+        for flag in ("--force", "--resume", "--quantize", "--json", "--debug"):
+            assert not re.search(rf"{flag}\s+(<|BOOLEAN|\[)", text), (argv, flag)
+    assert seen == {"bmes_tagger[onnx]", "bmes_tagger[plot]"}
