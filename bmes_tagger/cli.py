@@ -407,11 +407,12 @@ def evaluate_cli(
         repair = False
         if config is not None:
             cfg = load_config(config, overrides or [])
-            model = model or Path(cfg.output.dir or "") / "best.pt"
             if data is None:
                 if cfg.data.test is None:
                     raise BmesTaggerError(f"{config}: data.test is not set; pass --data FILE")
                 data = Path(cfg.data.test)
+            if model is None:
+                model = _run_model(config, Path(cfg.output.dir or ""))
             format = format or cfg.data.format
             scheme = scheme or cfg.data.scheme
             repair = cfg.data.repair_gold
@@ -429,6 +430,25 @@ def evaluate_cli(
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         else:
             typer.echo(format_scores(result, tagger.task, str(data), str(model)))
+
+
+def _run_model(config: Path, run_dir: Path) -> Path:
+    """The best.pt of the run a config trained. ``output.dir`` is relative to the directory
+    training ran in (documented), and so it is here: guessing another base could score a
+    different run. When it is not there, the error says where it looked and what to pass."""
+    model = run_dir / "best.pt"
+    if model.exists() or run_dir.is_absolute():
+        return model  # a missing absolute path: the checkpoint loader's own error
+    hint = ""
+    for base in (config.parent, config.parent.parent):
+        candidate = base / run_dir / "best.pt"
+        if candidate.is_file():
+            hint = f", e.g. --model {candidate}"
+            break
+    raise BmesTaggerError(f"{model}: checkpoint not found (output.dir {str(run_dir)!r} of "
+                          f"{config} is relative to the directory training ran in, and this "
+                          f"is {Path.cwd()}); run tagger eval from there or pass --model "
+                          f"PATH{hint}")
 
 
 @app.command("convert")

@@ -668,6 +668,12 @@ BAD = [
     case("eval/bad-scheme", lambda e: ["eval", "--model", str(e.ner), "--data", str(NER_DEV),
                                        "--scheme", "iob"],
          "--scheme", "'iob' is not one of"),
+    # output.dir is relative to where training ran: from elsewhere, say where it looked
+    case("eval/run-trained-in-another-directory", lambda e: last(
+        e.file("a/runs/x/best.pt", e.cws.read_bytes()),
+        ["eval", str(e.file("a/b/c.yaml", f"data:\n  test: {CWS_DEV}\noutput:\n  dir: runs/x\n"))]),
+         "error: runs/x/best.pt: checkpoint not found", "relative to the directory training ran in",
+         "this is {tmp}", "--model {tmp}/a/runs/x/best.pt"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),

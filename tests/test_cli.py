@@ -193,3 +193,28 @@ def test_predict_into_a_closed_pipe_stops_quietly(cws_run: Path, tmp_path: Path)
     assert proc.wait(timeout=120) == 141
     assert err == ""
 
+
+def test_eval_config_from_another_directory_says_where_it_looked(
+        cws_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """output.dir is relative to the directory training ran in (documented): eval resolves it
+    the same way, and from elsewhere the error names the path tried and the --model to pass."""
+    project = tmp_path / "project"
+    (project / "runs" / "x").mkdir(parents=True)
+    (project / "runs" / "x" / "best.pt").write_bytes((cws_run / "run" / "best.pt").read_bytes())
+    cfg = project / "configs" / "x.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(f"data:\n  test: {DATA / 'sample-cws' / 'test.txt'}\noutput:\n  dir: runs/x\n",
+                   encoding="utf-8")
+    monkeypatch.chdir(project)
+    code, out, err = invoke("eval", str(cfg), "--json")
+    assert code == 0, err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = invoke("eval", str(cfg), "--json")
+    assert code == 1 and err.count("\n") == 1
+    hint = project / "runs" / "x" / "best.pt"
+    assert err.startswith("error: runs/x/best.pt: checkpoint not found")
+    assert f"this is {elsewhere}" in err and f"--model {hint}" in err
+    code, out2, err = invoke("eval", str(cfg), "--json", "--model", str(hint))
+    assert code == 0 and json.loads(out2) == json.loads(out)
