@@ -264,6 +264,7 @@ def merge_bomb() -> str:
 
 GBK = "我们 在 北京\n".encode("gbk")
 LATIN1 = "ok\ncafé au lait\n".encode("latin-1")
+BAD_VECTORS = "我 1 2 3 4\n".encode() + GBK  # a GBK second line
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
 
 BAD = [
@@ -674,6 +675,10 @@ BAD = [
         ["eval", str(e.file("a/b/c.yaml", f"data:\n  test: {CWS_DEV}\noutput:\n  dir: runs/x\n"))]),
          "error: runs/x/best.pt: checkpoint not found", "relative to the directory training ran in",
          "this is {tmp}", "--model {tmp}/a/runs/x/best.pt"),
+    case("vectors/not-utf8", lambda e: e.train(
+        f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
+            "model:\n", f"model:\n  char_vectors: {e.file('v.txt', BAD_VECTORS)}\n")),
+         "{tmp}/v.txt:2", "not valid UTF-8 (byte 0xce at column 1)"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),
