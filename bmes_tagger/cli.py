@@ -1,7 +1,11 @@
 """The ``tagger`` command line: thin typer wrappers over the library functions.
 
 Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line on stderr);
-2 wrong command-line usage (typer); 130 interrupted; 141 the output pipe was closed early.
+2 wrong command-line usage (typer); 130 interrupted (Ctrl-C); 128+N stopped by signal N
+(SIGTERM: 143, SIGHUP: 129) in commands that write files; 141 the output pipe was closed early.
+
+Help is plain text (``rich_markup_mode=None``): rich markup would eat the square brackets of
+``pip install 'bmes_tagger[onnx]'`` and decorate boolean flags with ``<bool>``.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_output, same_file
 from .errors import BmesTaggerError, ConfigError
 from .tags import SCHEMES
 
@@ -27,6 +34,7 @@ app = typer.Typer(
     "(CWS) and named-entity recognition (NER) with BMES tags.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -46,19 +54,37 @@ SetOpt = Annotated[
 ]
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised where the command is (like Ctrl-C's KeyboardInterrupt), so
+    that the writers' cleanup runs: no partial temporary is left behind."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
-def _user_errors(debug: bool) -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 1 (130 on Ctrl-C)."""
+def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 1 (130 on Ctrl-C; with
+    ``stop_signals``, 128+N on SIGTERM/SIGHUP)."""
+    # A file size limit (ulimit -f) otherwise kills the process with SIGXFSZ mid-write,
+    # leaving a temporary; ignored, the write fails with EFBIG and is reported.
+    _set_signal(signal.SIGXFSZ, signal.SIG_IGN)
+    stopper = _Stopper() if stop_signals else None
     try:
-        yield
+        try:
+            yield
+        finally:
+            if stopper is not None:
+                stopper.restore()  # before the handlers below: they must not be cut short
     except BmesTaggerError as exc:
         if debug:
             raise
         _fail(str(exc))
     except BrokenPipeError:
         # the reader went away (`tagger predict ... | head`): stop quietly, like Unix tools
-        # killed by SIGPIPE; stdout goes to devnull so the exit flush cannot complain again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # killed by SIGPIPE
+        _discard_stdout()
         raise typer.Exit(141) from None
     except (OSError, UnicodeError) as exc:
         if debug:
@@ -69,6 +95,60 @@ def _user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except _Stopped as exc:
+        typer.echo(f"interrupted by {signal.Signals(exc.signum).name}", err=True)
+        raise typer.Exit(128 + exc.signum) from None
+
+
+class _Stopper:
+    """While it is installed, SIGTERM and SIGHUP raise :class:`_Stopped` (once: a second one
+    while unwinding must not cut the cleanup short). Signals the parent set to be ignored
+    (``nohup``) stay ignored."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.installed = [s for s in self.SIGNALS
+                          if signal.getsignal(s) is signal.SIG_DFL and _set_signal(s, self._stop)]
+
+    def _stop(self, signum: int, frame: object) -> None:
+        if not self.fired:
+            self.fired = True
+            raise _Stopped(signum)
+
+    def restore(self) -> None:
+        self.fired = True  # from here on a late signal is dropped, not raised mid-cleanup
+        for signum in self.installed:
+            _set_signal(signum, signal.SIG_DFL)
+
+
+def _set_signal(signum: int, handler: Any) -> bool:
+    """Install a handler where that is possible (only the main thread may)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signum, handler)
+    return True
+
+
+def _fileno(stream: Any) -> int | None:
+    """The descriptor of a standard stream, or None (closed, or replaced by a test runner)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that the flush at exit cannot fail (and print
+    'Exception ignored ...') after its reader went away or a write failed."""
+    fd = _fileno(sys.stdout)
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 def _needs_torch(what: str) -> None:
@@ -89,7 +169,8 @@ def _fail(message: str) -> None:
 @app.command("train", context_settings={"allow_extra_args": True})
 def train_cli(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML config file.",
+                                          show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o",
                                                 help="Run directory (default: output.dir).")]
     = None,
@@ -172,7 +253,8 @@ def train_cli(
 
 @app.command("predict")
 def predict_cli(
-    input: Annotated[str, typer.Argument(help="Text file, one input per line, or - for stdin.",
+    input: Annotated[str, typer.Argument(metavar="INPUT",
+                                         help="Text file, one input per line, or - for stdin.",
                                          show_default=False)],
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt), or a "
                                         "model from `tagger export` (.onnx, .ts).")],
@@ -211,12 +293,30 @@ def predict_cli(
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
     from .corpus import iter_lines, iter_stream_lines
-    from .output import OUTPUT_FORMATS, count_lines, parse_shard, predict_lines, shard_range
+    from .output import (
+        OUTPUT_FORMATS,
+        count_lines,
+        parse_shard,
+        predict_lines,
+        read_errors_named,
+        shard_range,
+        write_records,
+    )
     from .predict import Tagger, UserDict
 
-    with _user_errors(debug):
-        if output is not None and output.exists() and not force:
-            raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
+    span = _shard_of(input, shard, parse_shard)  # usage errors (exit 2) before any work
+    with _user_errors(debug, stop_signals=True):
+        if input == "-" and sys.stdin is None:
+            raise BmesTaggerError("<stdin>: standard input is closed; give a file instead of -")
+        if output is None and sys.stdout is None:
+            raise BmesTaggerError("<stdout>: standard output is closed; use --output FILE")
+        inputs = {"the input": None if input == "-" else input,
+                  "standard input": _fileno(sys.stdin) if input == "-" else None,
+                  "--model": model, "--dict": user_dict}
+        if output is not None:
+            check_output(output, force=force, inputs=inputs)
+        else:
+            _refuse_stdout_as_input(inputs)
         tagger = Tagger.load(model, bf16=bf16, device=device, trust_code=trust_code,
                              threads=threads)
         # predict_lines is a generator: check the format now, not at the first output line.
@@ -224,17 +324,12 @@ def predict_cli(
             raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
                                   f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
         if input == "-":
-            if shard is not None:
-                raise BmesTaggerError("--shard needs a file, not stdin (it counts the lines)")
-            lines = (text for _, text in iter_stream_lines(sys.stdin.buffer, "<stdin>"))
+            lines = read_errors_named((text for _, text in iter_stream_lines(
+                sys.stdin.buffer, "<stdin>")), "<stdin>")
         else:
-            lines = (text for _, text in iter_lines(input))
-            if shard is not None:
-                try:
-                    index, count = parse_shard(shard)
-                except ValueError as exc:
-                    raise BmesTaggerError(str(exc)) from None
-                lo, hi = shard_range(count_lines(input), index, count)
+            lines = read_errors_named((text for _, text in iter_lines(input)), input)
+            if span is not None:
+                lo, hi = shard_range(count_lines(input), *span)
                 lines = itertools.islice(lines, lo, hi)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
@@ -243,19 +338,59 @@ def predict_cli(
         except ValueError as exc:
             raise BmesTaggerError(str(exc)) from None
         if output is None:
-            for record in records:
-                sys.stdout.write(record + "\n")
-            sys.stdout.flush()
+            try:
+                write_records(records, sys.stdout, "<stdout>")
+            except BmesTaggerError as exc:
+                if isinstance(exc, OSError):  # the write failed: no flush at exit either
+                    _discard_stdout()
+                raise
         else:
-            with atomic_write(output) as f:
-                for record in records:
-                    f.write(record + "\n")
+            with atomic_write(output, force=force, inputs=inputs) as f:
+                write_records(records, f, str(output))
+
+
+def _shard_of(input: str, shard: str | None, parse: Any) -> tuple[int, int] | None:
+    """``--shard I/N`` as (I, N). Counting lines needs a file that can be read twice, so a
+    pipe or stdin is refused up front: counting would consume the stream and tag nothing."""
+    if shard is None:
+        return None
+    try:
+        span = parse(shard)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--shard: "),
+                                 param_hint="'--shard'") from None
+    if input == "-":
+        raise typer.BadParameter("needs a file, not standard input (-): the lines are counted "
+                                 "first, which would consume the stream", param_hint="'--shard'")
+    try:
+        mode = os.stat(input).st_mode
+    except OSError:
+        return span  # missing or unreadable: reading it says so (exit 1)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise typer.BadParameter(f"needs a regular file, and {input} is a pipe or device: the "
+                                 "lines are counted first, which would consume the stream",
+                                 param_hint="'--shard'")
+    return span
+
+
+def _refuse_stdout_as_input(inputs: dict[str, Any]) -> None:
+    """``tagger predict in.txt >> in.txt`` would read its own output without end (cat
+    refuses it too); the same for any file the command reads."""
+    out = _fileno(sys.stdout)
+    if out is None:
+        return
+    for what, source in inputs.items():
+        if source is not None and same_file(out, source):
+            shown = "" if isinstance(source, int) else f" ({source})"
+            raise BmesTaggerError(f"<stdout>: is the same file as {what}{shown}; refusing to "
+                                  "write over an input")
 
 
 @app.command("eval")
 def evaluate_cli(
     config: Annotated[Path | None, typer.Argument(
-        help="Config of a trained run: evaluates its best.pt on data.test.", show_default=False)]
+        metavar="CONFIG", help="Config of a trained run: evaluates its best.pt on data.test.",
+        show_default=False)]
     = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint to evaluate "
                                                "(default: the config's run best.pt).")] = None,
@@ -299,11 +434,12 @@ def evaluate_cli(
         repair = False
         if config is not None:
             cfg = load_config(config, overrides or [])
-            model = model or Path(cfg.output.dir or "") / "best.pt"
             if data is None:
                 if cfg.data.test is None:
                     raise BmesTaggerError(f"{config}: data.test is not set; pass --data FILE")
                 data = Path(cfg.data.test)
+            if model is None:
+                model = _run_model(config, Path(cfg.output.dir or ""))
             format = format or cfg.data.format
             scheme = scheme or cfg.data.scheme
             repair = cfg.data.repair_gold
@@ -315,11 +451,30 @@ def evaluate_cli(
         sentences = read_eval_data(tagger, data, format, scheme, repair)
         words = read_word_list(train_words) if train_words is not None else None
         scores = evaluate(tagger, sentences, words)
-    result = scores.to_dict()
-    if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
-    else:
-        typer.echo(format_scores(result, tagger.task, str(data), str(model)))
+        result = scores.to_dict()
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        else:
+            typer.echo(format_scores(result, tagger.task, str(data), str(model)))
+
+
+def _run_model(config: Path, run_dir: Path) -> Path:
+    """The best.pt of the run a config trained. ``output.dir`` is relative to the directory
+    training ran in (documented), and so it is here: guessing another base could score a
+    different run. When it is not there, the error says where it looked and what to pass."""
+    model = run_dir / "best.pt"
+    if model.exists() or run_dir.is_absolute():
+        return model  # a missing absolute path: the checkpoint loader's own error
+    hint = ""
+    for base in (config.parent, config.parent.parent):
+        candidate = base / run_dir / "best.pt"
+        if candidate.is_file():
+            hint = f", e.g. --model {candidate}"
+            break
+    raise BmesTaggerError(f"{model}: checkpoint not found (output.dir {str(run_dir)!r} of "
+                          f"{config} is relative to the directory training ran in, and this "
+                          f"is {Path.cwd()}); run tagger eval from there or pass --model "
+                          f"PATH{hint}")
 
 
 @app.command("debug-data")
@@ -350,8 +505,10 @@ def debug_data_cli(
 
 @app.command("convert")
 def convert_cli(
-    input: Annotated[Path, typer.Argument(help="Labelled corpus to read.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="File to write.", show_default=False)],
+    input: Annotated[Path, typer.Argument(metavar="IN", help="Labelled corpus to read.",
+                                          show_default=False)],
+    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write.",
+                                           show_default=False)],
     from_fmt: Annotated[str, typer.Option(
         "--from", help="Input format: segmented, conll, jsonl, conllu or pos.")],
     to_fmt: Annotated[str, typer.Option(
@@ -380,15 +537,16 @@ def convert_cli(
     """
     from .formats import convert
 
-    with _user_errors(debug):
+    with _user_errors(debug, stop_signals=True):
         n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
                     to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
-    typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+        typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
 
 
 @app.command("info")
 def info_cli(
-    model: Annotated[Path, typer.Argument(help="Checkpoint file, or an exported .onnx/.ts.",
+    model: Annotated[Path, typer.Argument(metavar="CKPT",
+                                          help="Checkpoint file, or an exported .onnx/.ts.",
                                           show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
     = False,
@@ -407,15 +565,17 @@ def info_cli(
     with _user_errors(debug):
         ckpt = (load_exported(model, trust_code=trust_code)[0]
                 if exported_kind(model) is not None else load_checkpoint(model))
-    if as_json:
-        typer.echo(json.dumps(checkpoint_summary(ckpt, model), ensure_ascii=False, indent=2))
-    else:
-        typer.echo(checkpoint_info(ckpt, model))
+        if as_json:
+            typer.echo(json.dumps(checkpoint_summary(ckpt, model), ensure_ascii=False,
+                                  indent=2))
+        else:
+            typer.echo(checkpoint_info(ckpt, model))
 
 
 @app.command("export")
 def export_cli(
-    model: Annotated[Path, typer.Argument(help="Checkpoint file (best.pt).", show_default=False)],
+    model: Annotated[Path, typer.Argument(metavar="CKPT", help="Checkpoint file (best.pt).",
+                                          show_default=False)],
     format: Annotated[str, typer.Option(
         "--format", "-f", help="onnx (run by onnxruntime; needs pip install "
         "'bmes_tagger[onnx]') or torchscript.")] = "onnx",
@@ -439,7 +599,7 @@ def export_cli(
     _needs_torch("tagger export")
     from .export import FORMATS, export_model
 
-    with _user_errors(debug):
+    with _user_errors(debug, stop_signals=True):
         if format not in FORMATS:
             raise BmesTaggerError(f"--format: {format!r} is not an export format; choose "
                                   f"{' or '.join(FORMATS)}")
@@ -447,13 +607,14 @@ def export_cli(
             path = export_model(model, output, format, quantize=quantize, force=force)
         except ValueError as exc:
             raise BmesTaggerError(str(exc)) from None
-    typer.echo(f"{path} ({format}{', int8 weights' if quantize else ''}, "
-               f"{path.stat().st_size / 1e6:.1f} MB)")
+        size = path.stat().st_size / 1e6 if path.is_file() else 0.0
+        typer.echo(f"{path} ({format}{', int8 weights' if quantize else ''}, {size:.1f} MB)")
 
 
 @app.command("plot")
 def plot_cli(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (holds metrics.jsonl).",
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR",
+                                            help="Run directory (holds metrics.jsonl).",
                                             show_default=False)],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG file (default: "
                                                 "RUN_DIR/training.png).")] = None,
@@ -469,7 +630,7 @@ def plot_cli(
     """
     from .report import plot_run
 
-    with _user_errors(debug):
+    with _user_errors(debug, stop_signals=True):
         typer.echo(plot_run(run_dir, output or run_dir / "training.png", force=force))
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_output
 from .checkpoint import load_checkpoint, make_payload
 from .errors import BmesTaggerError
 from .exported import EXTRA_FILE, METADATA_KEY, SUFFIXES, exported_kind
@@ -101,7 +101,8 @@ def export_model(
         The path written (atomically: no partial file under that name, ever).
 
     Raises:
-        CheckpointError: unreadable checkpoint. ValueError: unknown format, existing output.
+        CheckpointError: unreadable checkpoint. ValueError: unknown format, a wrong suffix.
+        OutputError: an existing output without ``force``, or the checkpoint itself.
         BmesTaggerError: the ONNX packages are missing (the message says what to install).
 
     Example (``cws_model``: a checkpoint written by ``tagger train``; ``tmp``: a folder):
@@ -123,8 +124,7 @@ def export_model(
     if exported_kind(out) != fmt:
         raise ValueError(f"{out}: a {fmt} file must be named *{SUFFIXES[fmt]} (that is how "
                          "it is recognised when loaded)")
-    if out.exists() and not force:
-        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    check_output(out, force=force, inputs={"the checkpoint": checkpoint})
     assert ckpt.weights is not None
     model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
     model.load_state_dict(ckpt.weights)
@@ -142,7 +142,7 @@ def export_model(
         data = _onnx_bytes(network, metadata, quantize)
     else:
         data = _torchscript_bytes(network, metadata, quantize)
-    with atomic_write(out, binary=True) as f:
+    with atomic_write(out, binary=True, force=force, inputs={"the checkpoint": checkpoint}) as f:
         f.write(data)
     return out
 

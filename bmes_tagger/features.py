@@ -480,15 +480,25 @@ def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, 
         have no vector, and the fraction of vocabulary tokens (excluding <pad>, <unk>) covered.
 
     Raises:
-        BmesTaggerError: missing file, bad dimension (names the line), non-numeric values.
+        BmesTaggerError: missing file, bad dimension, non-numeric values or invalid UTF-8 (each
+            naming the file and line).
     """
     path = Path(path)
     if not path.is_file():
         raise BmesTaggerError(f"{path}: vector file not found")
     out = np.full((len(vocab), dim), np.nan, dtype=np.float32)
     found = 0
-    with path.open(encoding="utf-8", errors="strict") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # decoded per line, so the error can say where (a whole-file decode cannot)
+                raise BmesTaggerError(f"{path}:{number}: not valid UTF-8 (byte "
+                                      f"0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                                      "vector files must be UTF-8") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
             fields = line.rstrip("\r\n").split(" ")
             if number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
                 if int(fields[1]) != dim:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from pathlib import Path
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_output
 from .corpus import (
     FORMATS,
     POS_COLUMNS,
@@ -239,8 +239,10 @@ def convert(
         The number of sentences written.
 
     Raises:
-        ConversionError: an unknown format, scheme or task, an existing output without
-            ``force``, or a conversion that would lose annotation (e.g. NER -> segmented).
+        ConversionError: an unknown format, scheme or task, or a conversion that would lose
+            annotation (e.g. NER -> segmented).
+        OutputError: an existing output without ``force``, the input as output, or a
+            failed write.
         CorpusFormatError: the input is malformed.
     """
     for name, value, choices in (("from", from_fmt, FORMATS), ("to", to_fmt, FORMATS),
@@ -251,8 +253,7 @@ def convert(
         if value not in choices:
             raise ConversionError(f"{name}: {value!r} is not one of {', '.join(choices)}")
     out = Path(out_path)
-    if out.exists() and not force:
-        raise ConversionError(f"{out}: already exists; use --force to overwrite it")
+    check_output(out, force=force, inputs={"the input": in_path})
     found = _input_task(in_path, from_fmt, pos_column)
     wanted = task or found
     if wanted not in WRITE_TASKS[to_fmt]:

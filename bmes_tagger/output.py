@@ -7,7 +7,10 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
+from .atomic import OutputError
+from .errors import BmesTaggerError
 from .predict import MAX_NBEST, Tagger, UserDict
 
 OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conll"),
@@ -68,6 +71,49 @@ def _stream(
             buffer = []
     if buffer:
         yield from _format_block(tagger, buffer, fmt, batch_size, user_dict, nbest)
+
+
+def write_records(records: Iterable[str], out: IO[str], name: str) -> None:
+    """Write each record followed by a newline, then flush.
+
+    A failed write (disk full, a descriptor not open for writing) is an :class:`OutputError`
+    naming ``name`` (the user's path, or ``<stdout>``); errors raised while producing the
+    records (reading the input) pass through as they are. ``BrokenPipeError`` passes through
+    too: the reader went away, which the CLI treats as a quiet stop.
+    """
+    for record in records:
+        _write(out, record + "\n", name)
+    _write(out, None, name)
+
+
+def _write(out: IO[str], text: str | None, name: str) -> None:
+    try:
+        if text is None:
+            out.flush()
+        else:
+            out.write(text)
+    except (BrokenPipeError, BmesTaggerError):
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"{name}: could not write: {reason}", reason=reason,
+                          filename=name) from None
+
+
+def read_errors_named(lines: Iterable[str], name: str) -> Iterator[str]:
+    """``lines``, with an ``OSError`` while reading them (EIO, ``- < /``: a directory on
+    standard input) turned into one error naming ``name`` (the path, or ``<stdin>``)."""
+    it = iter(lines)
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except BmesTaggerError:
+            raise
+        except OSError as exc:
+            raise BmesTaggerError(f"{name}: could not read: {exc.strerror or exc}") from None
+        yield line
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_output
 from .checkpoint import Checkpoint
 from .errors import BmesTaggerError
 from .rundir import read_records
@@ -76,17 +76,21 @@ def _num(value: Any) -> str:
 def plot_run(run_dir: str | Path, output: str | Path, force: bool = False) -> Path:
     """Write a PNG of training loss and dev F1 per evaluation of a run (needs matplotlib).
 
+    ``metrics.jsonl`` may end in a torn line (a writer killed mid-line): it is skipped, like
+    any line that is not a complete evaluation record.
+
     Raises:
-        BmesTaggerError: no metrics.jsonl in ``run_dir``, an output that is not a ``.png``
-            or exists (without ``force``), or matplotlib is not installed.
+        BmesTaggerError: no metrics.jsonl in ``run_dir``, an output that is not a ``.png``,
+            exists (without ``force``) or cannot be written (see :mod:`bmes_tagger.atomic`),
+            or matplotlib is not installed.
     """
     run_dir = Path(run_dir)
     output = Path(output)
     if output.suffix.lower() != ".png":
         raise BmesTaggerError(f"{output}: the plot is a PNG image; name the file *.png")
-    if output.exists() and not force:
-        raise BmesTaggerError(f"{output}: already exists; use --force to overwrite it")
     metrics = run_dir / "metrics.jsonl"
+    inputs = {"the run's metrics.jsonl": metrics}
+    check_output(output, force=force, inputs=inputs)
     if not metrics.is_file():
         raise BmesTaggerError(f"{run_dir}: no metrics.jsonl (is this a run directory?)")
     records = [r for r in read_records(metrics) if _plottable(r)]
@@ -116,9 +120,11 @@ def plot_run(run_dir: str | Path, output: str | Path, force: bool = False) -> Pa
     f1_ax.set_title(f"{run_dir.name}: best dev F1 {best['dev']['f1']:.4f} "
                     f"(epoch {best['epoch']})")
     fig.tight_layout()
-    with atomic_write(output, binary=True) as f:
-        fig.savefig(f, dpi=120, format="png")
-    plt.close(fig)
+    try:
+        with atomic_write(output, binary=True, force=force, inputs=inputs) as f:
+            fig.savefig(f, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return output
 
 

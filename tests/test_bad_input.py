@@ -98,6 +98,21 @@ class Env:
         fcntl.flock(self._held, fcntl.LOCK_EX)
         return path
 
+    def symlink(self, name: str, target: Path | str) -> Path:
+        path = self.tmp / name
+        path.symlink_to(target)
+        return path
+
+    def hardlink(self, name: str, target: Path) -> Path:
+        path = self.tmp / name
+        os.link(target, path)
+        return path
+
+    def run_dir_with_metrics(self, name: str = "rd") -> Path:
+        """A run directory holding a real metrics.jsonl (what `tagger plot` reads)."""
+        self.file(f"{name}/metrics.jsonl", (self.cws.parent / "metrics.jsonl").read_bytes())
+        return self.tmp / name
+
     def pipe(self, data: bytes) -> str:
         self.stdin = data
         return "-"
@@ -249,6 +264,7 @@ def merge_bomb() -> str:
 
 GBK = "我们 在 北京\n".encode("gbk")
 LATIN1 = "ok\ncafé au lait\n".encode("latin-1")
+BAD_VECTORS = "我 1 2 3 4\n".encode() + GBK  # a GBK second line
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
 
 BAD = [
@@ -660,6 +676,60 @@ BAD = [
     case("eval/bad-scheme", lambda e: ["eval", "--model", str(e.ner), "--data", str(NER_DEV),
                                        "--scheme", "iob"],
          "--scheme", "'iob' is not one of"),
+    # output.dir is relative to where training ran: from elsewhere, say where it looked
+    case("eval/run-trained-in-another-directory", lambda e: last(
+        e.file("a/runs/x/best.pt", e.cws.read_bytes()),
+        ["eval", str(e.file("a/b/c.yaml", f"data:\n  test: {CWS_DEV}\noutput:\n  dir: runs/x\n"))]),
+         "error: runs/x/best.pt: checkpoint not found", "relative to the directory training ran in",
+         "this is {tmp}", "--model {tmp}/a/runs/x/best.pt"),
+    case("vectors/not-utf8", lambda e: e.train(
+        f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
+            "model:\n", f"model:\n  char_vectors: {e.file('v.txt', BAD_VECTORS)}\n")),
+         "{tmp}/v.txt:2", "not valid UTF-8 (byte 0xce at column 1)"),
+    # --- outputs: never an input, a directory or a missing link target; named by the user's path
+    case("output/predict-into-its-input", lambda e: e.predict(
+        e.cws, "--output", str(e.tmp / "in.txt"), "--force"),
+         "{tmp}/in.txt: is the same file as the input ({tmp}/in.txt)",
+         "refusing to overwrite an input"),
+    case("output/predict-into-a-symlink-to-its-model", lambda e: e.predict(
+        e.file("m.pt", e.cws.read_bytes()), "--output", str(e.symlink("out.pt", e.tmp / "m.pt")),
+        "--force"),
+         "{tmp}/out.pt: is the same file as --model ({tmp}/m.pt)"),
+    case("output/predict-into-a-hard-link-of-its-dict", lambda e: e.predict(
+        e.cws, "--dict", str(e.file("d.txt", "北京\n")), "--output",
+        str(e.hardlink("out.txt", e.tmp / "d.txt")), "--force"),
+         "{tmp}/out.txt: is the same file as --dict ({tmp}/d.txt)"),
+    case("output/predict-into-a-dangling-symlink", lambda e: e.predict(
+        e.cws, "--output", str(e.symlink("out.txt", e.tmp / "gone" / "x.txt")), "--force"),
+         "{tmp}/out.txt: is a symbolic link to a missing file ({tmp}/gone/x.txt)"),
+    case("output/predict-into-a-directory", lambda e: e.predict(
+        e.cws, "--output", str(e.dir("outdir")), "--force"),
+         "{tmp}/outdir: is a directory"),
+    case("output/predict-below-a-file", lambda e: e.predict(
+        e.cws, "--output", str(e.tmp / "in.txt" / "out.txt")),
+         "{tmp}/in.txt/out.txt: cannot write: Not a directory"),
+    case("output/convert-into-its-input", lambda e: [
+        "convert", str(e.file("c.txt", "我们 在\n")), str(e.tmp / "c.txt"), "--from",
+        "segmented", "--to", "conll", "--force"],
+         "{tmp}/c.txt: is the same file as the input"),
+    case("output/convert-over-an-existing-file", lambda e: [
+        "convert", str(CWS_DEV), str(e.file("out.txt", "keep\n")), "--from", "segmented",
+        "--to", "conll"],
+         "{tmp}/out.txt: already exists; use --force"),
+    case("output/export-into-a-hard-link-of-its-checkpoint", lambda e: [
+        "export", str(e.file("m.pt", e.cws.read_bytes())), "--output",
+        str(e.hardlink("m.onnx", e.tmp / "m.pt")), "--force"],
+         "{tmp}/m.onnx: is the same file as the checkpoint ({tmp}/m.pt)"),
+    case("output/plot-over-an-existing-png", lambda e: last(
+        e.file("rd/training.png", PNG), ["plot", str(e.run_dir_with_metrics())]),
+         "{tmp}/rd/training.png: already exists; use --force"),
+    case("output/plot-not-a-png", lambda e: [
+        "plot", str(e.run_dir_with_metrics()), "--output", str(e.tmp / "plot.txt")],
+         "{tmp}/plot.txt: the plot is a PNG image"),
+    case("output/plot-into-a-hard-link-of-metrics", lambda e: [
+        "plot", str(e.run_dir_with_metrics()), "--output",
+        str(e.hardlink("m.png", e.tmp / "rd" / "metrics.jsonl")), "--force"],
+         "{tmp}/m.png: is the same file as the run's metrics.jsonl"),
 ]
 
 
@@ -671,8 +741,10 @@ def env(tmp_path: Path, models: Models, monkeypatch: pytest.MonkeyPatch) -> Env:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Content hash of every file under ``root`` (hidden ones included)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+    """Content hash of every file under ``root`` (hidden ones included); a symbolic link is
+    recorded as where it points (it may point nowhere)."""
+    return {str(p.relative_to(root)): f"-> {os.readlink(p)}" if p.is_symlink()
+            else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
 
 

@@ -59,6 +59,84 @@ def test_write_failure_leaves_old_file_intact(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
+def child_env() -> dict[str, str]:
+    """The environment for a child interpreter that must import this checkout."""
+    repo = str(Path(__file__).parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+
+
+DISK_FULL = """
+import resource, signal, sys
+import torch
+from bmes_tagger.checkpoint import save_checkpoint
+from bmes_tagger.errors import CheckpointError
+path, limit = sys.argv[1], int(sys.argv[2])
+payload = torch.load(path, weights_only=True)
+payload["scores"] = {"best_f1": 0.75}  # new content, same size
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    save_checkpoint(payload, path)
+except CheckpointError as exc:
+    print(exc)
+"""
+
+
+def test_a_full_disk_while_saving_keeps_the_old_checkpoint(tmp_path: Path) -> None:
+    """A real failed write, not a mock: the child may not grow any file beyond half the
+    checkpoint's size (RLIMIT_FSIZE, as a full disk or quota would stop it)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(payload_of(make_tagger()), path)
+    before = path.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(path), str(len(before) // 2)],
+                          capture_output=True, text=True, timeout=120,
+                          env=child_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{path}: could not write the checkpoint: File too large\n"
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left behind
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_one_line_and_keeps_last_pt(tmp_path: Path) -> None:
+    """The CLI: a file size limit that the checkpoints exceed (SIGXFSZ at its default, which
+    would kill the process: the CLI ignores it to report the error)."""
+    import subprocess
+    import sys
+
+    from conftest import tiny_config
+
+    config = tiny_config(tmp_path)
+    run = tmp_path / "run"
+    env = child_env()
+
+    def train(limit_kb: int | None, *extra: str) -> subprocess.CompletedProcess[str]:
+        ulimit = f"ulimit -f {limit_kb}; " if limit_kb else ""
+        return subprocess.run(["bash", "-c", f'{ulimit}exec "$@"', "bash", sys.executable,
+                               "-m", "bmes_tagger", "train", str(config), "--quiet", *extra],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    proc = train(20, "--set", "train.epochs=1")  # best.pt (~60 kB) cannot be written
+    assert proc.returncode == 1
+    assert proc.stderr == (f"error: {run}/best.pt: could not write the checkpoint: "
+                           "File too large\n")
+    assert not list(run.glob(".*.tmp"))
+    proc = train(None, "--set", "train.epochs=1", "--force")
+    assert proc.returncode == 0, proc.stderr
+    last = (run / "last.pt").read_bytes()
+    # best.pt fits under the limit, last.pt (optimizer state: ~3x larger) does not
+    limit_kb = ((run / "best.pt").stat().st_size + len(last)) // 2 // 1024
+    proc = train(limit_kb, "--set", "train.epochs=2", "--resume")
+    assert proc.returncode == 1
+    assert proc.stderr == (f"error: {run}/last.pt: could not write the checkpoint: "
+                           "File too large\n")
+    assert (run / "last.pt").read_bytes() == last
+    assert not list(run.glob(".*.tmp"))
+
+
 def test_newer_format_version_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     payload = payload_of(make_tagger())

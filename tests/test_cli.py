@@ -151,9 +151,12 @@ def test_predict_shards_concatenate_to_the_whole(cws_run: Path, tmp_path: Path) 
         assert code == 0, err
         parts.append(out)
     assert "".join(parts) == whole and whole.count("\n") == 23
-    for bad in ("4/4", "x", "1/0"):
+    for bad in ("4/4", "x", "1/0", "-1/4", "1/2/3"):
         code, _, err = invoke("predict", str(raw), "--model", model, "--shard", bad)
-        assert code == 1 and "--shard" in err
+        assert code == 2 and "--shard" in err, (bad, code, err)  # usage, like typer's own
+    # counting the lines of stdin would consume it (pipes: tests/test_outputs.py)
+    code, out, err = invoke("predict", "-", "--model", model, "--shard", "0/2")
+    assert code == 2 and "Invalid value for '--shard'" in err and out == ""
 
 
 def test_format_scores_prints_undefined_figures_as_dashes() -> None:
@@ -189,3 +192,29 @@ def test_predict_into_a_closed_pipe_stops_quietly(cws_run: Path, tmp_path: Path)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+def test_eval_config_from_another_directory_says_where_it_looked(
+        cws_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """output.dir is relative to the directory training ran in (documented): eval resolves it
+    the same way, and from elsewhere the error names the path tried and the --model to pass."""
+    project = tmp_path / "project"
+    (project / "runs" / "x").mkdir(parents=True)
+    (project / "runs" / "x" / "best.pt").write_bytes((cws_run / "run" / "best.pt").read_bytes())
+    cfg = project / "configs" / "x.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(f"data:\n  test: {DATA / 'sample-cws' / 'test.txt'}\noutput:\n  dir: runs/x\n",
+                   encoding="utf-8")
+    monkeypatch.chdir(project)
+    code, out, err = invoke("eval", str(cfg), "--json")
+    assert code == 0, err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = invoke("eval", str(cfg), "--json")
+    assert code == 1 and err.count("\n") == 1
+    hint = project / "runs" / "x" / "best.pt"
+    assert err.startswith("error: runs/x/best.pt: checkpoint not found")
+    assert f"this is {elsewhere}" in err and f"--model {hint}" in err
+    code, out2, err = invoke("eval", str(cfg), "--json", "--model", str(hint))
+    assert code == 0 and json.loads(out2) == json.loads(out)
