@@ -75,11 +75,17 @@ class Sentence:
     """One sentence: its characters (tokens) and, for labelled data, one BMES tag per character.
 
     ``line`` is the 1-based line of the file where the sentence starts (for error messages).
+    ``spaces`` are the token indices that the sentence's raw text has whitespace before: what
+    ``tagger predict`` of that text would take as word boundaries, so evaluation scores the
+    text a user would predict (known from JSON ``text`` and CoNLL-U ``SpaceAfter``; for
+    segmented and word/POS text, whose spaces are annotation, between two words that meet with
+    ASCII letters or digits, as in ``he said``).
     """
 
     chars: list[str]
     tags: list[str] | None = None
     line: int = 0
+    spaces: tuple[int, ...] = ()
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -318,8 +324,10 @@ def read_jsonl_spans(path: str | Path, repair: bool = False,
                 raise CorpusFormatError(path, number, f"{label} mention at [{a}, {b - 1}] is "
                                         "only whitespace", kind="bad_span")
             mapped.append((label, first, end))
+        spaced = tuple(k for k in range(1, len(chars))
+                       if starts[k] != starts[k - 1] + len(chars[k - 1]))
         sentences.append(Sentence(chars=chars, tags=spans_to_tags(mapped, len(chars)),
-                                  line=number))
+                                  line=number, spaces=spaced))
     if not sentences:
         raise _no_sentences(path)
     return sentences
@@ -350,12 +358,14 @@ def read_conllu(path: str | Path, tags: str = "upos") -> list[Sentence]:
     sentences: list[Sentence] = []
     words: list[str] = []
     labels: list[str] = []
+    after: list[bool] = []  # SpaceAfter of each word
     first = 0
 
     def flush() -> None:
         if words:
-            sentences.append(_word_sentence(words, labels if column else None, first))
-        words.clear(), labels.clear()
+            sentences.append(_word_sentence(words, labels if column else None, first,
+                                            space_after=after[:-1]))
+        words.clear(), labels.clear(), after.clear()
 
     for number, text in iter_lines(path):
         if not text.strip():
@@ -393,6 +403,7 @@ def read_conllu(path: str | Path, tags: str = "upos") -> list[Sentence]:
         if not words:
             first = number
         words.append(form)
+        after.append("SpaceAfter=No" not in fields[9].split("|"))
     flush()
     if not sentences:
         raise CorpusFormatError(path, None, "no sentences (file is empty or only comments)",
@@ -623,9 +634,12 @@ def _finish_conll(
 
 
 def _word_sentence(words: Sequence[str], labels: Sequence[str] | None, line: int,
-                   joiners: bool | None = None) -> Sentence:
+                   joiners: bool | None = None, space_after: Sequence[bool] | None = None
+                   ) -> Sentence:
     """A sentence from words (and one label per word for typed tags); its characters are the
     words' grapheme clusters (``joiners``: whether any word may have multi-code-point ones).
+    ``space_after``: whether the raw text has whitespace after each word (CoNLL-U); default:
+    between words that meet with ASCII letters or digits (see :class:`Sentence`).
 
     Clusters are taken word by word: a word boundary is annotation, and wins."""
     if joiners is None:
@@ -636,7 +650,19 @@ def _word_sentence(words: Sequence[str], labels: Sequence[str] | None, line: int
     if labels is not None:
         per_char = [label for word, label in zip(chars_of, labels) for _ in word]
         tags = [f"{t}-{label}" for t, label in zip(tags, per_char)]
-    return Sentence(chars=[c for w in chars_of for c in w], tags=tags, line=line)
+    if space_after is None:
+        space_after = [_ASCII_ALNUM.match(a[-1]) is not None and
+                       _ASCII_ALNUM.match(b[0]) is not None for a, b in zip(words, words[1:])]
+    spaces, start = [], 0
+    for word, gap in zip(chars_of, space_after):
+        start += len(word)
+        if gap:
+            spaces.append(start)
+    return Sentence(chars=[c for w in chars_of for c in w], tags=tags, line=line,
+                    spaces=tuple(spaces))
+
+
+_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 def _cut_graphemes(text: str, cuts: Iterable[int]) -> tuple[list[str], Sequence[int]]:

@@ -3,8 +3,8 @@ forced or resumed run may touch in it.
 
 A run directory holds ``best.pt``, ``last.pt``, ``metrics.jsonl`` (one JSON line per
 evaluation), ``train.log`` and ``config.yaml`` (the resolved config). It *holds a run* once a
-checkpoint or an evaluation has been written; a folder with only a config and a log (a run
-killed before its first evaluation, or a folder where the user keeps a config) is not a run.
+checkpoint has been written; a folder without one (a run killed before its first evaluation,
+one whose first save failed, a folder where the user keeps a config) is not a run.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from .atomic import atomic_write, remove_stale_temporaries
 from .errors import RunDirError
 
 RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
-# the files whose presence means the folder holds a run that must not be overwritten
-RESULT_FILES = ("best.pt", "last.pt", "metrics.jsonl")
+# the files whose presence means the folder holds a run that must not be overwritten: its
+# checkpoints (a run whose first save failed, say on a full disk, has evaluations logged in
+# metrics.jsonl but nothing to resume from, and must be startable again)
+RESULT_FILES = ("best.pt", "last.pt")
 LOCK = ".lock"
 TENSORBOARD = "tensorboard"  # event files of train.tensorboard
 

@@ -238,3 +238,39 @@ def test_grapheme_clusters_are_never_cut(crf_tagger: Tagger) -> None:
                 assert not part, (cluster, words)
     pairs = crf_tagger.tag([texts[0]])[0]
     assert [c for c, _ in pairs] == ["我", "们", family, "在", "北", "京"]
+
+
+def test_eval_scores_the_text_a_user_would_predict(crf_tagger: Tagger, tmp_path: Path) -> None:
+    """Oracle across eval/predict: evaluating a gold file equals predicting its raw text (the
+    CoNLL-U '# text' line, with its spaces) and scoring that with the SIGHAN-exact scorer.
+    Spaces are word boundaries in predict; eval used to glue 'he said to me' together."""
+    from bmes_tagger.corpus import read_corpus
+    from bmes_tagger.evaluate import evaluate
+    from bmes_tagger.metrics import cws_scores
+
+    sentences = [(["he", "said", "to", "me"], [True, True, True, False]),
+                 (["我们", "在", "北京", "work", "ing", "。"],
+                  [False, False, True, False, False, False]),
+                 (["今天", "iPhone", "7", "发布"], [False, True, False, False])]
+    lines = []
+    raw = []
+    for words, after in sentences:
+        raw.append("".join(w + (" " if a else "") for w, a in zip(words, after)).strip())
+        lines.append(f"# text = {raw[-1]}")
+        for i, (w, a) in enumerate(zip(words, after), start=1):
+            lines.append(f"{i}\t{w}\t_\tX\t_\t_\t_\t_\t_\t{'_' if a else 'SpaceAfter=No'}")
+        lines.append("")
+    path = tmp_path / "gold.conllu"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gold = read_corpus(path, "conllu", "cws")
+    via_eval = evaluate(crf_tagger, gold)
+    via_predict = cws_scores([w for w, _ in sentences], crf_tagger.segment(raw),
+                             crf_tagger.train_words or None)
+    assert via_eval == via_predict
+    # segmented gold: its spaces are annotation; where two words meet with ASCII letters or
+    # digits, the raw text had a space too
+    seg = tmp_path / "gold.txt"
+    seg.write_text("he  said  to  me\n", encoding="utf-8")
+    got = evaluate(crf_tagger, read_corpus(seg, "segmented", "cws"))
+    assert got == cws_scores([["he", "said", "to", "me"]], crf_tagger.segment(["he said to me"]),
+                             crf_tagger.train_words or None)

@@ -37,6 +37,8 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
          "--quiet", *SETS],
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the result once, from rank 0 (rank 1 used to print a bogus 'best dev F1 0.0000')
+    assert proc.stdout.count("best dev F1") == 1 and "0.0000" not in proc.stdout
     run = tmp_path / "ddp"
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # written once, by rank 0 only

@@ -226,3 +226,83 @@ def test_torchscript_loads_only_by_name_and_with_trust(
             call()
     info = runner.invoke(app, ["info", str(disguised)])
     assert info.exit_code == 1 and "TorchScript" in info.stderr
+
+
+def _with_metadata(src: Path, dst: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of an exported ONNX file whose bmes_tagger metadata ``change`` edits."""
+    import onnx
+
+    graph = onnx.load(str(src))
+    meta = json.loads(graph.metadata_props[0].value)
+    change(meta)
+    graph.metadata_props[0].value = json.dumps(meta)
+    onnx.save(graph, str(dst))
+    return dst
+
+
+def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    """Metadata of the wrong types, a graph that does not fit its metadata (more tags, a
+    renamed input, an input the config lacks, a rank-2 output), a graph that computes NaN."""
+    import onnx
+    from onnx import helper
+
+    good = export_model(trained["cws"], tmp_path / "good.onnx", "onnx")
+    ner = export_model(trained["ner"], tmp_path / "ner.onnx", "onnx")
+    cases = {
+        "tags an int": (_with_metadata(good, tmp_path / "a.onnx",
+                                       lambda m: m.update(tags=7)), "tags must be"),
+        "crf a list": (_with_metadata(good, tmp_path / "b.onnx",
+                                      lambda m: m.update(crf=[1, 2])), "crf must be a mapping"),
+        "config a string": (_with_metadata(good, tmp_path / "c.onnx",
+                                           lambda m: m.update(config="x")),
+                            "config must be a non-empty mapping"),
+        "metadata not JSON": (None, "unreadable bmes_tagger metadata"),
+        # the NER graph scores 9 tags; CWS metadata says 4
+        "more tags than the metadata": (_with_metadata(ner, tmp_path / "d.onnx", lambda m: m.update(
+            json.loads(onnx.load(str(good)).metadata_props[0].value))), "output has shape"),
+        "needs bigrams the config lacks": (None, "takes inputs"),
+        "renamed input": (None, "takes inputs"),
+        "rank-2 output": (None, "one output of rank 3"),
+        "computes NaN": (None, "NaN or infinite"),
+    }
+    graph = onnx.load(str(good))
+    graph.metadata_props[0].value = "{not json"
+    onnx.save(graph, str(tmp_path / "e.onnx"))
+    cases["metadata not JSON"] = (tmp_path / "e.onnx", cases["metadata not JSON"][1])
+    # a graph with a bigram input, under metadata of a model without bigrams
+    (tmp_path / "bg").mkdir()
+    bigram_ckpt = random_checkpoint(tmp_path / "bg", ["model.bigram_dim=4"])
+    bigram_graph = export_model(bigram_ckpt, tmp_path / "bg.onnx", "onnx")
+    cases["needs bigrams the config lacks"] = (_with_metadata(
+        bigram_graph, tmp_path / "f.onnx", lambda m: m["config"]["model"].update(bigram_dim=0)
+        or m["vocabs"].pop("bigrams")), "takes inputs")
+    renamed = onnx.load(str(good))
+    for node in renamed.graph.node:
+        node.input[:] = ["characters" if x == "chars" else x for x in node.input]
+    for value in renamed.graph.input:
+        if value.name == "chars":
+            value.name = "characters"
+    onnx.save(renamed, str(tmp_path / "g.onnx"))
+    cases["renamed input"] = (tmp_path / "g.onnx", "takes inputs")
+    for name, node in (("rank-2 output", helper.make_node("ReduceSum", ["emissions_raw", "axes"],
+                                                          ["emissions"], keepdims=0)),
+                       ("computes NaN", helper.make_node("Mul", ["emissions_raw", "nan"],
+                                                         ["emissions"]))):
+        g = onnx.load(str(good))
+        out = g.graph.output[0]
+        for n in g.graph.node:
+            n.output[:] = ["emissions_raw" if x == "emissions" else x for x in n.output]
+        g.graph.initializer.append(helper.make_tensor("axes", onnx.TensorProto.INT64, [1], [2]))
+        g.graph.initializer.append(helper.make_tensor("nan", onnx.TensorProto.FLOAT, [1],
+                                                      [float("nan")]))
+        g.graph.node.append(node)
+        if name == "rank-2 output":
+            del out.type.tensor_type.shape.dim[2]
+        path = tmp_path / f"{name.split()[0]}.onnx"
+        onnx.save(g, str(path))
+        cases[name] = (path, cases[name][1])
+    for name, (path, needle) in cases.items():
+        with pytest.raises(CheckpointError, match=needle) as info:
+            Tagger.load(path).segment(["我们在北京工作。"])
+        assert "\n" not in str(info.value) and str(path) in str(info.value), name

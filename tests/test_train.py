@@ -319,11 +319,14 @@ def test_a_run_killed_before_its_first_evaluation_is_simply_started_again(tmp_pa
     run.mkdir()
     (run / "config.yaml").write_text("# resolved config of a killed run\n")
     (run / "train.log").write_text("2026-12-01 train: 400 sentences\n")
+    # an evaluation was logged, but its checkpoint could not be written (disk full)
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "step": 25}\n')
     cfg = load_config(tiny_config(tmp_path), ["train.epochs=1"])
     with pytest.raises(RunDirError, match="never reached its first evaluation.*without --resume"):
         train(cfg, run, resume=True, progress=False)
     train(cfg, run, progress=False)
     assert (run / "best.pt").exists() and len(metrics(run)) == 1
+    assert metrics(run)[0]["dev"]  # the stale record is gone
 
 
 def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:
