@@ -82,7 +82,6 @@ def test_every_bash_command_runs(scratch: Path) -> None:
             for name in CORPUS_CONFIGS:
                 # at least: the config and its data paths load
                 if f"configs/{name}.yaml" in command and CORPORA.is_dir():
-                    os.environ["BMES_CORPORA"] = str(CORPORA)
                     load_config(REPO / "configs" / f"{name}.yaml")
             continue
         line = command.replace("../shared/corpora", str(CORPORA))
