@@ -38,7 +38,7 @@ import numpy as np
 from .atomic import atomic_write
 from .config import Config, config_from_dict
 from .errors import BmesTaggerError, CheckpointError
-from .features import active
+from .features import BY_NAME, active
 from .tags import split_tag, tag_inventory
 from .version import __version__
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 # torch is imported by the functions that handle weights: the metadata of an exported ONNX
 # model is validated here too, in an environment that may have no torch.
-from .vocab import PAD_TOKEN, UNK_TOKEN, Vocab
+from .vocab import Vocab
 
 FORMAT = "bmes_tagger"
 FORMAT_VERSION = 3
@@ -84,7 +84,7 @@ class Checkpoint:
 
 
 def make_payload(
-    config: Config, vocabs: Mapping[str, Vocab], tags: Iterable[str],
+    config: Config, vocabs: Mapping[str, Any], tags: Iterable[str],
     train_words: Iterable[str], weights: Mapping[str, torch.Tensor],
     scores: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def make_payload(
     payload: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "bmes_tagger_version": __version__,
         "config": config.to_dict(),
-        "vocabs": {name: _joined(vocab.tokens, name) for name, vocab in vocabs.items()},
+        "vocabs": {name: BY_NAME[name].save(state) for name, state in vocabs.items()},
         "tags": list(tags), "train_words": _joined(sorted(train_words), "train_words"),
         "model": dict(weights), "scores": dict(scores or {}),
     }
@@ -301,12 +301,13 @@ def _vocabs(value: Any, config: Config) -> dict[str, Vocab]:
            f"reads {needed}")
     out = {}
     for name in needed:
-        tokens = _tokens(value[name], f"vocabs.{name}")
-        _check(tokens[:2] == [PAD_TOKEN, UNK_TOKEN],
-               f"vocabs.{name} must start with {PAD_TOKEN}, {UNK_TOKEN}")
-        _check(all(tokens[2:]), f"vocabs.{name} holds an empty token")
-        _check(len(set(tokens)) == len(tokens), f"vocabs.{name} holds duplicate tokens")
-        out[name] = Vocab(tokens)
+        raw = value[name]
+        if isinstance(raw, str | list):
+            _check(len(raw) <= _MAX_TOKENS * 64, f"vocabs.{name}: too large to be plausible")
+        try:
+            out[name] = BY_NAME[name].load(raw, config)
+        except ValueError as exc:
+            raise CheckpointError(f"vocabs.{name} {exc}") from None
     return out
 
 

@@ -289,9 +289,14 @@ def resolve_paths(cfg: Config, base: Path, default_run: str | None = None) -> Co
 
 def _paths(cfg: Config) -> list[tuple[str, str, str | None]]:
     """``(section, key, value)`` of every path-valued key."""
-    return [(section, f.name, getattr(getattr(cfg, section), f.name))
-            for section in ("data", "model")
-            for f in dataclasses.fields(SECTIONS[section]) if f.metadata.get("path")]
+    out = []
+    for section in ("data", "model"):
+        for f in dataclasses.fields(SECTIONS[section]):
+            value = getattr(getattr(cfg, section), f.name)
+            # a key may also take names that are not paths (model.lexicon: jieba)
+            if f.metadata.get("path") and value not in f.metadata.get("names", ()):
+                out.append((section, f.name, value))
+    return out
 
 
 def write_config(cfg: Config, path: str | Path) -> None:

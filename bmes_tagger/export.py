@@ -164,8 +164,12 @@ def _example_inputs(network: EmissionNetwork) -> tuple[torch.Tensor, dict[str, t
     lengths = torch.tensor([7, 5, 2])
     # (3, 7, 1): id 1 (<unk>) on real positions, 0 on padding
     real = (torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)).long().unsqueeze(2)
-    return lengths, {name: real.expand(3, 7, k).contiguous()
-                     for name, k in network.model.embedding.slots.items()}
+    inputs = {}
+    for name, k in network.model.embedding.slots.items():
+        inputs[name] = real.expand(3, 7, k).contiguous()
+        if network.model.embedding.weighted[name]:
+            inputs[name + "_weights"] = inputs[name].float()
+    return lengths, inputs
 
 
 def _onnx_bytes(network: EmissionNetwork, metadata: str, quantize: bool) -> bytes:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, read_payload
 from .errors import BmesTaggerError, CheckpointError
-from .features import active
+from .features import input_names
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
 METADATA_KEY = "bmes_tagger"
@@ -113,7 +113,7 @@ def load_exported(path: str | Path, threads: int | None = None, trust_code: bool
     else:
         raise CheckpointError(f"{path}: not an exported bmes_tagger model (.onnx or .ts)")
     meta = read_payload(raw, str(path), weights=False)
-    wanted = {"lengths", *(f.name for f in active(meta.config.model))}
+    wanted = {"lengths", *input_names(meta.config.model)}
     if names is not None and set(names) != wanted:
         raise CheckpointError(f"{path}: the graph takes inputs {sorted(names)}, but its "
                               f"metadata describes a model reading {sorted(wanted)}")

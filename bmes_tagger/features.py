@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from . import lexicon as lexicon_module
 from .errors import BmesTaggerError
-from .vocab import UNK, WIDTH_TABLE, Vocab, normalize_width
+from .vocab import PAD_TOKEN, UNK, UNK_TOKEN, WIDTH_TABLE, Vocab, normalize_width
 
 if TYPE_CHECKING:
     from .config import Config, ModelConfig
@@ -64,6 +65,30 @@ class BigramDataOptions:
 
 
 @dataclass(frozen=True)
+class LexiconOptions:
+    lexicon: str | None = option(
+        None, "a word list (one word per line, an optional frequency after it: jieba's "
+        "dict.txt reads as is), or jieba for the dictionary of the jieba package; each "
+        "character then also reads the lexicon words it begins, is inside of, ends or is "
+        "(SoftLexicon)", path=True, names=("jieba",))
+    lexicon_mode: str = option(
+        "vectors", "vectors: each of the four word sets as the frequency-weighted mean of its "
+        "words' embeddings; counts: no word embeddings, the number of words per set and word "
+        "length, embedded (generalises to words never seen in training)",
+        choices=("vectors", "counts"))
+    lexicon_dim: int = option(50, "size of the word embeddings (vectors) or of the count "
+                              "embeddings (counts); the input grows by 4 x lexicon_dim", min=1)
+    lexicon_max_words: int = option(5, "words kept per set and character, most frequent "
+                                    "first (vectors)", min=1)
+    lexicon_frequency: str = option(
+        "auto", "word frequencies for the weights: file (the lexicon's frequency column), "
+        "train (occurrences in the training text; never test data) or auto (file when it has "
+        "one)", choices=("auto", "file", "train"))
+    word_vectors: str | None = option(None, "pretrained word vectors (word2vec text format) "
+                                      "for the lexicon words", path=True)
+
+
+@dataclass(frozen=True)
 class ClassOptions:
     class_dim: int = option(0, "size of a character-class embedding (digit, Latin letter, "
                             "punctuation, CJK, other) concatenated to the input; 0 = off", min=0)
@@ -72,16 +97,21 @@ class ClassOptions:
 @dataclass(frozen=True)
 class EmbeddingSpec:
     """The embedding table a feature needs: ``num_embeddings`` rows (row 0 is padding) of
-    ``dim`` values; each token has ``slots`` ids whose embeddings are concatenated."""
+    ``dim`` values; each token has ``slots`` ids whose embeddings are concatenated. With
+    ``groups`` > 0 the slots form that many groups of equal size, and each group's embeddings
+    are summed, weighted by the float input ``<name>_weights`` (one weight per slot) when
+    ``weighted``, else averaged."""
 
     num_embeddings: int
     dim: int
     slots: int
+    groups: int = 0
+    weighted: bool = False
 
     @property
     def width(self) -> int:
         """How many input values per token this feature adds."""
-        return self.dim * self.slots
+        return self.dim * (self.groups or self.slots)
 
 
 class Tokens:
@@ -136,9 +166,33 @@ class Feature:
         """Whether a model with this config reads the feature."""
         raise NotImplementedError
 
-    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> Vocab:
-        """The feature's vocabulary from the training sentences (when :attr:`has_vocab`)."""
+    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> Any:
+        """The feature's state from the training sentences (when :attr:`has_vocab`): a
+        :class:`Vocab`, or whatever the feature keeps (see :meth:`save`)."""
         raise NotImplementedError
+
+    def save(self, state: Any) -> Any:
+        """The state as checkpoint data (strings, numbers, lists, dicts of them): a
+        vocabulary is its tokens, one ``"\n"``-joined string."""
+        if any("\n" in t for t in state.tokens):
+            raise ValueError(f"checkpoint vocabs.{self.name}: a token contains a newline")
+        return "\n".join(state.tokens)
+
+    def load(self, raw: Any, config: Config) -> Any:
+        """The state from :meth:`save`'s data (format 1 stored lists of tokens too).
+
+        Raises:
+            ValueError: data that no :meth:`save` writes (the message says what is wrong).
+        """
+        return vocab_from(raw)
+
+    def inputs(self, model: ModelConfig) -> list[str]:
+        """The network inputs the feature feeds (batch keys, exported graph inputs)."""
+        return [self.name]
+
+    def vectors_vocab(self, state: Any) -> Vocab:
+        """The tokens pretrained vectors are looked up for (the embedding table's rows)."""
+        return state
 
     def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
                char_ids: np.ndarray) -> np.ndarray:
@@ -252,8 +306,164 @@ class Classes(Feature):
         return EmbeddingSpec(NUM_CLASSES, model.class_dim, 1)
 
 
+@dataclass
+class LexiconState:
+    """What the lexicon feature keeps: the lexicon (matched at predict time too, so the
+    checkpoint carries it) and, for ``lexicon_mode: vectors``, the embedding table's words:
+    ``<pad>``, ``<unk>`` (a lexicon word not matched in training), ``NONE`` (an empty set),
+    then the words that occur in the training text."""
+
+    lexicon: lexicon_module.Lexicon
+    table: Vocab | None
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lexicon)
+
+    def table_ids(self) -> np.ndarray:
+        """(len(lexicon),) the table row of each lexicon word (``<unk>`` if it has none)."""
+        if "ids" not in self.derived:
+            assert self.table is not None
+            index = self.table.index
+            self.derived["ids"] = np.fromiter((index.get(w, UNK) for w in self.lexicon.words),
+                                              dtype=np.int64, count=len(self.lexicon))
+        return self.derived["ids"]
+
+
+NONE = "\x00"  # the table row of an empty word set (no lexicon token holds a NUL)
+# counts mode: a slot per role and word length (B/M/E x 2, 3, 4, 5+ tokens; S words have
+# length 1, in the first of its slots) holding the number of such words, 0..COUNT_CAP; each
+# role's slots are averaged
+LENGTH_BUCKETS = (2, 3, 4, 5)
+COUNT_CAP = 3
+COUNT_SLOTS = lexicon_module.ROLES * len(LENGTH_BUCKETS)
+
+
+class Lexicon(Feature):
+    """The lexicon words each character is part of, as four sets (the words it Begins, is in
+    the Middle of, Ends, is Single) (SoftLexicon, Ma et al. 2020); see
+    :mod:`bmes_tagger.lexicon`. Config: ``model.lexicon``, ``lexicon_mode``, ``lexicon_dim``,
+    ``lexicon_max_words``, ``lexicon_frequency``, ``word_vectors``.
+
+    ``vectors``: each set is the frequency-weighted sum of its words' embeddings, weights
+    ``4 z(w) / Z`` with ``Z`` the frequencies of all four sets of the character, an empty set
+    is the NONE row. ``counts``: the number of words per set and length, each embedded.
+    """
+
+    name = "lexicon"
+    vectors_key = "word_vectors"
+    has_vocab = True
+    model_options = LexiconOptions
+
+    def enabled(self, model: ModelConfig) -> bool:
+        return model.lexicon is not None
+
+    def inputs(self, model: ModelConfig) -> list[str]:
+        return [self.name, f"{self.name}_weights"] if model.lexicon_mode == "vectors" \
+            else [self.name]
+
+    def build_vocab(self, sentences: Sequence[Sequence[str]], config: Config) -> LexiconState:
+        m, normalize = config.model, config.data.normalize_width
+        assert m.lexicon is not None
+        path = lexicon_module.jieba_dictionary() if m.lexicon == "jieba" else m.lexicon
+        pairs = lexicon_module.read_lexicon(path)
+        has_freq = any(f is not None for _, f in pairs)
+        source = m.lexicon_frequency if m.lexicon_frequency != "auto" else \
+            ("file" if has_freq else "train")
+        if source == "file" and not has_freq:
+            raise BmesTaggerError(f"{path}: model.lexicon_frequency: file, but the lexicon "
+                                  "has no frequency column")
+        lexicon = lexicon_module.Lexicon.of(pairs, normalize)
+        tokens = [[normalize_width(t) for t in s] if normalize else list(s) for s in sentences]
+        seen = lexicon_module.count(tokens, lexicon)
+        if source == "train":
+            lexicon.freqs = np.maximum(seen, 1)
+        table = None
+        if m.lexicon_mode == "vectors":
+            matched = np.flatnonzero(seen)
+            order = matched[np.lexsort((matched, -seen[matched]))]
+            table = Vocab([PAD_TOKEN, UNK_TOKEN, NONE, *(lexicon.words[i] for i in order)])
+        return LexiconState(lexicon, table)
+
+    def save(self, state: LexiconState) -> dict[str, str]:
+        return {"words": "\n".join(state.lexicon.words),
+                "freqs": "\n".join(map(str, state.lexicon.freqs.tolist())),
+                "table": "\n".join(state.table.tokens) if state.table is not None else ""}
+
+    def load(self, raw: Any, config: Config) -> LexiconState:
+        if not isinstance(raw, dict) or set(raw) != {"words", "freqs", "table"} or \
+                not all(isinstance(v, str) for v in raw.values()):
+            raise ValueError("must be a mapping of words, freqs and table strings")
+        words = raw["words"].split("\n") if raw["words"] else []
+        try:
+            freqs = np.array(raw["freqs"].split("\n") if raw["freqs"] else [], dtype=np.int64)
+        except ValueError:
+            raise ValueError("freqs must be integers") from None
+        if len(freqs) != len(words) or (len(freqs) and freqs.min() < 1):
+            raise ValueError("needs one frequency >= 1 per word")
+        if len(set(words)) != len(words) or not all(words):
+            raise ValueError("words must be distinct and non-empty")
+        table = None
+        if config.model.lexicon_mode == "vectors":
+            table = vocab_from(raw["table"])
+            if table.tokens[2:3] != [NONE]:
+                raise ValueError("the table must start with <pad>, <unk>, NONE")
+        return LexiconState(lexicon_module.Lexicon(words, freqs), table)
+
+    def encode(self, tokens: Tokens, vocabs: dict[str, Any], config: Config,
+               char_ids: np.ndarray) -> dict[str, np.ndarray]:
+        state: LexiconState = vocabs[self.name]
+        total = len(tokens.flat)
+        found = lexicon_module.memberships(tokens.normalized, tokens.lengths, state.lexicon)
+        m = config.model
+        if m.lexicon_mode == "counts":
+            bucket = np.searchsorted(LENGTH_BUCKETS, np.minimum(found.length,
+                                                                LENGTH_BUCKETS[-1]))
+            slot = found.role * len(LENGTH_BUCKETS) + np.where(
+                found.role == lexicon_module.S, 0, bucket)
+            counts = np.zeros((total, COUNT_SLOTS), dtype=np.int64)
+            np.add.at(counts, (found.token, slot), 1)
+            ids = 1 + np.arange(COUNT_SLOTS) * (COUNT_CAP + 1) + np.minimum(counts, COUNT_CAP)
+            return {self.name: ids}
+        k = m.lexicon_max_words
+        z = state.lexicon.freqs[found.word].astype(np.float64)
+        # most frequent first within each (token, role) set; keep k
+        order = np.lexsort((-z, found.role, found.token))
+        token, role, word, z = found.token[order], found.role[order], found.word[order], z[order]
+        group = token * lexicon_module.ROLES + role
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+        rank = np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
+        keep = rank < k
+        ids = np.zeros((total, lexicon_module.ROLES, k), dtype=np.int64)
+        weight = np.zeros((total, lexicon_module.ROLES, k), dtype=np.float64)
+        ids[token[keep], role[keep], rank[keep]] = state.table_ids()[word[keep]]
+        weight[token[keep], role[keep], rank[keep]] = z[keep]
+        assert state.table is not None
+        empty = ids[:, :, 0] == 0
+        ids[:, :, 0][empty] = state.table.index[NONE]
+        weight[:, :, 0][empty] = 1.0
+        weight *= lexicon_module.ROLES / weight.sum((1, 2), keepdims=True)
+        return {self.name: ids.reshape(total, -1),
+                f"{self.name}_weights": weight.reshape(total, -1).astype(np.float32)}
+
+    def embedding(self, model: ModelConfig, vocab: Any) -> EmbeddingSpec:
+        if model.lexicon_mode == "counts":
+            return EmbeddingSpec(1 + COUNT_SLOTS * (COUNT_CAP + 1), model.lexicon_dim,
+                                 COUNT_SLOTS, groups=lexicon_module.ROLES)
+        assert vocab is not None and vocab.table is not None
+        return EmbeddingSpec(len(vocab.table), model.lexicon_dim,
+                             lexicon_module.ROLES * model.lexicon_max_words,
+                             groups=lexicon_module.ROLES, weighted=True)
+
+    def vectors_vocab(self, state: LexiconState) -> Vocab:
+        if state.table is None:
+            raise BmesTaggerError("model.word_vectors needs lexicon_mode: vectors (counts "
+                                  "mode has no word embeddings)")
+        return state.table
+
+
 # Every input feature, in the order their embeddings are concatenated (characters first).
-FEATURES: tuple[Feature, ...] = (Characters(), Bigrams(), Classes())
+FEATURES: tuple[Feature, ...] = (Characters(), Bigrams(), Classes(), Lexicon())
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 # option classes in reverse feature order: as dataclass bases, their keys then come out in
 # feature order after the core keys
@@ -268,8 +478,9 @@ def active(model: ModelConfig) -> list[Feature]:
     return [f for f in FEATURES if f.enabled(model)]
 
 
-def build_vocabs(sentences: Sequence[Sequence[str]], config: Config) -> dict[str, Vocab]:
-    """Vocabularies of every active feature that has one, from the training tokens."""
+def build_vocabs(sentences: Sequence[Sequence[str]], config: Config) -> dict[str, Any]:
+    """The state (vocabulary) of every active feature that has one, from the training
+    tokens."""
     return {f.name: f.build_vocab(sentences, config) for f in active(config.model)
             if f.has_vocab}
 
@@ -287,8 +498,14 @@ def encode(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], config:
     columns = {first.name: first.encode(tokens, vocabs, config, _NO_IDS)}
     char_ids = columns[first.name][:, 0]
     for feature in others:
-        columns[feature.name] = feature.encode(tokens, vocabs, config, char_ids)
+        out = feature.encode(tokens, vocabs, config, char_ids)
+        columns.update(out if isinstance(out, dict) else {feature.name: out})
     return columns, tokens.lengths
+
+
+def input_names(model: ModelConfig) -> list[str]:
+    """The network inputs of every active feature, in input order (besides ``lengths``)."""
+    return [name for f in active(model) for name in f.inputs(model)]
 
 
 def embedding_specs(model: ModelConfig, vocabs: dict[str, Vocab]) -> dict[str, EmbeddingSpec]:
@@ -299,6 +516,28 @@ def embedding_specs(model: ModelConfig, vocabs: dict[str, Vocab]) -> dict[str, E
 # --- character ids -------------------------------------------------------------------------------
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+def vocab_from(raw: Any) -> Vocab:
+    """A vocabulary from checkpoint data: its tokens ``"\n"``-joined (format 2 on) or listed
+    (format 1).
+
+    Raises:
+        ValueError: not tokens, an empty or duplicate token, or no ``<pad>``, ``<unk>`` first.
+    """
+    if isinstance(raw, str):
+        tokens = raw.split("\n") if raw else []
+    elif isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+        tokens = list(raw)
+    else:
+        raise ValueError("must be a list of strings")
+    if tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
+        raise ValueError(f"must start with {PAD_TOKEN}, {UNK_TOKEN}")
+    if not all(tokens[2:]):
+        raise ValueError("holds an empty token")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("holds duplicate tokens")
+    return Vocab(tokens)
 
 
 def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.ndarray | None:

@@ -43,17 +43,37 @@ class InputEmbedding(nn.Module):
                                                         padding_idx=PAD)
                                      for name, spec in specs.items()})
         self.slots = {name: spec.slots for name, spec in specs.items()}
+        # features whose slots are pooled in groups: summed, weighted by the input
+        # <name>_weights, or averaged
+        self.groups = {name: spec.groups for name, spec in specs.items()}
+        self.weighted = {name: spec.weighted for name, spec in specs.items()}
         self.output_dim = sum(spec.width for spec in specs.values())
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """inputs: {name: (batch, seq_len, slots)} -> (batch, seq_len, output_dim)."""
+        """inputs: {name: (batch, seq_len, slots)} (and float ``<name>_weights`` of the same
+        shape for a grouped feature) -> (batch, seq_len, output_dim)."""
         parts: list[torch.Tensor] = []
         for name, table in self.tables.items():
             ids = inputs.get(name)
             if ids is None:
                 raise ValueError("this model reads the input feature " + name + ": pass it")
-            # (batch, seq_len, slots, dim) -> (batch, seq_len, slots * dim)
-            parts.append(table(ids).flatten(2))
+            # (batch, seq_len, slots, dim)
+            embedded = table(ids)
+            groups = self.groups[name]
+            if groups > 0:
+                if self.weighted[name]:
+                    weights = inputs.get(name + "_weights")
+                    if weights is None:
+                        raise ValueError("this model reads the input " + name + "_weights: "
+                                         "pass it")
+                    embedded = embedded * weights.unsqueeze(-1).to(embedded.dtype)
+                else:
+                    embedded = embedded / (ids.shape[2] // groups)
+                # (batch, seq_len, groups, slots / groups, dim) summed over each group
+                embedded = embedded.view(ids.shape[0], ids.shape[1], groups, -1,
+                                         embedded.shape[-1]).sum(3)
+            # -> (batch, seq_len, slots (or groups) * dim)
+            parts.append(embedded.flatten(2))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
 

@@ -53,7 +53,7 @@ def checkpoint_info(ckpt: Checkpoint, path: str | Path) -> str:
                                     if v is not None),
         f"parameters   {info['parameters']:,}" if info["parameters"] is not None
         else "parameters   ?",
-        *(f"{name + ' vocab':<12} {size:,} (incl. <pad>, <unk>)"
+        *(f"{name + ' vocab':<12} {size:,} entries"
           for name, size in info["vocabularies"].items()),
         f"train words  {info['train_words']:,}",
         f"tags         {len(tags)}: {' '.join(tags[:40])}{' ...' if len(tags) > 40 else ''}",

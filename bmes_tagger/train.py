@@ -529,7 +529,8 @@ def init_pretrained(model: BiLSTMTagger, config: Config, vocabs: dict[str, Vocab
     out = []
     for name, path in features.feature_vectors(config.model).items():
         table = model.embedding.tables[name]
-        vectors, coverage = features.load_vectors(path, vocabs[name], table.embedding_dim)
+        vectors, coverage = features.load_vectors(
+            path, features.BY_NAME[name].vectors_vocab(vocabs[name]), table.embedding_dim)
         # (vocab, dim)
         values = torch.from_numpy(vectors)
         found = ~torch.isnan(values).any(dim=1)
