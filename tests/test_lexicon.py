@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bmes_tagger import Tagger, features
 from bmes_tagger.batching import EncodedCorpus, text_bounds
 from bmes_tagger.config import config_from_dict, load_config
-from bmes_tagger.lexicon import B, E, M, S, Lexicon, memberships
+from bmes_tagger.lexicon import B, E, Lexicon, M, S, memberships
 from bmes_tagger.train import train
 from conftest import DATA, tiny_config
 
