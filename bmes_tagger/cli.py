@@ -503,6 +503,98 @@ def debug_data_cli(
                else format_report(report))
 
 
+@app.command("lexicon")
+def lexicon_cli(
+    raw: Annotated[list[Path], typer.Argument(metavar="RAW...", help="Raw text files, one "
+                                              "sentence or paragraph per line.",
+                                              show_default=False)],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Word segmentation "
+                                               "model (checkpoint or exported) to segment "
+                                               "with.")] = None,
+    jieba: Annotated[bool, typer.Option("--jieba", help="Segment with jieba instead (pip "
+                                        "install 'bmes_tagger[jieba]').")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The word list to write.")]
+    = Path("lexicon.txt"),
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Keep words seen at "
+                                           "least this often.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")]
+    = False,
+    threads: ThreadsOpt = 1,
+    trust_code: TrustOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Build a lexicon for model.lexicon: segment raw text and count the words.
+
+    Writes 'word count' lines, most frequent first (the layout of jieba's dict.txt).
+
+    Example: tagger lexicon raw.txt --model runs/pku/best.pt --out words.txt
+    """
+    from .predict import Tagger
+    from .resources import count_words, raw_lines, write_lexicon
+
+    with _user_errors(debug, stop_signals=True):
+        if (model is None) == (not jieba):
+            raise BmesTaggerError("give --model CWS_MODEL or --jieba (one of them)")
+        check_output(out, force=force, inputs={**{f"RAW {i + 1}": p for i, p in
+                                                  enumerate(raw)}, "--model": model})
+        segmenter = "jieba" if jieba else Tagger.load(model, threads=threads,
+                                                      trust_code=trust_code)
+        n = write_lexicon(count_words(raw_lines(raw), segmenter), out, min_count, force=force)
+    typer.echo(f"{out}: {n:,} words")
+
+
+@app.command("vectors")
+def vectors_cli(
+    raw: Annotated[list[Path], typer.Argument(metavar="RAW...", help="Raw text files.",
+                                              show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for chars.vec, bigrams.vec "
+                                      "(and words.vec).")] = Path("vectors"),
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Word segmentation "
+                                               "model for word vectors.")] = None,
+    jieba: Annotated[bool, typer.Option("--jieba", help="Word vectors from text segmented by "
+                                        "jieba.")] = False,
+    char_dim: Annotated[int, typer.Option("--char-dim", min=1, help="= model.embedding_dim.")]
+    = 100,
+    bigram_dim: Annotated[int, typer.Option("--bigram-dim", min=1, help="= model.bigram_dim.")]
+    = 50,
+    word_dim: Annotated[int, typer.Option("--word-dim", min=1, help="= model.lexicon_dim.")]
+    = 50,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="word2vec epochs.")] = 5,
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="Skip tokens seen less "
+                                           "often.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the vector files.")]
+    = False,
+    threads: ThreadsOpt = 1,
+    trust_code: TrustOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train character, bigram and word vectors on raw text (gensim word2vec).
+
+    Writes word2vec text files that model.char_vectors, model.bigram_vectors and
+    model.word_vectors read (needs pip install 'bmes_tagger[vectors]').
+
+    Example: tagger vectors raw.txt --out vectors --model runs/pku/best.pt
+    """
+    from .predict import Tagger
+    from .resources import VectorSettings, raw_lines, train_vectors
+
+    with _user_errors(debug, stop_signals=True):
+        if model is not None and jieba:
+            raise BmesTaggerError("give --model or --jieba, not both")
+        inputs = {**{f"RAW {i + 1}": p for i, p in enumerate(raw)}, "--model": model}
+        names = ["chars", "bigrams", *(["words"] if model is not None or jieba else [])]
+        for name in names:
+            check_output(out / f"{name}.vec", force=force, inputs=inputs)
+        segmenter: Tagger | str | None = "jieba" if jieba else None
+        if model is not None:
+            segmenter = Tagger.load(model, threads=threads, trust_code=trust_code)
+        settings = VectorSettings(char_dim=char_dim, bigram_dim=bigram_dim, word_dim=word_dim,
+                                  epochs=epochs, min_count=min_count, threads=max(threads, 1))
+        written = train_vectors(list(raw_lines(raw)), out, settings, segmenter, force=force)
+    for name, path in written.items():
+        typer.echo(f"{path} ({name})")
+
+
 @app.command("convert")
 def convert_cli(
     input: Annotated[Path, typer.Argument(metavar="IN", help="Labelled corpus to read.",
