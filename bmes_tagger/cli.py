@@ -539,7 +539,8 @@ def lexicon_cli(
                                                   enumerate(raw)}, "--model": model})
         segmenter = "jieba" if jieba else Tagger.load(model, threads=threads,
                                                       trust_code=trust_code)
-        n = write_lexicon(count_words(raw_lines(raw), segmenter), out, min_count, force=force)
+        counts = count_words(raw_lines(raw), segmenter, progress=sys.stderr.isatty())
+        n = write_lexicon(counts, out, min_count, force=force)
     typer.echo(f"{out}: {n:,} words")
 
 
@@ -590,7 +591,8 @@ def vectors_cli(
             segmenter = Tagger.load(model, threads=threads, trust_code=trust_code)
         settings = VectorSettings(char_dim=char_dim, bigram_dim=bigram_dim, word_dim=word_dim,
                                   epochs=epochs, min_count=min_count, threads=max(threads, 1))
-        written = train_vectors(list(raw_lines(raw)), out, settings, segmenter, force=force)
+        written = train_vectors(list(raw_lines(raw)), out, settings, segmenter, force=force,
+                                progress=sys.stderr.isatty())
     for name, path in written.items():
         typer.echo(f"{path} ({name})")
 

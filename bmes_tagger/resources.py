@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .atomic import atomic_write
 from .corpus import iter_lines
 from .errors import BmesTaggerError
@@ -63,12 +65,28 @@ def segmented(lines: Iterable[str], segmenter: Tagger | str) -> Iterator[list[st
         yield from segmenter.segment(block)
 
 
-def count_words(lines: Iterable[str], segmenter: Tagger | str) -> Counter[str]:
-    """How often each word occurs in the segmented ``lines``."""
+def count_words(lines: Iterable[str], segmenter: Tagger | str,
+                progress: bool = False) -> Counter[str]:
+    """How often each word occurs in the segmented ``lines`` (``progress``: a tqdm bar on
+    stderr)."""
     counts: Counter[str] = Counter()
-    for words in segmented(lines, segmenter):
+    for words in tqdm(segmented(lines, segmenter), desc="segmenting", unit=" lines",
+                      disable=not progress, leave=False):
         counts.update(words)
     return counts
+
+
+def _epoch_bar(total: int, desc: str, progress: bool) -> tuple[tqdm, list[Any]]:
+    """A tqdm bar advanced by gensim at the end of each word2vec epoch."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    bar = tqdm(total=total, desc=desc, unit=" epochs", disable=not progress, leave=False)
+
+    class Tick(CallbackAny2Vec):  # type: ignore[misc]
+        def on_epoch_end(self, model: Any) -> None:
+            bar.update()
+
+    return bar, [Tick()]
 
 
 def write_lexicon(counts: Counter[str], path: str | Path, min_count: int = 1,
@@ -99,11 +117,13 @@ class VectorSettings:
 
 
 def train_vectors(lines: Sequence[str], out_dir: str | Path, settings: VectorSettings,
-                  segmenter: Tagger | str | None = None, force: bool = False) -> dict[str, Path]:
+                  segmenter: Tagger | str | None = None, force: bool = False,
+                  progress: bool = False) -> dict[str, Path]:
     """Train and write ``chars.vec``, ``bigrams.vec`` and (with a ``segmenter``) ``words.vec``
-    in ``out_dir``. Tokens are spelled as the vocabularies spell them (normalised characters;
-    bigram keys as :func:`bmes_tagger.features.bigram_keys`, sentence edges included), so
-    every vector can be found.
+    in ``out_dir`` (``progress``: tqdm bars on stderr). Tokens are spelled as the
+    vocabularies spell them (normalised characters; bigram keys as
+    :func:`bmes_tagger.features.bigram_keys`, sentence edges included), so every vector can
+    be found.
 
     Returns:
         ``{"chars" | "bigrams" | "words": path}`` of the files written.
@@ -123,13 +143,17 @@ def train_vectors(lines: Sequence[str], out_dir: str | Path, settings: VectorSet
     }
     if segmenter is not None:
         words = [[normalize_width(w) if settings.normalize else w for w in ws]
-                 for ws in segmented(lines, segmenter)]
+                 for ws in tqdm(segmented(lines, segmenter), desc="segmenting",
+                                total=len(lines), unit=" lines", disable=not progress,
+                                leave=False)]
         corpora["words"] = ([w for w in words if w], settings.word_dim)
     written = {}
     for name, (sentences, dim) in corpora.items():
-        model: Any = Word2Vec(sentences=sentences, vector_size=dim, window=settings.window,
-                              min_count=settings.min_count, workers=settings.threads,
-                              epochs=settings.epochs, sg=1, seed=1)
+        bar, callbacks = _epoch_bar(settings.epochs, f"word2vec {name}", progress)
+        with bar:
+            model: Any = Word2Vec(sentences=sentences, vector_size=dim, window=settings.window,
+                                  min_count=settings.min_count, workers=settings.threads,
+                                  epochs=settings.epochs, sg=1, seed=1, callbacks=callbacks)
         path = out / f"{name}.vec"
         with atomic_write(path, force=force) as f:
             f.write(f"{len(model.wv.index_to_key)} {dim}\n")
