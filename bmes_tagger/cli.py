@@ -331,6 +331,7 @@ def predict_cli(
             if span is not None:
                 lo, hi = shard_range(count_lines(input), *span)
                 lines = itertools.islice(lines, lo, hi)
+        lines = _with_progress(lines, output is not None)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
             records = predict_lines(tagger, lines, format, batch_size, user_dict=dictionary,
@@ -347,6 +348,17 @@ def predict_cli(
         else:
             with atomic_write(output, force=force, inputs=inputs) as f:
                 write_records(records, f, str(output))
+
+
+def _with_progress(lines: Iterator[str], to_file: bool) -> Iterator[str]:
+    """Count the lines read on a tqdm bar when stderr is a terminal that the output does not
+    also go to (the bar would be torn by the tagged lines)."""
+    stdout_tty = sys.stdout is not None and sys.stdout.isatty()
+    if sys.stderr is None or not sys.stderr.isatty() or (stdout_tty and not to_file):
+        return lines
+    from tqdm import tqdm
+
+    return iter(tqdm(lines, desc="tagging", unit=" lines", leave=False, mininterval=0.5))
 
 
 def _shard_of(input: str, shard: str | None, parse: Any) -> tuple[int, int] | None:

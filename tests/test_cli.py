@@ -218,3 +218,45 @@ def test_eval_config_from_another_directory_says_where_it_looked(
     assert f"this is {elsewhere}" in err and f"--model {hint}" in err
     code, out2, err = invoke("eval", str(cfg), "--json", "--model", str(hint))
     assert code == 0 and json.loads(out2) == json.loads(out)
+
+
+def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
+        cws_run: Path, tmp_path: Path) -> None:
+    """stderr a terminal, output to a file: a 'tagging' bar on stderr; the tagged file equals
+    the one a run without a terminal writes, and a non-terminal stderr gets no bar."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    raw = tmp_path / "in.txt"
+    raw.write_text("我们在北京工作。\n好\n" * 50, encoding="utf-8")
+    model = str(cws_run / "run" / "best.pt")
+    base = [sys.executable, "-m", "bmes_tagger", "predict", str(raw), "--model", model]
+    master, slave = pty.openpty()
+    # a new pty is 0 columns wide, and tqdm draws nothing in no columns
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    try:
+        done = subprocess.run([*base, "--output", str(tmp_path / "tty.txt")], stderr=slave,
+                              stdout=subprocess.DEVNULL, timeout=120)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0, shown
+    assert b"tagging" in shown and b"lines" in shown
+    plain = subprocess.run([*base, "--output", str(tmp_path / "plain.txt")],
+                           capture_output=True, timeout=120)
+    assert plain.returncode == 0 and b"tagging" not in plain.stderr
+    assert (tmp_path / "tty.txt").read_bytes() == (tmp_path / "plain.txt").read_bytes()
