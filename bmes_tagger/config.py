@@ -105,6 +105,10 @@ class _ModelCore:
     char_vectors: str | None = _opt(None, "pretrained character vectors (word2vec text format, "
                                     "header optional) to initialise the embedding", path=True)
     freeze_vectors: bool = _opt(False, "keep pretrained vectors fixed during training")
+    extend_vocab: bool = _opt(
+        False, "tokens that have a pretrained vector (char_vectors, bigram_vectors, lexicon "
+        "words in word_vectors) join the vocabulary though training never saw them, so text "
+        "that training missed is read through its vectors; those rows are kept fixed")
     locked_dropout: bool = _opt(False, "use one dropout mask per sentence across time "
                                 "(variational dropout) for embedding and output dropout")
     head: str = _opt("softmax", "output layer: softmax (per-character) or crf",

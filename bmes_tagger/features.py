@@ -194,6 +194,12 @@ class Feature:
         """The tokens pretrained vectors are looked up for (the embedding table's rows)."""
         return state
 
+    def extended(self, state: Any, tokens: Sequence[str]) -> Any:
+        """The state with ``tokens`` (which have pretrained vectors) added to the embedding
+        table's rows, after the rows it had (``model.extend_vocab``)."""
+        vocab: Vocab = state
+        return Vocab([*vocab.tokens, *dict.fromkeys(t for t in tokens if t not in vocab)])
+
     def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
                char_ids: np.ndarray) -> np.ndarray:
         """(total_tokens, slots) int64 ids of ``tokens``; ``vocabs`` holds every feature's
@@ -461,6 +467,12 @@ class Lexicon(Feature):
                                   "mode has no word embeddings)")
         return state.table
 
+    def extended(self, state: LexiconState, tokens: Sequence[str]) -> LexiconState:
+        # only lexicon words can ever be matched, so only they get a row
+        words = set(state.lexicon.words)
+        table = super().extended(self.vectors_vocab(state), [t for t in tokens if t in words])
+        return LexiconState(state.lexicon, table)
+
 
 # Every input feature, in the order their embeddings are concatenated (characters first).
 FEATURES: tuple[Feature, ...] = (Characters(), Bigrams(), Classes(), Lexicon())
@@ -480,9 +492,30 @@ def active(model: ModelConfig) -> list[Feature]:
 
 def build_vocabs(sentences: Sequence[Sequence[str]], config: Config) -> dict[str, Any]:
     """The state (vocabulary) of every active feature that has one, from the training
-    tokens."""
+    tokens (see :func:`extend_vocabs` for ``model.extend_vocab``)."""
     return {f.name: f.build_vocab(sentences, config) for f in active(config.model)
             if f.has_vocab}
+
+
+def extend_vocabs(states: dict[str, Any], model: ModelConfig
+                  ) -> tuple[dict[str, Any], dict[str, int]]:
+    """``model.extend_vocab``: every token of a feature's pretrained vectors joins its
+    embedding table.
+
+    Returns:
+        ``(states, {feature name: rows added})``.
+    """
+    paths = feature_vectors(model)
+    if not paths:
+        raise BmesTaggerError("model.extend_vocab: true needs pretrained vectors to take the "
+                              "tokens from (char_vectors, bigram_vectors or word_vectors)")
+    out, added = dict(states), {}
+    for name, path in paths.items():
+        feature = BY_NAME[name]
+        before = len(feature.vectors_vocab(states[name]))
+        out[name] = feature.extended(states[name], vector_tokens(path))
+        added[name] = len(feature.vectors_vocab(out[name])) - before
+    return out, added
 
 
 def encode(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], config: Config
@@ -706,6 +739,31 @@ class BigramTable:
 
 
 # --- pretrained vectors --------------------------------------------------------------------------
+
+
+def vector_tokens(path: str | Path) -> list[str]:
+    """The tokens of a word2vec text file, in file order (the values are read, and checked,
+    by :func:`load_vectors`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BmesTaggerError(f"{path}: vector file not found")
+    tokens = []
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            fields = raw.rstrip(b"\r\n").split(b" ")
+            if number == 1:
+                fields[0] = fields[0].removeprefix(b"\xef\xbb\xbf")
+                if len(fields) == 2 and all(x.isdigit() for x in fields):
+                    continue  # the COUNT DIM header
+            token = fields[0]
+            if not token:
+                continue
+            try:
+                tokens.append(token.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BmesTaggerError(f"{path}:{number}: not valid UTF-8; vector files must be "
+                                      "UTF-8") from None
+    return tokens
 
 
 def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, float]:

@@ -200,8 +200,13 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     torch.manual_seed(tcfg.seed)
 
     train_sents, dev_sents = load_training_data(config)
+    added: dict[str, int] = {}
     if state is None:
         vocabs = features.build_vocabs([s.chars for s in train_sents], config)
+        if config.model.extend_vocab:
+            vocabs, added = features.extend_vocabs(vocabs, config.model)
+            notes += [f"{name}: {n:,} tokens of the pretrained vectors added to the vocabulary"
+                      for name, n in added.items()]
         # A label seen only in dev (a rare POS tag, say) still needs tag ids; characters and
         # everything the model learns come from train alone.
         tags = tag_set(train_sents + dev_sents, config)
@@ -228,6 +233,10 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
             notes.append(line)
             if config.model.freeze_vectors:
                 frozen_rows[name] = rows
+            elif added.get(name):
+                # the rows extend_vocab added stay as pretrained, weight decay or not
+                size = model.embedding.tables[name].num_embeddings
+                frozen_rows[name] = torch.arange(size - added[name], size)
     else:
         assert state.weights is not None and state.training is not None
         model.load_state_dict(state.weights)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bmes_tagger.config import load_config
-from bmes_tagger.errors import RunDirError
+from bmes_tagger.errors import BmesTaggerError, RunDirError
 from bmes_tagger.predict import Tagger
 from bmes_tagger.rundir import RunLock
 from bmes_tagger.train import train
@@ -231,6 +231,64 @@ def test_frozen_vectors_keep_their_rows_only_and_resume(tmp_path: Path) -> None:
     for i, c in enumerate(chars):
         assert torch.equal(weight[vocab.index[c]], torch.full((16,), float(i + 1))), c
     assert [m["epoch"] for m in metrics(tmp_path / "run")] == [1, 2]
+
+
+def test_extend_vocab_reads_unseen_tokens_through_their_fixed_vectors(tmp_path: Path) -> None:
+    """model.extend_vocab: characters, bigrams and lexicon words that only the vectors know
+    get rows after the training vocabulary, holding their vectors unchanged after training
+    (weight decay on); text with them is encoded to those rows in the shipped model."""
+    import numpy as np
+    import torch
+
+    from bmes_tagger import features
+
+    def vec(name: str, tokens: list[str], dim: int) -> Path:
+        path = tmp_path / name
+        path.write_text(f"{len(tokens)} {dim}\n" + "".join(
+            f"{t} " + " ".join([f"{i + 1}.5"] * dim) + "\n" for i, t in enumerate(tokens)),
+            encoding="utf-8")
+        return path
+
+    unseen_chars = ["龘", "靐"]  # in no sample text
+    chars = vec("c.vec", ["的", *unseen_chars], 16)
+    bigrams = vec("b.vec", ["龘\x1f靐", "的\x1f龘"], 8)
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("龘靐 3\n学生 5\n", encoding="utf-8")
+    words = vec("w.vec", ["龘靐", "不在词表"], 8)
+    sets = [f"model.char_vectors={chars}", f"model.bigram_vectors={bigrams}",
+            "model.bigram_dim=8", f"model.lexicon={lexicon}", "model.lexicon_dim=8",
+            f"model.word_vectors={words}", "model.extend_vocab=true",
+            "train.weight_decay=0.1", "train.epochs=1"]
+    assert features.SEP == "\x1f"
+    train(load_config(tiny_config(tmp_path), sets), tmp_path / "run", progress=False)
+    log = (tmp_path / "run" / "train.log").read_text("utf-8")
+    assert "chars: 2 tokens of the pretrained vectors added" in log
+    assert "bigrams: 2 tokens" in log and "lexicon: 1 tokens" in log
+    tagger = Tagger.load(tmp_path / "run" / "best.pt")
+    weights = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    char_vocab = tagger.vocabs["chars"]
+    # the added rows come last, in file order, with their vectors as they were
+    assert char_vocab.tokens[-2:] == unseen_chars
+    for token, value in (("龘", 2.5), ("靐", 3.5)):
+        row = weights["embedding.tables.chars.weight"][char_vocab.index[token]]
+        assert torch.equal(row, torch.full((16,), value))
+    assert tagger.vocabs["bigrams"].tokens[-2:] == ["龘\x1f靐", "的\x1f龘"]
+    table = tagger.vocabs["lexicon"].table
+    assert table.tokens[-1] == "龘靐" and "不在词表" not in table  # lexicon words only
+    row = weights["embedding.tables.lexicon.weight"][table.index["龘靐"]]
+    assert torch.equal(row, torch.full((8,), 1.5))
+    columns, _ = features.encode([list("的龘靐")], tagger.vocabs, tagger.config)
+    assert columns["chars"][1:, 0].tolist() == [char_vocab.index[c] for c in unseen_chars]
+    assert columns["bigrams"][1, 0] == tagger.vocabs["bigrams"].index["龘\x1f靐"]
+    assert table.index["龘靐"] in np.asarray(columns["lexicon"]).tolist()[1]
+    assert tagger.segment(["的龘靐"])[0]  # and the shipped model predicts with them
+
+
+def test_extend_vocab_needs_vectors(tmp_path: Path) -> None:
+    cfg = load_config(tiny_config(tmp_path), ["model.extend_vocab=true"])
+    with pytest.raises(BmesTaggerError, match="extend_vocab.*needs pretrained vectors"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_frozen_rows_are_exactly_those_that_got_vectors(tmp_path: Path) -> None:
