@@ -302,8 +302,11 @@ def _vocabs(value: Any, config: Config) -> dict[str, Vocab]:
     out = {}
     for name in needed:
         raw = value[name]
-        if isinstance(raw, str | list):
-            _check(len(raw) <= _MAX_TOKENS * 64, f"vocabs.{name}: too large to be plausible")
+        parts = raw.values() if isinstance(raw, dict) else [raw]
+        for part in parts:
+            if isinstance(part, str | list):
+                _check(len(part) <= _MAX_TOKENS * 64,
+                       f"vocabs.{name}: too large to be plausible")
         try:
             out[name] = BY_NAME[name].load(raw, config)
         except ValueError as exc:

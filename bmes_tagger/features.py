@@ -13,6 +13,7 @@ Encoding is NumPy only (no torch), so that predicting with an exported model nee
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -107,6 +108,7 @@ class EmbeddingSpec:
     slots: int
     groups: int = 0
     weighted: bool = False
+    fixed: int = 0  # the last rows: pretrained vectors training keeps (model.extend_vocab)
 
     @property
     def width(self) -> int:
@@ -173,10 +175,8 @@ class Feature:
 
     def save(self, state: Any) -> Any:
         """The state as checkpoint data (strings, numbers, lists, dicts of them): a
-        vocabulary is its tokens, one ``"\n"``-joined string."""
-        if any("\n" in t for t in state.tokens):
-            raise ValueError(f"checkpoint vocabs.{self.name}: a token contains a newline")
-        return "\n".join(state.tokens)
+        vocabulary is its tokens, one ``"\n"``-joined string (see :func:`vocab_data`)."""
+        return vocab_data(state, f"checkpoint vocabs.{self.name}")
 
     def load(self, raw: Any, config: Config) -> Any:
         """The state from :meth:`save`'s data (format 1 stored lists of tokens too).
@@ -194,11 +194,16 @@ class Feature:
         """The tokens pretrained vectors are looked up for (the embedding table's rows)."""
         return state
 
+    def fixed_rows(self, state: Any) -> int:
+        """How many of the embedding table's last rows are kept fixed (``extend_vocab``)."""
+        return int(state.fixed)
+
     def extended(self, state: Any, tokens: Sequence[str]) -> Any:
         """The state with ``tokens`` (which have pretrained vectors) added to the embedding
         table's rows, after the rows it had (``model.extend_vocab``)."""
         vocab: Vocab = state
-        return Vocab([*vocab.tokens, *dict.fromkeys(t for t in tokens if t not in vocab)])
+        new = list(dict.fromkeys(t for t in tokens if t not in vocab))
+        return Vocab([*vocab.tokens, *new], fixed=vocab.fixed + len(new))
 
     def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
                char_ids: np.ndarray) -> np.ndarray:
@@ -391,15 +396,24 @@ class Lexicon(Feature):
             table = Vocab([PAD_TOKEN, UNK_TOKEN, NONE, *(lexicon.words[i] for i in order)])
         return LexiconState(lexicon, table)
 
-    def save(self, state: LexiconState) -> dict[str, str]:
-        return {"words": "\n".join(state.lexicon.words),
-                "freqs": "\n".join(map(str, state.lexicon.freqs.tolist())),
-                "table": "\n".join(state.table.tokens) if state.table is not None else ""}
+    def save(self, state: LexiconState) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "words": "\n".join(state.lexicon.words),
+            "freqs": "\n".join(map(str, state.lexicon.freqs.tolist())),
+            "table": "\n".join(state.table.tokens) if state.table is not None else ""}
+        if state.table is not None and state.table.fixed:
+            out["fixed"] = state.table.fixed
+        return out
 
     def load(self, raw: Any, config: Config) -> LexiconState:
-        if not isinstance(raw, dict) or set(raw) != {"words", "freqs", "table"} or \
-                not all(isinstance(v, str) for v in raw.values()):
-            raise ValueError("must be a mapping of words, freqs and table strings")
+        fixed = raw.get("fixed", 0) if isinstance(raw, dict) else 0
+        strings = {k: v for k, v in raw.items() if k != "fixed"} if isinstance(raw, dict) \
+            else {}
+        if set(strings) != {"words", "freqs", "table"} or \
+                not all(isinstance(v, str) for v in strings.values()):
+            raise ValueError("must be a mapping of words, freqs and table strings (and fixed)")
+        if type(fixed) is not int:
+            raise ValueError("fixed must be an integer")
         words = raw["words"].split("\n") if raw["words"] else []
         try:
             freqs = np.array(raw["freqs"].split("\n") if raw["freqs"] else [], dtype=np.int64)
@@ -411,7 +425,8 @@ class Lexicon(Feature):
             raise ValueError("words must be distinct and non-empty")
         table = None
         if config.model.lexicon_mode == "vectors":
-            table = vocab_from(raw["table"])
+            table = vocab_from({"tokens": raw["table"], "fixed": fixed} if fixed
+                               else raw["table"])
             if table.tokens[2:3] != [NONE]:
                 raise ValueError("the table must start with <pad>, <unk>, NONE")
         return LexiconState(lexicon_module.Lexicon(words, freqs), table)
@@ -466,6 +481,9 @@ class Lexicon(Feature):
             raise BmesTaggerError("model.word_vectors needs lexicon_mode: vectors (counts "
                                   "mode has no word embeddings)")
         return state.table
+
+    def fixed_rows(self, state: LexiconState) -> int:
+        return state.table.fixed if state.table is not None else 0
 
     def extended(self, state: LexiconState, tokens: Sequence[str]) -> LexiconState:
         # only lexicon words can ever be matched, so only they get a row
@@ -543,7 +561,12 @@ def input_names(model: ModelConfig) -> list[str]:
 
 def embedding_specs(model: ModelConfig, vocabs: dict[str, Vocab]) -> dict[str, EmbeddingSpec]:
     """``{name: spec}`` of every active feature, in input order."""
-    return {f.name: f.embedding(model, vocabs.get(f.name)) for f in active(model)}
+    specs = {}
+    for f in active(model):
+        spec = f.embedding(model, vocabs.get(f.name))
+        fixed = f.fixed_rows(vocabs[f.name]) if f.has_vocab else 0
+        specs[f.name] = dataclasses.replace(spec, fixed=fixed) if fixed else spec
+    return specs
 
 
 # --- character ids -------------------------------------------------------------------------------
@@ -551,13 +574,29 @@ def embedding_specs(model: ModelConfig, vocabs: dict[str, Vocab]) -> dict[str, E
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
+def vocab_data(vocab: Vocab, where: str) -> str | dict[str, Any]:
+    """A vocabulary as checkpoint data: its tokens ``"\n"``-joined, or with fixed rows
+    (``model.extend_vocab``) ``{"tokens": joined, "fixed": count}``."""
+    if any("\n" in t for t in vocab.tokens):
+        raise ValueError(f"{where}: a token contains a newline")
+    joined = "\n".join(vocab.tokens)
+    return {"tokens": joined, "fixed": vocab.fixed} if vocab.fixed else joined
+
+
 def vocab_from(raw: Any) -> Vocab:
     """A vocabulary from checkpoint data: its tokens ``"\n"``-joined (format 2 on) or listed
-    (format 1).
+    (format 1), or :func:`vocab_data`'s mapping with fixed rows.
 
     Raises:
-        ValueError: not tokens, an empty or duplicate token, or no ``<pad>``, ``<unk>`` first.
+        ValueError: not tokens, an empty or duplicate token, no ``<pad>``, ``<unk>`` first, or
+            a count of fixed rows the tokens cannot hold.
     """
+    fixed = 0
+    if isinstance(raw, dict):
+        if set(raw) != {"tokens", "fixed"} or not isinstance(raw["tokens"], str) or \
+                type(raw["fixed"]) is not int or raw["fixed"] < 1:
+            raise ValueError("must be tokens, or a mapping of tokens and fixed (a count >= 1)")
+        raw, fixed = raw["tokens"], raw["fixed"]
     if isinstance(raw, str):
         tokens = raw.split("\n") if raw else []
     elif isinstance(raw, list) and all(isinstance(t, str) for t in raw):
@@ -570,7 +609,9 @@ def vocab_from(raw: Any) -> Vocab:
         raise ValueError("holds an empty token")
     if len(set(tokens)) != len(tokens):
         raise ValueError("holds duplicate tokens")
-    return Vocab(tokens)
+    if fixed > len(tokens) - 2:
+        raise ValueError(f"says {fixed} fixed rows but holds {len(tokens) - 2} tokens")
+    return Vocab(tokens, fixed=fixed)
 
 
 def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.ndarray | None:

@@ -30,6 +30,44 @@ if TYPE_CHECKING:
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+class FixedTailEmbedding(nn.Embedding):
+    """An embedding table whose last ``fixed`` rows are held apart, as a parameter that takes
+    no gradient (``model.extend_vocab``: pretrained vectors of tokens training never saw), so
+    the optimizer, clipping and weight averages only ever touch the trained rows. Ids index
+    the whole table: ``weight`` rows first, then ``tail``."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, fixed: int,
+                 padding_idx: int | None = None) -> None:
+        if not 0 < fixed < num_embeddings:
+            raise ValueError(f"fixed rows must be 1..{num_embeddings - 1}, got {fixed}")
+        super().__init__(num_embeddings - fixed, embedding_dim, padding_idx=padding_idx)
+        self.tail = nn.Parameter(torch.zeros(fixed, embedding_dim), requires_grad=False)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """input: ids (any shape) -> (*input.shape, embedding_dim)."""
+        over = input >= self.num_embeddings
+        trained = F.embedding(input.masked_fill(over, 0), self.weight, self.padding_idx)
+        tail = F.embedding((input - self.num_embeddings).clamp(min=0), self.tail)
+        return torch.where(over.unsqueeze(-1), tail, trained)
+
+
+def embedding_table(spec: EmbeddingSpec) -> nn.Embedding:
+    """The table of one feature: all rows trained, or a :class:`FixedTailEmbedding`."""
+    if spec.fixed:
+        return FixedTailEmbedding(spec.num_embeddings, spec.dim, spec.fixed, padding_idx=PAD)
+    return nn.Embedding(spec.num_embeddings, spec.dim, padding_idx=PAD)
+
+
+def set_rows(table: nn.Embedding, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """Write ``values`` (len(rows), dim) into rows of the whole table (ids as the features
+    give them, the fixed tail included)."""
+    n = table.num_embeddings
+    with torch.no_grad():
+        table.weight[rows[rows < n]] = values[rows < n].to(table.weight.dtype)
+        if isinstance(table, FixedTailEmbedding):
+            table.tail[rows[rows >= n] - n] = values[rows >= n].to(table.tail.dtype)
+
+
 class InputEmbedding(nn.Module):
     """One embedding table per input feature; their outputs are concatenated per token.
 
@@ -39,8 +77,7 @@ class InputEmbedding(nn.Module):
 
     def __init__(self, specs: dict[str, EmbeddingSpec]) -> None:
         super().__init__()
-        self.tables = nn.ModuleDict({name: nn.Embedding(spec.num_embeddings, spec.dim,
-                                                        padding_idx=PAD)
+        self.tables = nn.ModuleDict({name: embedding_table(spec)
                                      for name, spec in specs.items()})
         self.slots = {name: spec.slots for name, spec in specs.items()}
         # features whose slots are pooled in groups: summed, weighted by the input

@@ -33,7 +33,7 @@ from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
 from .evaluate import evaluate
-from .model import BiLSTMTagger, TorchNetwork, build_model
+from .model import BiLSTMTagger, TorchNetwork, build_model, set_rows
 from .parallel import DataParallel
 from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
@@ -233,10 +233,6 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
             notes.append(line)
             if config.model.freeze_vectors:
                 frozen_rows[name] = rows
-            elif added.get(name):
-                # the rows extend_vocab added stay as pretrained, weight decay or not
-                size = model.embedding.tables[name].num_embeddings
-                frozen_rows[name] = torch.arange(size - added[name], size)
     else:
         assert state.weights is not None and state.training is not None
         model.load_state_dict(state.weights)
@@ -277,9 +273,11 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     if par.enabled:
         notes.append(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
     n_params = sum(p.numel() for p in model.parameters())
+    n_fixed = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     notes.append(f"model: {config.model.cell} x{config.model.num_layers} "
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
-           f"head {config.model.head}, {n_params:,} parameters, on {device}")
+           f"head {config.model.head}, {n_params:,} parameters"
+           f"{f' ({n_fixed:,} of them fixed)' if n_fixed else ''}, on {device}")
     tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words))
     board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
         if tcfg.tensorboard and par.is_main else None
@@ -545,9 +543,10 @@ def init_pretrained(model: BiLSTMTagger, config: Config, vocabs: dict[str, Vocab
         found = ~torch.isnan(values).any(dim=1)
         if not bool(torch.isfinite(values[found]).all()):
             raise BmesTaggerError(f"{path}: holds infinite vector values")
-        with torch.no_grad():
-            table.weight[found] = values[found]
         rows = found.nonzero().squeeze(1)
+        set_rows(table, rows, values[rows])
+        # the trained rows that got a vector (a fixed tail is fixed anyway)
+        rows = rows[rows < table.num_embeddings]
         out.append((name, rows, f"{name} vectors: {path} covers "
                     f"{coverage:.1%} of the vocabulary"
                     f"{' (those rows frozen)' if config.model.freeze_vectors else ''}"))
@@ -606,8 +605,10 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
+        # parameters that take no gradient (a fixed embedding tail) never change: not averaged
+        fixed = {k for k, p in model.named_parameters() if not p.requires_grad}
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
-                       if v.is_floating_point()}
+                       if v.is_floating_point() and k not in fixed}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
@@ -621,12 +622,13 @@ class WeightAverage:
     @contextlib.contextmanager
     def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
         """Temporarily load the averaged weights into ``model``."""
-        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict({**backup, **self.shadow})
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()
+                  if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
         try:
             yield
         finally:
-            model.load_state_dict(backup)
+            model.load_state_dict(backup, strict=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "shadow": {k: v.cpu() for k, v in self.shadow.items()}}

@@ -35,15 +35,20 @@ class Vocab:
 
     Args:
         tokens: the vocabulary in id order, starting with ``<pad>`` and ``<unk>``.
+        fixed: how many of the last tokens are rows of pretrained vectors that training
+            keeps as they are (``model.extend_vocab``); the network holds them apart.
     """
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    def __init__(self, tokens: Sequence[str], fixed: int = 0) -> None:
         if list(tokens[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise ValueError("a Vocab must start with <pad>, <unk>")
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
         if len(self.index) != len(self.tokens):
             raise ValueError("duplicate tokens in vocabulary")
+        if not 0 <= fixed <= len(self.tokens) - 2:
+            raise ValueError(f"fixed rows must be 0..{len(self.tokens) - 2}, got {fixed}")
+        self.fixed = fixed
         # lookup tables derived from this vocabulary, built once by their users (batching.py)
         self.derived: dict[Any, Any] = {}
 

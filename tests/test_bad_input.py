@@ -585,6 +585,18 @@ BAD = [
     case("ckpt/chars-hold-duplicates", lambda e: e.predict(e.hostile(
         "c.pt", lambda p: p["vocabs"].update(chars="<pad>\n<unk>\na\na"))),
          "{tmp}/c.pt", "vocabs.chars holds duplicate tokens"),
+    case("ckpt/fixed-rows-not-a-count", lambda e: e.predict(e.hostile(
+        "f.pt", lambda p: p["vocabs"].update(chars={"tokens": p["vocabs"]["chars"],
+                                                    "fixed": "9"}))),
+         "{tmp}/f.pt", "vocabs.chars must be tokens, or a mapping of tokens and fixed"),
+    case("ckpt/more-fixed-rows-than-tokens", lambda e: e.predict(e.hostile(
+        "f.pt", lambda p: p["vocabs"].update(chars={"tokens": "<pad>\n<unk>\na",
+                                                    "fixed": 5}))),
+         "{tmp}/f.pt", "vocabs.chars says 5 fixed rows but holds 1 tokens"),
+    case("ckpt/fixed-rows-the-weights-lack", lambda e: e.predict(e.hostile(
+        "f.pt", lambda p: p["vocabs"].update(chars={"tokens": p["vocabs"]["chars"],
+                                                    "fixed": 3}))),
+         "{tmp}/f.pt", "the weights do not fit"),
     case("ckpt/bigrams-declared-without-a-vocabulary", lambda e: e.predict(e.hostile(
         "b.pt", lambda p: p["config"]["model"].update(bigram_dim=8))),
          "{tmp}/b.pt", "the config's model reads ['chars', 'bigrams']"),

@@ -31,19 +31,26 @@ FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
 
 
-def random_checkpoint(tmp: Path, overrides: list[str]) -> Path:
+def random_checkpoint(tmp: Path, overrides: list[str], fixed: int = 0) -> Path:
     """An untrained (randomly initialised) CWS model of the given architecture, saved as a
-    checkpoint: every cell kind, depth and feature set can be checked in milliseconds."""
+    checkpoint: every cell kind, depth and feature set can be checked in milliseconds. With
+    ``fixed``, that many of the last characters and bigrams are a fixed tail
+    (``model.extend_vocab``), random too."""
     config = load_config(tiny_config(tmp), overrides)
     chars = sorted({c for t in TEXTS for c in t if not c.isspace()})
     keys = sorted({k for t in TEXTS for toks in [[c for c in t if not c.isspace()]] if toks
                    for k in [first_bigram(toks), *bigram_keys(toks)]})
-    vocab, bigrams = Vocab(["<pad>", "<unk>", *chars]), Vocab(["<pad>", "<unk>", *keys])
+    vocab = Vocab(["<pad>", "<unk>", *chars], fixed=fixed)
+    bigrams = Vocab(["<pad>", "<unk>", *keys], fixed=fixed)
     tags = ["B", "M", "E", "S"]
     torch.manual_seed(0)
     vocabs = {"chars": vocab, "bigrams": bigrams} if config.model.bigram_dim else \
         {"chars": vocab}
     model = build_model(config, vocabs, tags)
+    for name, parameter in model.named_parameters():
+        if name.endswith(".tail"):
+            with torch.no_grad():
+                parameter.normal_()
     path = tmp / "random.pt"
     save_checkpoint(make_payload(config, vocabs, tags, [], model.state_dict()), path)
     return path
@@ -89,6 +96,27 @@ def test_exported_emissions_equal_eager_at_any_shape(tmp_path: Path, fmt: str,
         # real positions only: padding rows are never read by decoding
         assert np.allclose(got[batch.mask], want[batch.mask], atol=1e-4), (
             f"{fmt} differs at shape {batch.mask.shape}")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exported_fixed_tail_tables_equal_eager(tmp_path: Path, fmt: str) -> None:
+    """model.extend_vocab's fixed rows (held apart from the trained rows) export too: the
+    exported emissions equal eager ones on text that reads rows of both parts."""
+    checkpoint = random_checkpoint(tmp_path, ["model.bigram_dim=8", "model.head=crf"],
+                                   fixed=40)
+    eager = Tagger.load(checkpoint)
+    tails = {n: p for n, p in eager.network.module.named_parameters() if n.endswith(".tail")}
+    assert set(tails) == {"embedding.tables.chars.tail", "embedding.tables.bigrams.tail"}
+    exported = Tagger.load(export_model(checkpoint, tmp_path / f"m{SUFFIX[fmt]}", fmt),
+                           trust_code=True)
+    limit = len(eager.vocabs["chars"]) - 40
+    reads_tail = False
+    for batch in random_batches(eager):
+        reads_tail |= bool((batch.inputs["chars"][batch.mask] >= limit).any())
+        want = eager.network.emissions(batch.inputs, batch.lengths)
+        got = exported.network.emissions(batch.inputs, batch.lengths)
+        assert np.allclose(got[batch.mask], want[batch.mask], atol=1e-4)
+    assert reads_tail
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bmes_tagger.config import ModelConfig
 from bmes_tagger.features import EmbeddingSpec
@@ -276,3 +279,31 @@ def test_a_registered_encoder_trains_saves_loads_and_exports(
             assert onnx.segment(texts) == words
     finally:
         config.ENCODERS.remove("window")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 5),
+       st.lists(st.integers(0, 11), min_size=1, max_size=20))
+def test_a_fixed_tail_table_reads_like_one_whole_table(trained: int, fixed: int, dim: int,
+                                                       ids: list[int]) -> None:
+    """FixedTailEmbedding (model.extend_vocab) = one nn.Embedding over the trained rows then
+    the tail, for any ids; only the trained rows get gradients, <pad> none."""
+    from bmes_tagger.model import FixedTailEmbedding, set_rows
+
+    size = 2 + trained + fixed
+    ids_t = torch.tensor([i % size for i in ids])
+    torch.manual_seed(len(ids))
+    whole = torch.randn(size, dim)
+    whole[0] = 0.0
+    table = FixedTailEmbedding(size, dim, fixed, padding_idx=0)
+    set_rows(table, torch.arange(size), whole)
+    assert table.num_embeddings == size - fixed and table.tail.shape == (fixed, dim)
+    assert not table.tail.requires_grad
+    out = table(ids_t)
+    assert torch.equal(out, F.embedding(ids_t, whole))
+    out.sum().backward()
+    assert table.tail.grad is None and table.weight.grad is not None
+    assert torch.equal(table.weight.grad[0], torch.zeros(dim))
+    counts = torch.bincount(ids_t, minlength=size)[:size - fixed].float()
+    counts[0] = 0.0
+    assert torch.equal(table.weight.grad[:, 0], counts)

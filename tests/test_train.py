@@ -258,24 +258,35 @@ def test_extend_vocab_reads_unseen_tokens_through_their_fixed_vectors(tmp_path: 
     sets = [f"model.char_vectors={chars}", f"model.bigram_vectors={bigrams}",
             "model.bigram_dim=8", f"model.lexicon={lexicon}", "model.lexicon_dim=8",
             f"model.word_vectors={words}", "model.extend_vocab=true",
-            "train.weight_decay=0.1", "train.epochs=1"]
+            "train.weight_decay=0.1", "train.ema_decay=0.9"]
     assert features.SEP == "\x1f"
-    train(load_config(tiny_config(tmp_path), sets), tmp_path / "run", progress=False)
+    train(load_config(tiny_config(tmp_path), [*sets, "train.epochs=1"]), tmp_path / "run",
+          progress=False)
+    # resumed: the optimizer and the weight average hold the trained rows only
+    train(load_config(tiny_config(tmp_path), [*sets, "train.epochs=2"]), tmp_path / "run",
+          resume=True, progress=False)
     log = (tmp_path / "run" / "train.log").read_text("utf-8")
     assert "chars: 2 tokens of the pretrained vectors added" in log
     assert "bigrams: 2 tokens" in log and "lexicon: 1 tokens" in log
     tagger = Tagger.load(tmp_path / "run" / "best.pt")
     weights = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+
+    def table_of(name: str) -> torch.Tensor:
+        # the trained rows, then the fixed tail the network holds apart
+        return torch.cat([weights[f"embedding.tables.{name}.weight"],
+                          weights[f"embedding.tables.{name}.tail"]])
+
     char_vocab = tagger.vocabs["chars"]
+    assert char_vocab.fixed == 2 and len(table_of("chars")) == len(char_vocab)
     # the added rows come last, in file order, with their vectors as they were
     assert char_vocab.tokens[-2:] == unseen_chars
     for token, value in (("龘", 2.5), ("靐", 3.5)):
-        row = weights["embedding.tables.chars.weight"][char_vocab.index[token]]
+        row = table_of("chars")[char_vocab.index[token]]
         assert torch.equal(row, torch.full((16,), value))
     assert tagger.vocabs["bigrams"].tokens[-2:] == ["龘\x1f靐", "的\x1f龘"]
     table = tagger.vocabs["lexicon"].table
     assert table.tokens[-1] == "龘靐" and "不在词表" not in table  # lexicon words only
-    row = weights["embedding.tables.lexicon.weight"][table.index["龘靐"]]
+    row = table_of("lexicon")[table.index["龘靐"]]
     assert torch.equal(row, torch.full((8,), 1.5))
     columns, _ = features.encode([list("的龘靐")], tagger.vocabs, tagger.config)
     assert columns["chars"][1:, 0].tolist() == [char_vocab.index[c] for c in unseen_chars]
