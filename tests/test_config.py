@@ -40,6 +40,44 @@ def test_bundled_sample_configs_load(name: str) -> None:
     assert cfg.output.dir == f"runs/{name}"
 
 
+SETTING_KEYS = {
+    "lexicon": {"lexicon", "lexicon_dim"},
+    "vectors": {"char_vectors", "bigram_vectors", "extend_vocab"},
+    "lexicon_vectors": {"lexicon", "lexicon_dim", "char_vectors", "bigram_vectors",
+                        "word_vectors", "extend_vocab"},
+}
+SETTING_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml")
+                         if any(p.stem.endswith("_" + s) for s in SETTING_KEYS))
+
+
+@pytest.mark.parametrize("path", SETTING_CONFIGS, ids=lambda p: p.stem)
+def test_a_setting_config_is_its_closed_config_plus_the_settings_keys(
+        path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/NAME_lexicon.yaml (and _vectors, _lexicon_vectors) must not drift from
+    configs/NAME.yaml: the same config but for the setting's model keys and the run folder,
+    so a benchmark row's setting is the only difference from the closed row."""
+    for name in ("chars", "bigrams", "words"):
+        (tmp_path / f"{name}.vec").write_text("", encoding="utf-8")
+    monkeypatch.setenv("BMES_VECTORS", str(tmp_path))
+    setting = max((s for s in SETTING_KEYS if path.stem.endswith("_" + s)), key=len)
+    name = path.stem[:-len(setting) - 1]
+    closed = load_config(REPO / "configs" / f"{name}.yaml").to_dict()
+    variant = load_config(path).to_dict()
+    assert variant["output"]["dir"] == f"runs/{name}_{setting}"
+    changed = {k for k, v in variant["model"].items() if closed["model"][k] != v}
+    assert changed <= SETTING_KEYS[setting]
+    assert ("lexicon" in changed) == ("lexicon" in setting)
+    assert ("char_vectors" in changed) == ("vectors" in setting)
+    if "vectors" in setting:
+        assert variant["model"]["char_vectors"] == str(tmp_path / "chars.vec")
+    for section in ("data", "train"):
+        assert variant[section] == closed[section], section
+    if "vectors" in setting:
+        # the dimensions the vectors of `tagger vectors` have (its defaults)
+        assert variant["model"]["embedding_dim"] == 100
+        assert variant["model"]["bigram_dim"] in (0, 50)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
