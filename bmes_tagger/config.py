@@ -595,7 +595,16 @@ def _suggest(name: str, valid: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5) if len(name) < 100 else []
     if close:
         return f"; did you mean '{close[0]}'?"
-    return f"; valid keys: {', '.join(valid)}"
+    # an error stays one readable line: the first keys, then where the rest are listed
+    shown: list[str] = []
+    for key in valid:
+        if sum(len(k) + 2 for k in shown) + len(key) > 160:
+            break
+        shown.append(key)
+    rest = len(valid) - len(shown)
+    more = f" and {rest} more (the README's config table lists every key)" \
+        if rest else ""
+    return f"; valid keys: {', '.join(shown)}{more}"
 
 
 def _quote(name: str) -> str:
