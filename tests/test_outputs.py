@@ -612,4 +612,5 @@ def test_help_is_plain_and_keeps_square_brackets() -> None:
             seen.add(extra)
         for flag in ("--force", "--resume", "--quantize", "--json", "--debug"):
             assert not re.search(rf"{flag}\s+(<|BOOLEAN|\[)", text), (argv, flag)
-    assert seen == {"bmes_tagger[onnx]", "bmes_tagger[plot]"}
+    assert seen == {"bmes_tagger[onnx]", "bmes_tagger[plot]", "bmes_tagger[vectors]",
+                    "bmes_tagger[jieba]"}
