@@ -206,7 +206,9 @@ def train_cli(
     from .train import train
 
     seed_list = _seed_list(seeds, ctx.args)
-    with _user_errors(debug):
+    # stop signals: SIGTERM before the training loop (reading the corpus, say) unwinds through
+    # the run directory's cleanup; inside the loop the first one asks it to stop and save
+    with _user_errors(debug, stop_signals=True):
         sets = list(overrides or [])
         sets += [f"train.device={device}"] if device is not None else []
         sets += [f"train.threads={threads}"] if threads is not None else []

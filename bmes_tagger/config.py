@@ -303,13 +303,19 @@ def _paths(cfg: Config) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def input_paths(cfg: Config) -> dict[str, str]:
+    """``{"section.key": path}`` of every file the config makes a run read (corpora, word
+    lists, vectors, lexicon)."""
+    return {f"{section}.{key}": value for section, key, value in _paths(cfg) if value}
+
+
 def write_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (the run directory's ``config.yaml``)."""
-    Path(path).write_text(
-        "# Resolved configuration of this run (written by bmes_tagger).\n"
-        + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True),
-        encoding="utf-8",
-    )
+    """Write the resolved config as YAML (the run directory's ``config.yaml``), atomically."""
+    from .atomic import atomic_write
+
+    with atomic_write(path) as f:
+        f.write("# Resolved configuration of this run (written by bmes_tagger).\n"
+                + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
 
 
 def config_reference() -> str:

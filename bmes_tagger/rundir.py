@@ -5,6 +5,14 @@ A run directory holds ``best.pt``, ``last.pt``, ``metrics.jsonl`` (one JSON line
 evaluation), ``train.log`` and ``config.yaml`` (the resolved config). It *holds a run* once a
 checkpoint has been written; a folder without one (a run killed before its first evaluation,
 one whose first save failed, a folder where the user keeps a config) is not a run.
+
+Files under those names are the tool's only if the folder has the :data:`MARKER` file, which
+a run writes before any of them: in any other folder they are the user's, and a new run
+refuses to replace them unless forced. A run's files are plain files written in place (or
+renamed over): a link or other special file under one of their names, or under the lock's, is
+refused rather than followed, and no file a run reads (its config, corpora, vectors, lexicon)
+may be one of them. A forced run clears the old run only once the new one has started (data
+read, model built), so a failing start leaves the old run as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,8 @@ RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
 # metrics.jsonl but nothing to resume from, and must be startable again)
 RESULT_FILES = ("best.pt", "last.pt")
 LOCK = ".lock"
+# written by a run before any run file: the files under RUN_FILES names are ours
+MARKER = ".bmes_tagger-run"
 TENSORBOARD = "tensorboard"  # event files of train.tensorboard
 
 
@@ -45,7 +56,20 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                # never through a link: the PID would be written into whatever it points at
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                             0o644)
+            except OSError as exc:
+                raise RunDirError(f"{self.path}: cannot be the run directory's lock file "
+                                  f"({_why_not_plain(self.path, exc)}); remove it") from None
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+                os.close(fd)
+                what = "has other names (hard links)" if stat.S_ISREG(info.st_mode) else \
+                    "is not a regular file"
+                raise RunDirError(f"{self.path}: cannot be the run directory's lock file ({what}"
+                                  "); remove it")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -78,6 +102,12 @@ class RunLock:
         self._fd = None
 
 
+def _why_not_plain(path: Path, exc: OSError) -> str:
+    if path.is_symlink():
+        return "it is a symbolic link"
+    return exc.strerror or str(exc)
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -87,33 +117,48 @@ def _read_pid(path: Path) -> int | None:
 
 @contextlib.contextmanager
 def opened(run_dir: Path) -> Iterator[None]:
-    """Create ``run_dir`` if needed and hold its lock. If the run fails (or is interrupted)
-    before its first evaluation in a directory this call created, the directory and the run
-    files in it are removed again: a failed start leaves nothing behind."""
-    created = not run_dir.exists()
+    """Create ``run_dir`` (and missing parents) if needed and hold its lock. If the run fails
+    (or is interrupted) before its first evaluation in a directory this call created, the run
+    files and every directory created are removed again: a failed start leaves nothing
+    behind."""
+    created = _missing_parents(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise RunDirError(f"{run_dir}: exists and is not a directory") from None
+        blocker = next((p for p in [run_dir, *run_dir.parents] if p.exists()), run_dir)
+        raise RunDirError(f"{blocker}: exists and is not a directory, so {run_dir} cannot be "
+                          "created") from None
     try:
         with RunLock(run_dir):
             try:
                 yield
             except BaseException:
                 if created and not any((run_dir / n).exists() for n in RESULT_FILES):
-                    for name in RUN_FILES:
+                    for name in (*RUN_FILES, MARKER):
                         with contextlib.suppress(OSError):
                             (run_dir / name).unlink()
                 raise
     except BaseException:
-        if created:
+        for folder in created:  # deepest first; each only if empty
             with contextlib.suppress(OSError):
-                run_dir.rmdir()  # only if empty
+                folder.rmdir()
         raise
 
 
-def prepare(run_dir: Path, *, resume: bool, force: bool, config_file: Path | None) -> None:
-    """Check that a run may start (or resume) in ``run_dir``; with ``force``, clear it.
+def _missing_parents(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    out = []
+    for p in [path, *path.parents]:
+        if p.exists() or p.is_symlink():
+            break
+        out.append(p)
+    return out
+
+
+def prepare(run_dir: Path, *, resume: bool, force: bool,
+            inputs: Mapping[str, str | Path | None] | None = None) -> None:
+    """Check that a run may start (or resume) in ``run_dir``; changes nothing but stale
+    temporaries. A new run then calls :func:`clear` once it has started.
 
     Called with the lock held, so half-written files left by a killed run (which never
     replaced a complete file under its name) are swept away safely.
@@ -121,31 +166,54 @@ def prepare(run_dir: Path, *, resume: bool, force: bool, config_file: Path | Non
     Args:
         run_dir: the run directory (exists).
         resume: the run continues from ``last.pt``.
-        force: a new run may replace the run the directory holds.
-        config_file: the config file the run was started from: never deleted or replaced,
-            even when it is the directory's ``config.yaml``.
+        force: a new run may replace the run the directory holds, or the user's files under
+            the run files' names.
+        inputs: ``{what: path}`` of every file the run reads (the config file, the corpora,
+            vectors, lexicon): never deleted or replaced, ``force`` or not.
 
     Raises:
-        RunDirError: nothing to resume, a run that must not be overwritten, or a config file
-            that a new run would replace.
+        RunDirError: nothing to resume, a run (or files of the user) that must not be
+            overwritten, a link or special file under a run file's name, or an input that a
+            run would replace.
     """
     for name in RUN_FILES:
         remove_stale_temporaries(run_dir / name)
+    for what, path in (inputs or {}).items():
+        if path is None:
+            continue
+        for name in RUN_FILES:
+            own = run_dir / name
+            if own.exists() and _same_file(Path(path), own):
+                raise RunDirError(
+                    f"{path}: {what} is the run directory's {name}, which the run "
+                    f"{'appends to or replaces' if resume else 'replaces'}; move it elsewhere "
+                    "first (or choose another --output)")
+    special = [name for name in RUN_FILES if _special(run_dir / name)]
     if resume:
         if not (run_dir / "last.pt").exists():
             raise RunDirError(f"{run_dir}: nothing to resume: the directory holds no last.pt "
                               "(the run never reached its first evaluation); start it again "
                               "without --resume")
+        if special:
+            raise RunDirError(f"{run_dir / special[0]}: is a link or not a plain file (with one "
+                              "name); a resumed run writes its files in place and will not "
+                              "follow it: put the file itself there")
         return
     held = [name for name in RESULT_FILES if (run_dir / name).exists()]
     if held and not force:
         raise RunDirError(f"{run_dir}: already holds a run ({', '.join(held)}); use --resume "
                           "to continue it, --force to overwrite it, or --output DIR")
-    own = run_dir / "config.yaml"
-    if config_file is not None and own.exists() and _same_file(config_file, own):
-        raise RunDirError(f"{config_file}: is the run directory's config.yaml, which a new run "
-                          "replaces with its resolved config; copy it elsewhere first (or "
-                          "choose another --output)")
+    if not force and not held and not (run_dir / MARKER).is_file():
+        foreign = [n for n in RUN_FILES if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+        if foreign:
+            raise RunDirError(f"{run_dir}: holds {', '.join(foreign)}, which are not the files "
+                              "of a run of this tool; a new run would replace them: use "
+                              "--force, or another --output")
+
+
+def clear(run_dir: Path) -> None:
+    """Make way for a new run that has started: remove the old run's files (links only as
+    links) and our TensorBoard event files, then mark the folder as a run's."""
     for name in RUN_FILES:
         path = run_dir / name
         if path.is_symlink() or path.is_file():
@@ -157,6 +225,17 @@ def prepare(run_dir: Path, *, resume: bool, force: bool, config_file: Path | Non
             events.unlink()
         with contextlib.suppress(OSError):
             board.rmdir()
+    with atomic_write(run_dir / MARKER) as f:
+        f.write("This folder is a run directory of bmes_tagger (tagger train).\n")
+
+
+def _special(path: Path) -> bool:
+    """A link, or anything but a regular file with one name, under a run file's name."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISREG(info.st_mode) or info.st_nlink > 1
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -170,7 +249,7 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line with a single write and fsync it, so a kill leaves at most one
     torn last line (which :func:`read_records` skips)."""
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, line)
         os.fsync(fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import sys
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from . import features, rundir
 from .batching import Batch, EncodedCorpus, bucketed_batches, span_bounds
 from .checkpoint import Checkpoint, load_checkpoint, make_payload, save_checkpoint
-from .config import Config, write_config
+from .config import Config, input_paths, write_config
 from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
@@ -93,7 +94,9 @@ def train(
     device = par.device(device)
     finished = False
     try:
-        with _run_directory(run_dir, par, resume, force, config_file) as state:
+        inputs: dict[str, str | Path | None] = {"the config file": config_file,
+                                                **input_paths(config)}
+        with _run_directory(run_dir, par, resume, force, inputs) as state:
             run = setup(config, run_dir, state, par, device, log)
             result = _loop(run, progress)
             finished = True
@@ -104,7 +107,7 @@ def train(
 
 @contextlib.contextmanager
 def _run_directory(run_dir: Path, par: DataParallel, resume: bool, force: bool,
-                   config_file: str | Path | None) -> Iterator[Checkpoint | None]:
+                   inputs: dict[str, str | Path | None]) -> Iterator[Checkpoint | None]:
     """Rank 0 locks and prepares the run directory, then every rank reads ``last.pt`` when
     resuming (the other ranks wait for rank 0's word that the directory is ready)."""
     if not par.is_main:
@@ -114,8 +117,7 @@ def _run_directory(run_dir: Path, par: DataParallel, resume: bool, force: bool,
         return
     with rundir.opened(run_dir):
         try:
-            rundir.prepare(run_dir, resume=resume, force=force,
-                           config_file=Path(config_file) if config_file else None)
+            rundir.prepare(run_dir, resume=resume, force=force, inputs=inputs)
             state = _resume_state(run_dir) if resume else None
         except BaseException:
             par.broadcast_flag(False)
@@ -268,6 +270,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         notes.append(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, "
                      f"step {loop.step}")
     elif par.is_main:
+        # the new run has started (data read, model built): only now may the old one go
+        rundir.clear(run_dir)
         write_config(config, run_dir / "config.yaml")
     step_model = par.wrap(model, device)
     if par.enabled:
@@ -692,17 +696,21 @@ class _Logger:
         """Write to ``train.log`` only; False on ranks that do not log."""
         if self.path is None:
             return False
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
+        # appended in place, never through a link (the run directory's files are its own)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
         return True
 
 
 class StopSignals(contextlib.AbstractContextManager["StopSignals"]):
-    """The first Ctrl-C or SIGTERM asks the loop to stop after the current batch (which then
-    saves ``last.pt``); a second one aborts."""
+    """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop after the current batch
+    (which then saves ``last.pt``); a second one aborts."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested = False

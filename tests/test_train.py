@@ -384,8 +384,11 @@ def test_a_run_killed_before_its_first_evaluation_is_simply_started_again(tmp_pa
                                                                           ) -> None:
     """A folder with only a config and a log is not a run: a plain start takes it, and
     --resume says to start without it (they used to send the user to each other)."""
+    from bmes_tagger.rundir import MARKER
+
     run = tmp_path / "run"
     run.mkdir()
+    (run / MARKER).write_text("a run started here\n")  # as every run writes first
     (run / "config.yaml").write_text("# resolved config of a killed run\n")
     (run / "train.log").write_text("2026-12-01 train: 400 sentences\n")
     # an evaluation was logged, but its checkpoint could not be written (disk full)
