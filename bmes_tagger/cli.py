@@ -1,8 +1,9 @@
 """The ``tagger`` command line: thin typer wrappers over the library functions.
 
 Exit codes: 0 success; 1 a user error (bad input, config or checkpoint; one line on stderr);
-2 wrong command-line usage (typer); 130 interrupted (Ctrl-C); 128+N stopped by signal N
-(SIGTERM: 143, SIGHUP: 129) in commands that write files; 141 the output pipe was closed early.
+2 wrong command-line usage (typer's, and :class:`UsageError`); 130 interrupted (Ctrl-C);
+128+N stopped by signal N (SIGTERM: 143, SIGHUP: 129) in commands that write files; 141 the
+output pipe was closed early.
 
 Help is plain text (``rich_markup_mode=None``): rich markup would eat the square brackets of
 ``pip install 'bmes_tagger[onnx]'`` and decorate boolean flags with ``<bool>``.
@@ -14,6 +15,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -25,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from .atomic import atomic_write, check_output, same_file
-from .errors import BmesTaggerError, ConfigError
+from .errors import BmesTaggerError, ConfigError, UsageError
 from .tags import SCHEMES
 
 app = typer.Typer(
@@ -38,13 +40,25 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def _device_name(value: str | None) -> str | None:
+    """--device's spelling is checked by the parser (exit 2); whether the machine has that
+    device is checked when it is used."""
+    if value is not None and not _DEVICE.fullmatch(value):
+        raise typer.BadParameter(f"{value!r}: expected auto, cpu, cuda or cuda:N")
+    return value
+
+
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.")]
 ThreadsOpt = Annotated[int, typer.Option(
     "--threads", min=0, help="CPU threads of the network (0: the library's default, all cores; "
     "1 is safest on a busy machine).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, "
-                                        "cuda or cuda:N.")]
+DeviceOpt = Annotated[str, typer.Option("--device", callback=_device_name,
+                                        help="auto (CUDA when available), cpu, cuda or "
+                                        "cuda:N.")]
 TrustOpt = Annotated[bool, typer.Option("--trust-code", help="Allow loading a TorchScript "
                                         "(.ts) model, which runs code from the file.")]
 SetOpt = Annotated[
@@ -77,6 +91,10 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
         finally:
             if stopper is not None:
                 stopper.restore()  # before the handlers below: they must not be cut short
+    except UsageError as exc:
+        if debug:
+            raise
+        _fail(str(exc), code=2)
     except BmesTaggerError as exc:
         if debug:
             raise
@@ -161,9 +179,21 @@ def _needs_torch(what: str) -> None:
               "install 'bmes_tagger[train]')")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message.splitlines()[0] if message else 'failed'}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _out(text: str) -> None:
+    """Print a command's result on stdout. A reader that went away (``| head``) ends the
+    command with 141, as SIGPIPE would: click would otherwise turn it into a silent 1."""
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        _discard_stdout()
+        raise typer.Exit(141) from None
+
+
 
 
 @app.command("train", context_settings={"allow_extra_args": True})
@@ -184,8 +214,8 @@ def train_cli(
                                           "config first and all best dev scores at the end.")]
     = False,
     device: Annotated[str | None, typer.Option(
-        "--device", help="auto (CUDA when available), cpu, cuda or cuda:N (default: "
-        "train.device).")] = None,
+        "--device", callback=_device_name, help="auto (CUDA when available), cpu, cuda or "
+        "cuda:N (default: train.device).")] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=0, help="torch CPU threads (default: train.threads).")] = None,
     seeds: Annotated[str | None, typer.Option(
@@ -243,12 +273,12 @@ def train_cli(
                    f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(128 + (result.signal or 2))
     if seed_list is not None:
-        typer.echo(format_seeds(many.summary, many.run_dir))
+        _out(format_seeds(many.summary, many.run_dir))
         return
     best = result.best_scores
     if verbose:
-        typer.echo(json.dumps(best, ensure_ascii=False, indent=2))
-    typer.echo(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
+        _out(json.dumps(best, ensure_ascii=False, indent=2))
+    _out(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
                f"R {best.get('recall', 0.0):.4f}) at epoch {result.best_epoch}; "
                f"model: {result.run_dir / 'best.pt'}")
 
@@ -323,7 +353,7 @@ def predict_cli(
                              threads=threads)
         # predict_lines is a generator: check the format now, not at the first output line.
         if format is not None and format not in OUTPUT_FORMATS[tagger.task]:
-            raise BmesTaggerError(f"--format: {format!r} is not available for {tagger.task}; "
+            raise UsageError(f"--format: {format!r} is not available for {tagger.task}; "
                                   f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")
         if input == "-":
             lines = read_errors_named((text for _, text in iter_stream_lines(
@@ -442,9 +472,9 @@ def evaluate_cli(
 
     with _user_errors(debug):
         if config is None and (model is None or data is None):
-            raise BmesTaggerError("give a CONFIG, or both --model and --data")
+            raise UsageError("give a CONFIG, or both --model and --data")
         if config is None and overrides:
-            raise BmesTaggerError(f"--set {overrides[0]}: --set needs a CONFIG to override")
+            raise UsageError(f"--set {overrides[0]}: --set needs a CONFIG to override")
         repair = False
         if config is not None:
             cfg = load_config(config, overrides or [])
@@ -458,18 +488,18 @@ def evaluate_cli(
             scheme = scheme or cfg.data.scheme
             repair = cfg.data.repair_gold
         if format is not None and format not in FORMATS:
-            raise BmesTaggerError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
+            raise UsageError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
         if scheme is not None and scheme not in SCHEMES:
-            raise BmesTaggerError(f"--scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
+            raise UsageError(f"--scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
         tagger = Tagger.load(model, device=device, trust_code=trust_code, threads=threads)
         sentences = read_eval_data(tagger, data, format, scheme, repair)
         words = read_word_list(train_words) if train_words is not None else None
         scores = evaluate(tagger, sentences, words)
         result = scores.to_dict()
         if as_json:
-            typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            _out(json.dumps(result, ensure_ascii=False, indent=2))
         else:
-            typer.echo(format_scores(result, tagger.task, str(data), str(model)))
+            _out(format_scores(result, tagger.task, str(data), str(model)))
 
 
 def _run_model(config: Path, run_dir: Path) -> Path:
@@ -513,7 +543,7 @@ def debug_data_cli(
 
     with _user_errors(debug):
         report = debug_data(load_config(config, overrides or []))
-    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json
+    _out(json.dumps(report, ensure_ascii=False, indent=2) if as_json
                else format_report(report))
 
 
@@ -548,14 +578,14 @@ def lexicon_cli(
 
     with _user_errors(debug, stop_signals=True):
         if (model is None) == (not jieba):
-            raise BmesTaggerError("give --model CWS_MODEL or --jieba (one of them)")
+            raise UsageError("give --model CWS_MODEL or --jieba (one of them)")
         check_output(out, force=force, inputs={**{f"RAW {i + 1}": p for i, p in
                                                   enumerate(raw)}, "--model": model})
         segmenter = "jieba" if jieba else Tagger.load(model, threads=threads,
                                                       trust_code=trust_code)
         counts = count_words(raw_lines(raw), segmenter, progress=sys.stderr.isatty())
         n = write_lexicon(counts, out, min_count, force=force)
-    typer.echo(f"{out}: {n:,} words")
+    _out(f"{out}: {n:,} words")
 
 
 @app.command("vectors")
@@ -595,7 +625,7 @@ def vectors_cli(
 
     with _user_errors(debug, stop_signals=True):
         if model is not None and jieba:
-            raise BmesTaggerError("give --model or --jieba, not both")
+            raise UsageError("give --model or --jieba, not both")
         inputs = {**{f"RAW {i + 1}": p for i, p in enumerate(raw)}, "--model": model}
         names = ["chars", "bigrams", *(["words"] if model is not None or jieba else [])]
         for name in names:
@@ -608,7 +638,7 @@ def vectors_cli(
         written = train_vectors(list(raw_lines(raw)), out, settings, segmenter, force=force,
                                 progress=sys.stderr.isatty())
     for name, path in written.items():
-        typer.echo(f"{path} ({name})")
+        _out(f"{path} ({name})")
 
 
 @app.command("convert")
@@ -648,7 +678,7 @@ def convert_cli(
     with _user_errors(debug, stop_signals=True):
         n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
                     to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
-        typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+        _out(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
 
 
 @app.command("info")
@@ -674,10 +704,9 @@ def info_cli(
         ckpt = (load_exported(model, trust_code=trust_code)[0]
                 if exported_kind(model) is not None else load_checkpoint(model))
         if as_json:
-            typer.echo(json.dumps(checkpoint_summary(ckpt, model), ensure_ascii=False,
-                                  indent=2))
+            _out(json.dumps(checkpoint_summary(ckpt, model), ensure_ascii=False, indent=2))
         else:
-            typer.echo(checkpoint_info(ckpt, model))
+            _out(checkpoint_info(ckpt, model))
 
 
 @app.command("export")
@@ -709,14 +738,14 @@ def export_cli(
 
     with _user_errors(debug, stop_signals=True):
         if format not in FORMATS:
-            raise BmesTaggerError(f"--format: {format!r} is not an export format; choose "
+            raise UsageError(f"--format: {format!r} is not an export format; choose "
                                   f"{' or '.join(FORMATS)}")
         try:
             path = export_model(model, output, format, quantize=quantize, force=force)
         except ValueError as exc:
             raise BmesTaggerError(str(exc)) from None
         size = path.stat().st_size / 1e6 if path.is_file() else 0.0
-        typer.echo(f"{path} ({format}{', int8 weights' if quantize else ''}, {size:.1f} MB)")
+        _out(f"{path} ({format}{', int8 weights' if quantize else ''}, {size:.1f} MB)")
 
 
 @app.command("plot")
@@ -739,7 +768,7 @@ def plot_cli(
     from .report import plot_run
 
     with _user_errors(debug, stop_signals=True):
-        typer.echo(plot_run(run_dir, output or run_dir / "training.png", force=force))
+        _out(plot_run(run_dir, output or run_dir / "training.png", force=force))
 
 
 def _seed_list(first: str | None, rest: list[str]) -> list[int] | None:

@@ -13,6 +13,11 @@ class BmesTaggerError(Exception):
     """Base class for errors caused by user input (files, configs, checkpoints)."""
 
 
+class UsageError(BmesTaggerError):
+    """The command line itself is wrong (a missing argument, an unknown choice): the CLI
+    exits 2, like the argument parser's own errors, so scripts can tell it from bad data."""
+
+
 class ConfigError(BmesTaggerError):
     """A config file or override is invalid (unknown key, wrong type, out of range).
 

@@ -1,10 +1,10 @@
 """Bad input through the command line, table-driven.
 
-Every case in ``BAD`` must exit 1 with exactly one line on stderr that names the file (with its
-line number or config key where there is one) and the problem, print no traceback, and leave the
-working directory exactly as it was: no new or changed file (no ``*.tmp``, no ``.lock``, no
-``best.pt``/``last.pt``, no partial ``--output``); only empty directories may appear. The
-cases in ``GOOD`` are awkward but valid inputs that must succeed.
+Every case in ``BAD`` must exit 1 (2 for the ``USAGE`` ones) with exactly one line on stderr
+that names the file (with its line number or config key where there is one) and the problem,
+print no traceback, and leave the working directory exactly as it was: no new or changed file
+(no ``*.tmp``, no ``.lock``, no ``best.pt``/``last.pt``, no partial ``--output``); only empty
+directories may appear. The cases in ``GOOD`` are awkward but valid inputs that must succeed.
 
 Real models are trained once per module (one tiny CWS, one tiny NER, one epoch each).
 """
@@ -771,15 +771,23 @@ def assert_no_traceback(result: Result) -> None:
         repr(result.exception)
 
 
+# Mistakes in the command line itself exit 2 (like the parser's own errors), not 1
+USAGE = {"predict/bad-format-cws", "predict/bad-format-ner", "eval/nothing-given",
+         "eval/model-without-data", "eval/set-without-config", "eval/bad-format",
+         "eval/bad-scheme"}
+
+
 @pytest.mark.parametrize(("build", "needles"), BAD)
-def test_bad_input_fails_cleanly(env: Env, build: Build, needles: tuple[str, ...]) -> None:
+def test_bad_input_fails_cleanly(env: Env, build: Build, needles: tuple[str, ...],
+                                 request: pytest.FixtureRequest) -> None:
     argv = build(env)
     before = snapshot(env.tmp)
     dirs_before = {p for p in env.tmp.rglob("*") if p.is_dir()}
     result = invoke(env, argv)
 
     assert_no_traceback(result)
-    assert result.exit_code == 1, (result.exit_code, result.output)
+    expected = 2 if request.node.callspec.id in USAGE else 1
+    assert result.exit_code == expected, (result.exit_code, result.output)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and result.stderr.endswith("\n"), result.stderr
     line = lines[0]
@@ -802,6 +810,7 @@ def test_bad_input_fails_cleanly(env: Env, build: Build, needles: tuple[str, ...
 def test_the_table_is_large_and_ids_are_unique() -> None:
     ids = [p.id for p in BAD]
     assert len(ids) >= 45 and len(set(ids)) == len(ids)
+    assert set(ids) >= USAGE
 
 
 # --- inputs that must be tolerated -------------------------------------------------------------

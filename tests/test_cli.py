@@ -260,3 +260,59 @@ def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
                            capture_output=True, timeout=120)
     assert plain.returncode == 0 and b"tagging" not in plain.stderr
     assert (tmp_path / "tty.txt").read_bytes() == (tmp_path / "plain.txt").read_bytes()
+
+
+def _run_into_closed_pipe(*args: str) -> tuple[int, str]:
+    """Run ``tagger ARGS`` with stdout a pipe whose reader is already gone."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bmes_tagger", *args], stdout=write,
+                              stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(write)
+    return proc.returncode, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["debug-data", "info", "eval", "train"])
+def test_every_command_into_a_closed_pipe_exits_141_quietly(
+        cws_run: Path, tmp_path: Path, command: str) -> None:
+    # click turns a broken pipe into a silent exit 1, which a pipeline cannot tell from failure
+    config = tiny_config(tmp_path, "cws")
+    args = {"debug-data": ["debug-data", str(config)],
+            "info": ["info", str(cws_run / "run" / "best.pt")],
+            "eval": ["eval", "--model", str(cws_run / "run" / "best.pt"), "--data",
+                     str(DATA / "sample-cws" / "test.txt")],
+            "train": ["train", str(config), "--quiet"]}[command]
+    code, err = _run_into_closed_pipe(*args)
+    assert (code, err) == (141, "")
+
+
+@pytest.mark.parametrize("args", [
+    ["eval"],
+    ["eval", "--model", "x.pt"],
+    ["predict", "IN", "--model", "M", "--device", "tpu"],
+    ["train", "CONFIG", "--device", "cuda:x"],
+    ["eval", "--model", "M", "--data", "D", "--device", "gpu"],
+], ids=lambda a: " ".join(a))
+def test_command_line_mistakes_exit_2(args: list[str]) -> None:
+    code, _, err = invoke(*args)
+    assert code == 2, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["predict", "eval", "export"])
+def test_an_unknown_format_is_a_usage_error(cws_run: Path, command: str) -> None:
+    model = str(cws_run / "run" / "best.pt")
+    data = str(DATA / "sample-cws" / "test.txt")
+    args = {"predict": ["predict", data, "--model", model, "--format", "xml"],
+            "eval": ["eval", "--model", model, "--data", data, "--format", "xml"],
+            "export": ["export", model, "--format", "xml", "--output",
+                       str(cws_run / "x.out")]}[command]
+    code, _, err = invoke(*args)
+    assert code == 2
+    assert err.startswith("error: --format: 'xml'") and len(err.strip().splitlines()) == 1
