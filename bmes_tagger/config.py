@@ -7,7 +7,8 @@ the closest valid key. ``--set section.key=value`` overrides are applied before 
 Path rules: data paths (``data.train``, ``data.dev``, ``data.test``, ``data.train_words``) are
 relative to the config file's folder; ``output.dir`` is relative to the current directory (so
 ``tagger train configs/x.yaml`` writes ``runs/x`` where the user runs it). ``${VAR}`` and
-``${VAR:-default}`` in string values are expanded from the environment.
+``${VAR:-default}`` are expanded from the environment (in a number or switch, the expanded
+text is then read as a ``--set`` value is).
 
 YAML details: numbers may be written in the YAML 1.2 float forms (``1e-3``, ``5E4``, ``.5``,
 ``-.5``, ``1.0e2``) that PyYAML's YAML 1.1 reads as strings; a key that takes a string still
@@ -704,6 +705,10 @@ def _build_section(cls: type, section: str, values: Mapping[str, Any], loc: _Loc
 def _check_value(value: Any, hint: Any, meta: Mapping[str, Any], loc: _Locator, key: str
                  ) -> Any:
     allowed = _allowed_types(hint)
+    if isinstance(value, str) and str not in allowed and _ENV.search(value):
+        # `epochs: ${EPOCHS:-10}`: a number or switch from the environment is read from the
+        # expanded text as a --set value is, then checked like one written in the file
+        value = _parse_override_value(_expand_env(value, loc, key), loc.source, key)
     if isinstance(value, _Yaml12Float):
         # a number where numbers go; where text goes, the text as written (1e3 stays "1e3")
         if float in allowed:

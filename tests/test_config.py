@@ -138,6 +138,34 @@ def test_paths_resolve_against_config_folder_and_env(tmp_path: Path,
         load_config(write(sub, "data:\n  train: ${NOPE}/x\n", "d.yaml"))
 
 
+def test_environment_variables_give_numbers_and_switches_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "train:\n  epochs: ${EPOCHS:-7}\n  lr: ${LR:-0.5}\n"
+                           "  tensorboard: ${TB:-false}\nmodel:\n  bigram_dim: ${BIG}\n")
+    monkeypatch.setenv("BIG", "16")
+    for name in ("EPOCHS", "LR", "TB"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = load_config(path)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.tensorboard, cfg.model.bigram_dim) == \
+        (7, 0.5, False, 16)
+    monkeypatch.setenv("EPOCHS", "3")
+    monkeypatch.setenv("LR", "1e-3")
+    monkeypatch.setenv("TB", "true")
+    cfg = load_config(path)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.tensorboard) == (3, 0.001, True)
+    monkeypatch.setenv("EPOCHS", "three")
+    with pytest.raises(ConfigError, match=r"c.yaml:2: train.epochs: expected an integer, got "
+                                          r"a string \('three'\)"):
+        load_config(path)
+    monkeypatch.setenv("EPOCHS", "-1")
+    with pytest.raises(ConfigError, match="train.epochs: must be >= 1"):
+        load_config(path)
+    monkeypatch.delenv("EPOCHS")
+    monkeypatch.delenv("BIG")
+    with pytest.raises(ConfigError, match="model.bigram_dim: environment variable BIG is not"):
+        load_config(path)
+
+
 def test_reference_lists_every_key() -> None:
     ref = config_reference()
     for section, values in Config().to_dict().items():
