@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from predict_memory import write_section  # noqa: E402
+from speed import _lscpu  # noqa: E402
 
 # name -> (description, target test F1 from the accuracy issue, task)
 CORPORA = {
@@ -154,9 +155,11 @@ def _mean_sd(values: list[float]) -> str:
 
 def format_table(rows: list[dict], args: argparse.Namespace) -> str:
     settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cpu, flags = _lscpu()  # wall times and chars/s depend on it
     lines = [
         "## Accuracy (`python benchmarks/accuracy.py`)", "",
-        f"{datetime.date.today()}, {platform.machine()} with {os.cpu_count()} cores, "
+        f"{datetime.date.today()}, {platform.machine()} with {os.cpu_count()} cores "
+        f"(`lscpu`: {cpu}, bf16 flags: {', '.join(flags or []) or 'none'}), "
         f"{args.threads} torch thread(s), no GPU. Each row: `tagger train "
         f"configs/NAME{{SUFFIX}}.yaml --seeds SEEDS` (test scores of each seed's best.pt, as "
         f"`tagger eval` gives them)"
