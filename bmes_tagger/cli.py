@@ -11,7 +11,6 @@ Help is plain text (``rich_markup_mode=None``): rich markup would eat the square
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -292,14 +291,13 @@ def predict_cli(
 
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
-    from .corpus import iter_lines, iter_stream_lines
+    from .corpus import iter_stream_lines
     from .output import (
         OUTPUT_FORMATS,
-        count_lines,
+        file_lines,
         parse_shard,
         predict_lines,
         read_errors_named,
-        shard_range,
         write_records,
     )
     from .predict import Tagger, UserDict
@@ -327,10 +325,7 @@ def predict_cli(
             lines = read_errors_named((text for _, text in iter_stream_lines(
                 sys.stdin.buffer, "<stdin>")), "<stdin>")
         else:
-            lines = read_errors_named((text for _, text in iter_lines(input)), input)
-            if span is not None:
-                lo, hi = shard_range(count_lines(input), *span)
-                lines = itertools.islice(lines, lo, hi)
+            lines = file_lines(input, span)
         lines = _with_progress(lines, output is not None)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
