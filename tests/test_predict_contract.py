@@ -5,6 +5,7 @@ max_len chunking, the API takes any iterable of texts, and `-` means standard ou
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from bmes_tagger import Tagger
 from bmes_tagger.cli import app
 from bmes_tagger.config import load_config
 from bmes_tagger.corpus import count_lines, iter_lines
-from bmes_tagger.output import file_lines
+from bmes_tagger.output import file_lines, predict_lines
+from bmes_tagger.tags import tags_to_words
 from bmes_tagger.train import train
-from conftest import tiny_config
+from conftest import DATA, tiny_config
 
 runner = CliRunner()
 
@@ -88,3 +91,116 @@ def test_predict_shards_of_lone_cr_and_no_final_newline(models: dict[str, Path],
             assert code == 0, err
             parts.append(out)
         assert "".join(parts) == whole, n
+
+
+# --- F14: whitespace is a word boundary in every output format, and in n-best -----------------
+
+RAW = [line for line in (DATA / "sample-cws" / "raw.txt").read_text("utf-8").splitlines()
+       if line][:30]
+
+
+def spaced_inside_words(tagger: Tagger, texts: list[str]) -> list[str]:
+    """The texts with a space inside every word of two or more characters the model makes of
+    them (after its first character), so the spaces cut what the model would join."""
+    out = []
+    for words in tagger.segment(texts):
+        out.append("".join(w[0] + " " + w[1:] if len(w) > 1 else w for w in words))
+    return out
+
+
+def conll_words(record: str) -> list[str]:
+    pairs = [line.split(" ") for line in record.splitlines()]
+    return tags_to_words([c for c, _ in pairs], [t for _, t in pairs])
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_cws_output_formats_agree_on_whitespace(models: dict[str, Path], head: str) -> None:
+    tagger = Tagger.load(models[f"cws-{head}"])
+    texts = [*spaced_inside_words(tagger, RAW[:15]), *RAW[15:], "我 们", "  北京  ", ""]
+    assert any(" " in t for t in texts)
+    segmented = [r.split("  ") if r else [] for r in predict_lines(tagger, texts, "segmented")]
+    jsonl = [json.loads(r)["words"] for r in predict_lines(tagger, texts, "jsonl")]
+    conll = [conll_words(r) for r in predict_lines(tagger, texts, "conll")]
+    assert segmented == jsonl == conll
+    for text, words in zip(texts, conll):
+        assert _crosses_no_gap(words, text.split()), text
+    # tag() reads whitespace the same way: no word of the tags crosses it
+    for text, pairs in zip(texts, tagger.tag(texts)):
+        chunks = text.split()
+        words = tags_to_words([c for c, _ in pairs], [t for _, t in pairs])
+        assert _crosses_no_gap(words, chunks), text
+
+
+def _crosses_no_gap(words: list[str], chunks: list[str]) -> bool:
+    """Whether the words, read in order, tile the whitespace-separated chunks."""
+    i = 0
+    for chunk in chunks:
+        got = ""
+        while got != chunk:
+            if i == len(words) or len(got) + len(words[i]) > len(chunk):
+                return False
+            got += words[i]
+            i += 1
+    return i == len(words)
+
+
+def test_crf_nbest_answers_are_distinct_and_honour_whitespace(models: dict[str, Path]) -> None:
+    tagger = Tagger.load(models["cws-crf"])
+    texts = spaced_inside_words(tagger, RAW[:10])
+    records = [json.loads(r) for r in predict_lines(tagger, texts, nbest=8)]
+    for text, record, analyses in zip(texts, records, tagger.nbest(texts, k=8)):
+        words = [tuple(a["words"]) for a in record["nbest"]]
+        assert len(set(words)) == len(words), text  # distinct analyses
+        assert all(_crosses_no_gap(list(w), text.split()) for w in words)
+        for pairs, _ in analyses:  # the tags themselves honour the boundaries
+            tags_words = tags_to_words([c for c, _ in pairs], [t for _, t in pairs])
+            assert _crosses_no_gap(tags_words, text.split()), text
+        probs = [a["prob"] for a in record["nbest"]]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    # the best analysis is the one-best output (of lines that the one-best does not cut at
+    # data.max_len; n-best decodes every line whole)
+    short = [i for i, text in enumerate(texts)
+             if len("".join(text.split())) <= tagger.config.data.max_len]
+    assert len(short) >= 5
+    one_best = tagger.segment([texts[i] for i in short])
+    assert [records[i]["nbest"][0]["words"] for i in short] == one_best
+
+
+def test_ner_whitespace_is_skipped_not_a_boundary(models: dict[str, Path]) -> None:
+    """What the README says: for NER whitespace is not a character and not a boundary; the
+    model reads the text without it, and an entity may span it (its text keeps it)."""
+    ner = Tagger.load(models["ner-crf"])
+    text = "张伟在北京大学工作。"
+    spaced = "张 伟在北 京大学 工作。"
+    assert [t for _, t in ner.tag([spaced])[0]] == [t for _, t in ner.tag([text])[0]]
+    plain, with_spaces = ner.entities([text, spaced])
+    assert [(e.type, e.text.replace(" ", "")) for e in with_spaces] == \
+        [(e.type, e.text) for e in plain]
+    assert all(spaced[e.start:e.end] == e.text for e in with_spaces)
+    conll = next(iter(predict_lines(ner, [spaced], "conll")))
+    assert [line.split(" ")[1] for line in conll.splitlines()] == \
+        [t for _, t in ner.tag([text])[0]]
+
+
+# --- F16: the API takes any iterable of str, once; a bare str is a TypeError ------------------
+
+
+def test_api_takes_any_iterable_of_texts(models: dict[str, Path]) -> None:
+    cws = Tagger.load(models["cws-crf"])
+    ner = Tagger.load(models["ner-crf"])
+    texts = ["我们在北京工作。", "", "张伟 在上海"]
+    calls = {"segment": cws.segment, "tag": cws.tag, "confidence": cws.confidence,
+             "nbest": cws.nbest, "pos_tag": cws.pos_tag, "entities": ner.entities,
+             "ner confidence": ner.confidence}
+    for name, call in calls.items():
+        expected = call(list(texts))
+        assert len(expected) == len(texts), name
+        assert call(tuple(texts)) == expected, name
+        assert call(t for t in texts) == expected, name  # a generator, consumed once
+        assert call(iter(texts)) == expected, name
+        assert call(dict.fromkeys(texts)) == expected, name  # any iterable: dict keys
+        with pytest.raises(TypeError, match=r"got one str; pass \[text\]"):
+            call(texts[0])
+        with pytest.raises(TypeError, match=r"texts\[1\]: expected str, got int"):
+            call(["好", 3])
+    assert cws.tag_tokens(list(t) for t in texts) == cws.tag_tokens([list(t) for t in texts])
