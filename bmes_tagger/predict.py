@@ -204,14 +204,16 @@ class Tagger:
         """BMES tags for pre-split token lists (one tag per token; empty input -> empty list).
 
         Sentences longer than ``data.max_len`` are cut into chunks (preferably after
-        punctuation), tagged separately and re-joined; nothing is dropped or truncated.
+        punctuation, never inside a forced word), tagged separately and re-joined; nothing is
+        dropped or truncated.
 
         Args:
             sentences: token lists (any iterable, read once).
             batch_size: pieces per forward pass.
             forced_words: CWS only: per sentence, ``(start, end)`` token spans (end exclusive,
                 non-overlapping) that must come out as single words; decoding is constrained
-                to them (a user dictionary). Spans crossing a chunk boundary are not forced.
+                to them (a user dictionary). A chunk is never cut inside one, so a forced word
+                longer than ``data.max_len`` makes its chunk that much longer.
             breaks: per sentence, token indices before which a span must end and a new one
                 start (the whitespace of the raw text, for CWS and POS): decoding only
                 considers taggings with no word across them.
@@ -233,8 +235,8 @@ class Tagger:
         forced_words: Sequence[Sequence[tuple[int, int]]] | None,
         breaks: Sequence[Sequence[int]] | None = None,
     ) -> tuple[list[tuple[int, int]], Iterator[tuple[list[int], np.ndarray, list[int]]]]:
-        """Cut the sentences into chunks of at most ``data.max_len`` tokens and decode them in
-        length-bucketed batches. Returns
+        """Cut the sentences into chunks of at most ``data.max_len`` tokens (longer only to
+        keep a forced word whole) and decode them in length-bucketed batches. Returns
         ``(sentence, first token)`` of every chunk, in input order, and an iterator over
         batches of ``(chunk indices, best tag ids (batch, seq_len) on the CPU, lengths)``."""
         if forced_words is not None:
@@ -254,7 +256,9 @@ class Tagger:
             cuts = [c for c in breaks[i] if 0 < c < len(tokens)] if breaks is not None else []
             constrained = constrained or bool(spans) or bool(cuts)
             whole.append(tokens)
-            bounds.append(text_bounds(tokens, max_len))
+            # never cut inside a forced word: its halves, decoded apart, could not both be
+            # legal BMES sequences, and the word would be lost
+            bounds.append(text_bounds(tokens, max_len, keep=spans))
             for a, b in bounds[-1]:
                 owners.append((i, a))
                 piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
@@ -526,7 +530,9 @@ class UserDict:
     """Words that segmentation must keep whole (like jieba's and pkuseg's user dictionaries).
 
     Matching walks a character trie from each position, so its cost is bounded by the longest
-    dictionary prefix actually present in the text, whatever the longest word is.
+    dictionary prefix actually present in the text, whatever the longest word is. Words of any
+    length are kept, also across and beyond ``data.max_len`` (long lines are never chunked
+    inside a dictionary word).
 
     Args:
         words: the words; whitespace-free, at least one character.

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bmes_tagger import Tagger
+from bmes_tagger.batching import text_bounds
 from bmes_tagger.cli import app
 from bmes_tagger.config import load_config
 from bmes_tagger.corpus import count_lines, iter_lines
 from bmes_tagger.output import file_lines, predict_lines
+from bmes_tagger.predict import UserDict
 from bmes_tagger.tags import tags_to_words
 from bmes_tagger.train import train
 from conftest import DATA, tiny_config
@@ -204,3 +206,54 @@ def test_api_takes_any_iterable_of_texts(models: dict[str, Path]) -> None:
         with pytest.raises(TypeError, match=r"texts\[1\]: expected str, got int"):
             call(["好", 3])
     assert cws.tag_tokens(list(t) for t in texts) == cws.tag_tokens([list(t) for t in texts])
+
+
+# --- F15: user-dictionary words survive the data.max_len chunking ---------------------------
+
+# a long line without punctuation: chunks are cut at exactly max_len (40 in the tiny config)
+LONG = "".join(c for c in "".join(RAW) if c not in "，。！？、：；")[:130]
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_dict_words_across_a_chunk_boundary_and_longer_than_max_len(
+        models: dict[str, Path], head: str) -> None:
+    tagger = Tagger.load(models[f"cws-{head}"])
+    max_len = tagger.config.data.max_len
+    assert max_len == 40 and len(LONG) > 3 * max_len
+    straddling = LONG[max_len - 3:max_len + 3]  # across the first cut
+    longer = LONG[60:60 + max_len + 15]  # longer than a chunk
+    assert LONG.count(straddling) == LONG.count(longer) == 1
+    for words in ([straddling], [longer], [straddling, longer]):
+        (got,) = tagger.segment([LONG], user_dict=UserDict(words))
+        assert "".join(got) == LONG
+        for word in words:
+            assert word in got, (word, got)
+
+
+def test_predict_dict_words_across_chunks_on_the_command_line(models: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    raw, words = tmp_path / "in.txt", tmp_path / "words.txt"
+    raw.write_text(LONG + "\n" + LONG[:50] + "\n", encoding="utf-8")
+    straddling, longer = LONG[37:43], LONG[60:115]
+    words.write_text(f"{straddling}\n{longer} 3 n\n", encoding="utf-8")
+    code, out, err = invoke("predict", str(raw), "--model", str(models["cws-crf"]),
+                            "--dict", str(words))
+    assert code == 0, err
+    first, second = (line.split("  ") for line in out.splitlines())
+    assert straddling in first and longer in first and straddling in second
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 120), max_len=st.integers(2, 30), data=st.data())
+def test_text_bounds_never_cut_a_kept_span(n: int, max_len: int, data: st.DataObject) -> None:
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=12))) | {0, n})
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:]) if data.draw(st.booleans())]
+    tokens = data.draw(st.lists(st.sampled_from("我们。，好"), min_size=n, max_size=n))
+    bounds = text_bounds(tokens, max_len, keep=spans)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a < b for a, b in bounds) and all(
+        b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+    for a, b in bounds:
+        assert not any(x < a < y for x, y in spans)  # no cut inside a kept span
+        # longer than max_len only to hold a kept span that is itself longer
+        assert b - a <= max_len or any(x == a and y == b and y - x > max_len for x, y in spans)
