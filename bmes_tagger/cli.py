@@ -258,7 +258,7 @@ def predict_cli(
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt), or a "
                                         "model from `tagger export` (.onnx, .ts).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead "
-                                                "of stdout.")] = None,
+                                                "of stdout (- is stdout).")] = None,
     format: Annotated[str | None, typer.Option(
         "--format", "-f",
         help="CWS: segmented (default; words joined by two spaces), conll, jsonl. "
@@ -303,6 +303,8 @@ def predict_cli(
     from .predict import Tagger, UserDict
 
     span = _shard_of(input, shard, parse_shard)  # usage errors (exit 2) before any work
+    if output is not None and str(output) == "-":
+        output = None  # - is standard output, as it is for convert's OUT
     with _user_errors(debug, stop_signals=True):
         if input == "-" and sys.stdin is None:
             raise BmesTaggerError("<stdin>: standard input is closed; give a file instead of -")
@@ -378,6 +380,15 @@ def _shard_of(input: str, shard: str | None, parse: Any) -> tuple[int, int] | No
                                  "lines are counted first, which would consume the stream",
                                  param_hint="'--shard'")
     return span
+
+
+def _no_stdout(path: Path | None, option: str, why: str) -> None:
+    """``-`` means standard output where a command can write its result there (predict,
+    convert); elsewhere it is refused as usage (exit 2) rather than creating a file named
+    ``-`` that the user did not mean."""
+    if path is not None and str(path) == "-":
+        raise typer.BadParameter(f"- (standard output) is not supported here: {why}; give a "
+                                 "file name", param_hint=f"'{option}'")
 
 
 def _refuse_stdout_as_input(inputs: dict[str, Any]) -> None:
@@ -539,6 +550,7 @@ def lexicon_cli(
     from .predict import Tagger
     from .resources import count_words, raw_lines, write_lexicon
 
+    _no_stdout(out, "--out", "the word list is written to a file")
     with _user_errors(debug, stop_signals=True):
         if (model is None) == (not jieba):
             raise BmesTaggerError("give --model CWS_MODEL or --jieba (one of them)")
@@ -586,6 +598,7 @@ def vectors_cli(
     from .predict import Tagger
     from .resources import VectorSettings, raw_lines, train_vectors
 
+    _no_stdout(out, "--out", "it is a folder for several vector files")
     with _user_errors(debug, stop_signals=True):
         if model is not None and jieba:
             raise BmesTaggerError("give --model or --jieba, not both")
@@ -608,8 +621,8 @@ def vectors_cli(
 def convert_cli(
     input: Annotated[Path, typer.Argument(metavar="IN", help="Labelled corpus to read.",
                                           show_default=False)],
-    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write.",
-                                           show_default=False)],
+    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write, or - for "
+                                           "standard output.", show_default=False)],
     from_fmt: Annotated[str, typer.Option(
         "--from", help="Input format: segmented, conll, jsonl, conllu or pos.")],
     to_fmt: Annotated[str, typer.Option(
@@ -636,12 +649,29 @@ def convert_cli(
 
     Example: tagger convert train.json train.bmes --from jsonl --to conll --scheme bio
     """
+    from .atomic import OutputError
     from .formats import convert
+    from .output import NamedStream
 
+    to_stdout = str(output) == "-"  # as predict reads - as stdin: never a file named "-"
     with _user_errors(debug, stop_signals=True):
-        n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
-                    to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
-        typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+        if to_stdout:
+            if sys.stdout is None:
+                raise BmesTaggerError("<stdout>: standard output is closed; give OUT a file")
+            _refuse_stdout_as_input({"IN": input})
+            try:
+                n = convert(input, NamedStream(sys.stdout, "<stdout>"), from_fmt, to_fmt,
+                            task=task, scheme=scheme, to_scheme=to_scheme,
+                            pos_column=pos_column, repair=repair)
+            except OutputError:
+                _discard_stdout()  # the write failed: no flush at exit either
+                raise
+        else:
+            n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
+                        to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
+        # the summary goes with the data's stream only when the data went to a file
+        typer.echo(f"{n} sentences: {input} ({from_fmt}) -> {'<stdout>' if to_stdout else output}"
+                   f" ({to_fmt})", err=to_stdout)
 
 
 @app.command("info")
@@ -700,6 +730,7 @@ def export_cli(
     _needs_torch("tagger export")
     from .export import FORMATS, export_model
 
+    _no_stdout(output, "--output", "a model file is binary")
     with _user_errors(debug, stop_signals=True):
         if format not in FORMATS:
             raise BmesTaggerError(f"--format: {format!r} is not an export format; choose "
@@ -731,6 +762,7 @@ def plot_cli(
     """
     from .report import plot_run
 
+    _no_stdout(output, "--output", "a PNG is binary")
     with _user_errors(debug, stop_signals=True):
         typer.echo(plot_run(run_dir, output or run_dir / "training.png", force=force))
 

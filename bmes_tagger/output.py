@@ -88,6 +88,20 @@ def write_records(records: Iterable[str], out: IO[str], name: str) -> None:
     _write(out, None, name)
 
 
+class NamedStream:
+    """A text stream whose failed writes are :class:`OutputError` naming ``name`` (as
+    :func:`write_records` does), for writers that take a stream (``tagger convert IN -``)."""
+
+    def __init__(self, out: IO[str], name: str) -> None:
+        self.out, self.name = out, name
+
+    def write(self, text: str) -> None:
+        _write(self.out, text, self.name)
+
+    def flush(self) -> None:
+        _write(self.out, None, self.name)
+
+
 def _write(out: IO[str], text: str | None, name: str) -> None:
     try:
         if text is None:

@@ -257,3 +257,31 @@ def test_text_bounds_never_cut_a_kept_span(n: int, max_len: int, data: st.DataOb
         assert not any(x < a < y for x, y in spans)  # no cut inside a kept span
         # longer than max_len only to hold a kept span that is itself longer
         assert b - a <= max_len or any(x == a and y == b and y - x > max_len for x, y in spans)
+
+
+# --- `-` as an output means standard output (convert, predict), or is refused ----------------
+
+
+def test_dash_output_is_standard_output(models: dict[str, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    corpus = DATA / "sample-cws" / "test.txt"
+    code, out, err = invoke("convert", str(corpus), str(tmp_path / "test.bmes"),
+                            "--from", "segmented", "--to", "conll")
+    assert code == 0, err
+    code, out, err = invoke("convert", str(corpus), "-", "--from", "segmented", "--to", "conll")
+    assert code == 0, err
+    assert out == (tmp_path / "test.bmes").read_text(encoding="utf-8")  # data only
+    assert "sentences" in err and "<stdout>" in err  # the summary goes to stderr
+    raw = DATA / "sample-cws" / "raw.txt"
+    code, plain, _ = invoke("predict", str(raw), "--model", str(models["cws-softmax"]))
+    code, dashed, err = invoke("predict", str(raw), "--model", str(models["cws-softmax"]),
+                               "--output", "-")
+    assert code == 0 and dashed == plain, err
+    for args in (["export", str(models["cws-softmax"]), "--output", "-"],
+                 ["plot", str(models["cws-softmax"].parent), "--output", "-"],
+                 ["lexicon", str(raw), "--model", str(models["cws-softmax"]), "--out", "-"],
+                 ["vectors", str(raw), "--out", "-"]):
+        code, _, err = invoke(*args)
+        assert code == 2 and "standard output" in err, (args, err)
+    assert not (tmp_path / "-").exists()
