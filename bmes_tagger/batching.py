@@ -7,7 +7,7 @@ is one gather per column. NumPy only; :meth:`Batch.torch` hands a batch to a tor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,24 +161,33 @@ def bucketed_batches(
 
 
 def chunk_bounds(
-    n: int, max_len: int, can_end_at: Callable[[int], bool]
+    n: int, max_len: int, can_end_at: Callable[[int], bool],
+    inside: Mapping[int, tuple[int, int]] | None = None,
 ) -> list[tuple[int, int]]:
     """Split ``range(n)`` into chunks of at most ``max_len``.
 
     A chunk preferably ends right after a position ``i`` with ``can_end_at(i)`` true, searching
-    back to half of ``max_len``; otherwise it is cut at ``max_len``.
+    back to half of ``max_len``; otherwise it is cut at ``max_len``. ``inside`` maps a cut
+    position ``c`` (between ``c - 1`` and ``c``) that must not be used to the span ``(a, b)``
+    it would split: the chunk then ends at ``a``, or, when the span starts the chunk, at ``b``
+    (a chunk longer than ``max_len``, so that the span stays whole).
     """
     bounds = []
     start = 0
     while n - start > max_len:
         end = start + max_len
         for i in range(start + max_len - 1, start + max_len // 2 - 1, -1):
-            if can_end_at(i):
+            if can_end_at(i) and not (inside and i + 1 in inside):
                 end = i + 1
                 break
+        else:
+            if inside and end in inside:
+                a, b = inside[end]
+                end = a if a > start else b
         bounds.append((start, end))
         start = end
-    bounds.append((start, n))
+    if start < n or not bounds:
+        bounds.append((start, n))
     return bounds
 
 
@@ -188,7 +197,10 @@ def span_bounds(tags: Sequence[str], max_len: int) -> list[tuple[int, int]]:
     return chunk_bounds(len(tags), max_len, lambda i: tags[i][0] in "ESO")
 
 
-def text_bounds(tokens: Sequence[str], max_len: int) -> list[tuple[int, int]]:
+def text_bounds(tokens: Sequence[str], max_len: int,
+                keep: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Pieces of at most ``max_len`` for unlabelled text: cut after punctuation where
-    possible."""
-    return chunk_bounds(len(tokens), max_len, lambda i: tokens[i] in BREAK_AFTER)
+    possible, and never inside one of the ``(start, end)`` spans of ``keep`` (forced words:
+    a piece holding one longer than ``max_len`` is as long as it needs to be)."""
+    inside = {c: (a, b) for a, b in keep for c in range(a + 1, b)}
+    return chunk_bounds(len(tokens), max_len, lambda i: tokens[i] in BREAK_AFTER, inside)

@@ -12,7 +12,6 @@ Help is plain text (``rich_markup_mode=None``): rich markup would eat the square
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -291,7 +290,7 @@ def predict_cli(
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint (best.pt), or a "
                                         "model from `tagger export` (.onnx, .ts).")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead "
-                                                "of stdout.")] = None,
+                                                "of stdout (- is stdout).")] = None,
     format: Annotated[str | None, typer.Option(
         "--format", "-f",
         help="CWS: segmented (default; words joined by two spaces), conll, jsonl. "
@@ -324,19 +323,20 @@ def predict_cli(
 
     Example: tagger predict input.txt --model runs/sample-cws/best.pt > output.txt
     """
-    from .corpus import iter_lines, iter_stream_lines
+    from .corpus import iter_stream_lines
     from .output import (
         OUTPUT_FORMATS,
-        count_lines,
+        file_lines,
         parse_shard,
         predict_lines,
         read_errors_named,
-        shard_range,
         write_records,
     )
     from .predict import Tagger, UserDict
 
     span = _shard_of(input, shard, parse_shard)  # usage errors (exit 2) before any work
+    if output is not None and str(output) == "-":
+        output = None  # - is standard output, as it is for convert's OUT
     with _user_errors(debug, stop_signals=True):
         if input == "-" and sys.stdin is None:
             raise BmesTaggerError("<stdin>: standard input is closed; give a file instead of -")
@@ -359,10 +359,7 @@ def predict_cli(
             lines = read_errors_named((text for _, text in iter_stream_lines(
                 sys.stdin.buffer, "<stdin>")), "<stdin>")
         else:
-            lines = read_errors_named((text for _, text in iter_lines(input)), input)
-            if span is not None:
-                lo, hi = shard_range(count_lines(input), *span)
-                lines = itertools.islice(lines, lo, hi)
+            lines = file_lines(input, span)
         lines = _with_progress(lines, output is not None)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
@@ -415,6 +412,15 @@ def _shard_of(input: str, shard: str | None, parse: Any) -> tuple[int, int] | No
                                  "lines are counted first, which would consume the stream",
                                  param_hint="'--shard'")
     return span
+
+
+def _no_stdout(path: Path | None, option: str, why: str) -> None:
+    """``-`` means standard output where a command can write its result there (predict,
+    convert); elsewhere it is refused as usage (exit 2) rather than creating a file named
+    ``-`` that the user did not mean."""
+    if path is not None and str(path) == "-":
+        raise typer.BadParameter(f"- (standard output) is not supported here: {why}; give a "
+                                 "file name", param_hint=f"'{option}'")
 
 
 def _refuse_stdout_as_input(inputs: dict[str, Any]) -> None:
@@ -576,6 +582,7 @@ def lexicon_cli(
     from .predict import Tagger
     from .resources import count_words, raw_lines, write_lexicon
 
+    _no_stdout(out, "--out", "the word list is written to a file")
     with _user_errors(debug, stop_signals=True):
         if (model is None) == (not jieba):
             raise UsageError("give --model CWS_MODEL or --jieba (one of them)")
@@ -623,6 +630,7 @@ def vectors_cli(
     from .predict import Tagger
     from .resources import VectorSettings, raw_lines, train_vectors
 
+    _no_stdout(out, "--out", "it is a folder for several vector files")
     with _user_errors(debug, stop_signals=True):
         if model is not None and jieba:
             raise UsageError("give --model or --jieba, not both")
@@ -645,8 +653,8 @@ def vectors_cli(
 def convert_cli(
     input: Annotated[Path, typer.Argument(metavar="IN", help="Labelled corpus to read.",
                                           show_default=False)],
-    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write.",
-                                           show_default=False)],
+    output: Annotated[Path, typer.Argument(metavar="OUT", help="File to write, or - for "
+                                           "standard output.", show_default=False)],
     from_fmt: Annotated[str, typer.Option(
         "--from", help="Input format: segmented, conll, jsonl, conllu or pos.")],
     to_fmt: Annotated[str, typer.Option(
@@ -673,12 +681,33 @@ def convert_cli(
 
     Example: tagger convert train.json train.bmes --from jsonl --to conll --scheme bio
     """
+    from .atomic import OutputError
     from .formats import convert
+    from .output import NamedStream
 
+    to_stdout = str(output) == "-"  # as predict reads - as stdin: never a file named "-"
     with _user_errors(debug, stop_signals=True):
-        n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
-                    to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
-        _out(f"{n} sentences: {input} ({from_fmt}) -> {output} ({to_fmt})")
+        if to_stdout:
+            if sys.stdout is None:
+                raise BmesTaggerError("<stdout>: standard output is closed; give OUT a file")
+            _refuse_stdout_as_input({"IN": input})
+            try:
+                n = convert(input, NamedStream(sys.stdout, "<stdout>"), from_fmt, to_fmt,
+                            task=task, scheme=scheme, to_scheme=to_scheme,
+                            pos_column=pos_column, repair=repair)
+            except OutputError:
+                _discard_stdout()  # the write failed: no flush at exit either
+                raise
+        else:
+            n = convert(input, output, from_fmt, to_fmt, task=task, scheme=scheme,
+                        to_scheme=to_scheme, pos_column=pos_column, repair=repair, force=force)
+        # the summary goes with the data's stream only when the data went to a file
+        summary = (f"{n} sentences: {input} ({from_fmt}) -> "
+                   f"{'<stdout>' if to_stdout else output} ({to_fmt})")
+        if to_stdout:
+            typer.echo(summary, err=True)
+        else:
+            _out(summary)
 
 
 @app.command("info")
@@ -736,6 +765,7 @@ def export_cli(
     _needs_torch("tagger export")
     from .export import FORMATS, export_model
 
+    _no_stdout(output, "--output", "a model file is binary")
     with _user_errors(debug, stop_signals=True):
         if format not in FORMATS:
             raise UsageError(f"--format: {format!r} is not an export format; choose "
@@ -767,6 +797,7 @@ def plot_cli(
     """
     from .report import plot_run
 
+    _no_stdout(output, "--output", "a PNG is binary")
     with _user_errors(debug, stop_signals=True):
         _out(plot_run(run_dir, output or run_dir / "training.png", force=force))
 

@@ -110,6 +110,32 @@ def iter_stream_lines(
     each as soon as it is available (``read1``), so a pipe is tagged as it arrives, and memory
     stays bounded by :data:`MAX_LINE_BYTES` even on a stream without line ends (``/dev/zero``).
     """
+    for before, body, _ in _line_blocks(stream, name, chunk_bytes):
+        lines, error = _split_block(body, before, name, MAX_LINE_BYTES)
+        yield from enumerate(lines, before + 1)
+        if error is not None:
+            raise error
+
+
+def count_lines(path: str | Path) -> int:
+    """How many lines :func:`iter_lines` yields for ``path``, counted without decoding (so a
+    shard before an undecodable line still reads): ``--shard`` splits by this count, and a
+    count that disagreed with the reader (a lone CR, no final line end) would drop or repeat
+    lines at the shard joins."""
+    path = Path(path)
+    _check_file(path)
+    with path.open("rb") as f:
+        return sum(count for _, _, count in _line_blocks(f, path))
+
+
+def _line_blocks(stream: IO[bytes], name: str | Path, chunk_bytes: int = 0
+                 ) -> Iterator[tuple[int, bytes, int]]:
+    """The one place that decides where the lines of a stream end: LF, CR LF or a lone CR,
+    and a last line without a line end is a line. Yields ``(lines before, data, lines in
+    data)`` with ``data`` whole lines, the last one's line end removed (so ``data`` holds
+    ``lines in data - 1`` line ends); :func:`iter_stream_lines` decodes them,
+    :func:`count_lines` counts them. A line over :data:`MAX_LINE_BYTES` that spans blocks
+    is an error here; within a block, the decoder finds it."""
     limit = MAX_LINE_BYTES
     size = chunk_bytes or READ_CHUNK_BYTES
     read = getattr(stream, "read1", stream.read)
@@ -138,18 +164,14 @@ def iter_stream_lines(
         pending_len = len(rest)
         after_cr = not rest and head[-1:] == b"\r"
         body = head[:-2] if head[-2:] == b"\r\n" else head[:-1]
-        lines, error = _split_block(body, number, name, limit)
-        yield from enumerate(lines, number + 1)
-        if error is not None:
-            raise error
-        number += len(lines)
+        # UTF-8 continuation bytes are never CR or LF, so bytes count as the text splits
+        count = body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n") + 1
+        yield number, body, count
+        number += count
         if pending_len > limit:
             raise _too_long(name, number + 1, limit)
     if pending:
-        lines, error = _split_block(b"".join(pending), number, name, limit)
-        if error is not None:
-            raise error
-        yield number + 1, lines[0]
+        yield number, b"".join(pending), 1
 
 
 def read_corpus(

@@ -9,7 +9,7 @@ from .corpus import Sentence, read_corpus
 from .errors import CorpusFormatError
 from .metrics import CWSScores, NERScores, POSScores, cws_scores, ner_scores, pos_scores
 from .predict import Tagger
-from .tags import spans_to_tags, tags_to_spans, tags_to_words
+from .tags import tags_to_words
 
 Scores = CWSScores | NERScores | POSScores
 
@@ -34,11 +34,11 @@ def evaluate(
     """
     chars = [s.chars for s in sentences]
     gold = [s.tags or [] for s in sentences]
-    pred = tagger.tag_tokens(chars, batch_size=batch_size)
-    if tagger.task != "ner":
-        # what `tagger predict` of the sentence's raw text gives: its whitespace is a word
-        # boundary there (the network never sees whitespace, in either path)
-        pred = [cut_at(t, s.spaces) if s.spaces else t for t, s in zip(pred, sentences)]
+    # what `tagger predict` of the sentence's raw text gives: for CWS and POS its whitespace
+    # is a word boundary that decoding respects (the network never sees whitespace, in
+    # either path); for NER whitespace is skipped
+    breaks = None if tagger.task == "ner" else [s.spaces for s in sentences]
+    pred = tagger.tag_tokens(chars, batch_size=batch_size, breaks=breaks)
     if tagger.task == "cws":
         words = train_words if train_words is not None else tagger.train_words
         return cws_scores(
@@ -49,30 +49,6 @@ def evaluate(
     if tagger.task == "pos":
         return pos_scores(chars, gold, pred)
     return ner_scores(gold, pred)
-
-
-def cut_at(tags: Sequence[str], cuts: Sequence[int]) -> list[str]:
-    """``tags`` with a word boundary forced before each token index in ``cuts``: a span that
-    crosses one becomes two spans of the same label (lenient reading, as predict's words)."""
-    spans = []
-    for label, a, b in _covering_spans(tags):
-        inner = [c for c in cuts if a < c < b]
-        for x, y in zip([a, *inner], [*inner, b]):
-            spans.append((label, x, y))
-    out = spans_to_tags([s for s in spans if s[0] is not None], len(tags))
-    return out
-
-
-def _covering_spans(tags: Sequence[str]) -> list[tuple[str | None, int, int]]:
-    """Every token in one span: the lenient spans, and single-token ``None`` spans for O."""
-    out: list[tuple[str | None, int, int]] = []
-    covered = 0
-    for label, a, b in tags_to_spans(tags):
-        out.extend((None, i, i + 1) for i in range(covered, a))
-        out.append((label, a, b))
-        covered = b
-    out.extend((None, i, i + 1) for i in range(covered, len(tags)))
-    return out
 
 
 def read_eval_data(

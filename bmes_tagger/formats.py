@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from pathlib import Path
+from typing import Protocol
 
 from .atomic import atomic_write, check_output
 from .corpus import (
@@ -75,7 +76,16 @@ def sentences_task(sentences: Iterable[Sentence]) -> str:
     return "pos" if typed else "cws"
 
 
-def write_conll(sentences: Sequence[Sentence], path: str | Path, scheme: str = "bmes") -> None:
+class TextSink(Protocol):
+    """What the writers need of an open stream (a text file, ``sys.stdout``)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+def write_conll(sentences: Sequence[Sentence], path: str | Path | TextSink,
+                scheme: str = "bmes") -> None:
     """Write ``CHAR TAG`` lines (one space), a blank line after each sentence, tags in ``scheme``.
 
     Args:
@@ -95,7 +105,7 @@ def write_conll(sentences: Sequence[Sentence], path: str | Path, scheme: str = "
     _atomic_write(path, (block(s) for s in sentences))
 
 
-def write_jsonl_spans(sentences: Sequence[Sentence], path: str | Path) -> None:
+def write_jsonl_spans(sentences: Sequence[Sentence], path: str | Path | TextSink) -> None:
     """Write CLUENER-style JSON lines with inclusive offsets (task ``ner``).
 
     Types and mentions keep their order of first appearance; a sentence without entities gets
@@ -117,7 +127,7 @@ def write_jsonl_spans(sentences: Sequence[Sentence], path: str | Path) -> None:
 
 
 def write_conllu(
-    sentences: Sequence[Sentence], path: str | Path, pos_column: str = "upos"
+    sentences: Sequence[Sentence], path: str | Path | TextSink, pos_column: str = "upos"
 ) -> None:
     """Write CoNLL-U: ``ID FORM _ UPOS _ _ _ _ _ _`` (or the POS in XPOS), ``_`` when unknown.
 
@@ -144,7 +154,7 @@ def write_conllu(
     _atomic_write(path, (block(s) for s in sentences))
 
 
-def write_pos_text(sentences: Sequence[Sentence], path: str | Path) -> None:
+def write_pos_text(sentences: Sequence[Sentence], path: str | Path | TextSink) -> None:
     """Write ``word/POS`` tokens joined by two spaces, one sentence per line (task ``pos``).
 
     Raises:
@@ -174,14 +184,15 @@ def write_pos_text(sentences: Sequence[Sentence], path: str | Path) -> None:
 
 
 def write_corpus(
-    sentences: Sequence[Sentence], path: str | Path, fmt: str, scheme: str = "bmes",
+    sentences: Sequence[Sentence], path: str | Path | TextSink, fmt: str, scheme: str = "bmes",
     task: str | None = None, pos_column: str = "upos",
 ) -> None:
     """Write labelled sentences in ``fmt``, refusing formats that would lose annotation.
 
     Args:
         sentences: BMES-tagged sentences.
-        path: output file (written via a temporary file and renamed).
+        path: output file (written via a temporary file and renamed), or an open text stream
+            (e.g. ``sys.stdout``), written as it is.
         fmt: one of :data:`FORMATS`.
         scheme: tag scheme for ``conll`` output.
         task: what the tags annotate; default: inferred by :func:`sentences_task`.
@@ -215,7 +226,7 @@ def write_corpus(
 
 
 def convert(
-    in_path: str | Path, out_path: str | Path, from_fmt: str, to_fmt: str, *,
+    in_path: str | Path, out_path: str | Path | TextSink, from_fmt: str, to_fmt: str, *,
     task: str | None = None, scheme: str = "bmes", to_scheme: str | None = None,
     pos_column: str = "upos", repair: bool = False, force: bool = False,
 ) -> int:
@@ -223,7 +234,8 @@ def convert(
 
     Args:
         in_path: input file.
-        out_path: output file; never overwritten unless ``force``.
+        out_path: output file, never overwritten unless ``force``; or an open text stream
+            (``tagger convert IN -`` passes standard output).
         from_fmt: input format (one of :data:`FORMATS`).
         to_fmt: output format.
         task: what to read: default is what the input holds (a conll file: untyped tags ->
@@ -252,8 +264,9 @@ def convert(
                                  ("task", task or "cws", TASKS)):
         if value not in choices:
             raise ConversionError(f"{name}: {value!r} is not one of {', '.join(choices)}")
-    out = Path(out_path)
-    check_output(out, force=force, inputs={"the input": in_path})
+    out = out_path if not isinstance(out_path, (str, Path)) else Path(out_path)
+    if isinstance(out, Path):
+        check_output(out, force=force, inputs={"the input": in_path})
     found = _input_task(in_path, from_fmt, pos_column)
     wanted = task or found
     if wanted not in WRITE_TASKS[to_fmt]:
@@ -354,8 +367,14 @@ def _check_tokens(sentences: Sequence[Sentence], fmt: str, single: bool = True) 
                         "non-space characters: whole grapheme clusters)")
 
 
-def _atomic_write(path: str | Path, chunks: Iterator[str] | Iterable[str]) -> None:
-    """Write text atomically (see :func:`bmes_tagger.atomic.atomic_write`)."""
+def _atomic_write(path: str | Path | TextSink, chunks: Iterator[str] | Iterable[str]) -> None:
+    """Write text atomically (see :func:`bmes_tagger.atomic.atomic_write`), or straight into
+    an open text stream (standard output: nothing to rename, so nothing atomic about it)."""
+    if not isinstance(path, (str, Path)):
+        for chunk in chunks:
+            path.write(chunk)
+        path.flush()
+        return
     with atomic_write(path) as f:
         for chunk in chunks:
             f.write(chunk)

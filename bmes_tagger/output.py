@@ -3,6 +3,7 @@ order, and ``--shard`` splitting. The model calls are :class:`bmes_tagger.predic
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from .atomic import OutputError
+from .corpus import count_lines, iter_lines
 from .errors import BmesTaggerError
 from .predict import MAX_NBEST, Tagger, UserDict
 
@@ -86,6 +88,20 @@ def write_records(records: Iterable[str], out: IO[str], name: str) -> None:
     _write(out, None, name)
 
 
+class NamedStream:
+    """A text stream whose failed writes are :class:`OutputError` naming ``name`` (as
+    :func:`write_records` does), for writers that take a stream (``tagger convert IN -``)."""
+
+    def __init__(self, out: IO[str], name: str) -> None:
+        self.out, self.name = out, name
+
+    def write(self, text: str) -> None:
+        _write(self.out, text, self.name)
+
+    def flush(self) -> None:
+        _write(self.out, None, self.name)
+
+
 def _write(out: IO[str], text: str | None, name: str) -> None:
     try:
         if text is None:
@@ -134,15 +150,18 @@ def shard_range(total_lines: int, index: int, count: int) -> tuple[int, int]:
     return total_lines * index // count, total_lines * (index + 1) // count
 
 
-def count_lines(path: str | Path) -> int:
-    """Number of lines of a file (a last line without newline counts)."""
-    n = 0
-    last = b"\n"
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
+def file_lines(path: str | Path, shard: tuple[int, int] | None = None) -> Iterator[str]:
+    """The lines ``tagger predict`` tags of a file: all of them, or only shard ``(index,
+    count)``. Both the count and the lines come from the reader's one notion of a line
+    (:func:`bmes_tagger.corpus.count_lines`), so the shards' lines concatenated are the
+    file's lines for any line ends. Reading stops at the shard's end: a bad line after it
+    is another shard's error."""
+    name = str(path)
+    lines = read_errors_named((text for _, text in iter_lines(path)), name)
+    if shard is None:
+        return lines
+    lo, hi = shard_range(count_lines(path), *shard)
+    return itertools.islice(lines, lo, hi)
 
 
 def _format_block(

@@ -26,7 +26,7 @@ from .config import Config
 from .corpus import read_dictionary
 from .errors import BmesTaggerError
 from .exported import exported_kind, load_exported
-from .tags import allowed_transitions, tags_to_spans
+from .tags import allowed_transitions, split_tag, tags_to_spans
 from .text import split_graphemes
 from .vocab import Vocab
 
@@ -112,6 +112,11 @@ class Tagger:
                                 np.zeros(num_tags, np.float32))
         # (num_tags, 2) bool: does the tag start a word (B, S), end one (E, S); for segment
         self._word_edges = np.array([[t in _STARTS, t in _ENDS] for t in self.tags], dtype=bool)
+        # (num_tags,) bool: the tags that may open / close a span of any type, which is what a
+        # forced boundary allows on its two sides (whitespace between words)
+        prefixes = [split_tag(t)[0] for t in self.tags]
+        self._opens = np.array([p in "BSO" for p in prefixes], dtype=bool)
+        self._closes = np.array([p in "ESO" for p in prefixes], dtype=bool)
 
     @property
     def task(self) -> str:
@@ -192,24 +197,30 @@ class Tagger:
     # --- tagging ---------------------------------------------------------------------------
 
     def tag_tokens(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+        self, sentences: Iterable[Sequence[str]], batch_size: int = 64,
         forced_words: Sequence[Sequence[tuple[int, int]]] | None = None,
+        breaks: Sequence[Sequence[int]] | None = None,
     ) -> list[list[str]]:
         """BMES tags for pre-split token lists (one tag per token; empty input -> empty list).
 
         Sentences longer than ``data.max_len`` are cut into chunks (preferably after
-        punctuation), tagged separately and re-joined; nothing is dropped or truncated.
+        punctuation, never inside a forced word), tagged separately and re-joined; nothing is
+        dropped or truncated.
 
         Args:
-            sentences: token lists.
+            sentences: token lists (any iterable, read once).
             batch_size: pieces per forward pass.
             forced_words: CWS only: per sentence, ``(start, end)`` token spans (end exclusive,
                 non-overlapping) that must come out as single words; decoding is constrained
-                to them (a user dictionary). Spans crossing a chunk boundary are not forced.
+                to them (a user dictionary). A chunk is never cut inside one, so a forced word
+                longer than ``data.max_len`` makes its chunk that much longer.
+            breaks: per sentence, token indices before which a span must end and a new one
+                start (the whitespace of the raw text, for CWS and POS): decoding only
+                considers taggings with no word across them.
         """
-        _check_texts(sentences)
+        sentences = _as_list(sentences, "token lists")
         with _gc_paused():
-            owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
+            owners, batches = self._decode_pieces(sentences, batch_size, forced_words, breaks)
             piece_tags: list[list[str]] = [[] for _ in owners]
             for indices, best, lengths in batches:
                 for row, idx, n in zip(best.tolist(), indices, lengths):
@@ -222,25 +233,39 @@ class Tagger:
     def _decode_pieces(
         self, sentences: Sequence[Sequence[str]], batch_size: int,
         forced_words: Sequence[Sequence[tuple[int, int]]] | None,
+        breaks: Sequence[Sequence[int]] | None = None,
     ) -> tuple[list[tuple[int, int]], Iterator[tuple[list[int], np.ndarray, list[int]]]]:
-        """Cut the sentences into chunks of at most ``data.max_len`` tokens and decode them in
-        length-bucketed batches. Returns ``(sentence, first token)`` of every chunk, in input
-        order, and an iterator over batches of ``(chunk indices, best tag ids (batch,
-        seq_len) on the CPU, lengths)``."""
+        """Cut the sentences into chunks of at most ``data.max_len`` tokens (longer only to
+        keep a forced word whole) and decode them in length-bucketed batches. Returns
+        ``(sentence, first token)`` of every chunk, in input order, and an iterator over
+        batches of ``(chunk indices, best tag ids (batch, seq_len) on the CPU, lengths)``."""
+        if forced_words is not None:
+            self._require("cws", "a user dictionary")
         max_len = self.config.data.max_len
         whole: list[Sequence[str]] = []
         bounds: list[list[tuple[int, int]]] = []
         owners: list[tuple[int, int]] = []
+        # per chunk, in chunk positions: forced words, and breaks as (must close, must open)
         piece_forced: list[list[tuple[int, int]]] = []
+        piece_breaks: list[tuple[list[int], list[int]]] = []
+        constrained = False
         for i, tokens in enumerate(sentences):
             if not tokens:
                 continue
+            spans = forced_words[i] if forced_words is not None else ()
+            cuts = [c for c in breaks[i] if 0 < c < len(tokens)] if breaks is not None else []
+            constrained = constrained or bool(spans) or bool(cuts)
             whole.append(tokens)
-            bounds.append(text_bounds(tokens, max_len))
+            # never cut inside a forced word: its halves, decoded apart, could not both be
+            # legal BMES sequences, and the word would be lost
+            bounds.append(text_bounds(tokens, max_len, keep=spans))
             for a, b in bounds[-1]:
                 owners.append((i, a))
-                spans = forced_words[i] if forced_words is not None else ()
                 piece_forced.append([(x - a, y - a) for x, y in spans if a <= x and y <= b])
+                # a break at c: token c - 1 closes a span, token c opens one (either may be
+                # in the chunk, when the break falls on the chunk's edge)
+                piece_breaks.append(([c - 1 - a for c in cuts if a < c <= b],
+                                     [c - a for c in cuts if a <= c < b]))
 
         def batches() -> Iterator[tuple[list[int], np.ndarray, list[int]]]:
             if not whole:
@@ -250,9 +275,10 @@ class Tagger:
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
                 tag_mask = None
-                if forced_words is not None:
-                    tag_mask = self._forced_mask([piece_forced[i] for i in indices],
-                                                 batch.mask.shape[1])
+                if constrained:
+                    tag_mask = self._tag_mask([piece_forced[i] for i in indices],
+                                              [piece_breaks[i] for i in indices],
+                                              batch.mask.shape[1])
                 # (batch, seq_len)
                 best = self.decode(batch, tag_mask)
                 yield list(indices), best, batch.lengths.tolist()
@@ -260,13 +286,13 @@ class Tagger:
         return owners, batches()
 
     def _word_starts(self, sentences: Sequence[Sequence[str]], batch_size: int,
-                     forced_words: Sequence[Sequence[tuple[int, int]]] | None
-                     ) -> list[list[int]]:
+                     forced_words: Sequence[Sequence[tuple[int, int]]] | None,
+                     breaks: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
         """CWS: the token index where each word of each sentence starts (0 first), read off
         the tag ids with tensor operations per batch: a word starts at B or S, or after E or
         S (the lenient reading of ``tags_to_spans``; the same words as :func:`_words` on the
         tag strings, without a Python step per character)."""
-        owners, batches = self._decode_pieces(sentences, batch_size, forced_words)
+        owners, batches = self._decode_pieces(sentences, batch_size, forced_words, breaks)
         # per chunk: word starts inside it (chunk positions), does its last tag end a word
         piece_starts: list[list[int]] = [[] for _ in owners]
         piece_ends: list[bool] = [True] * len(owners)
@@ -299,12 +325,18 @@ class Tagger:
             results[owner].extend([c + a for c in starts] if a else starts)
         return results
 
-    def _forced_mask(self, spans: Sequence[Sequence[tuple[int, int]]], seq_len: int
-                     ) -> np.ndarray:
-        """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S."""
-        self._require("cws", "a user dictionary")
+    def _tag_mask(self, spans: Sequence[Sequence[tuple[int, int]]],
+                  breaks: Sequence[tuple[Sequence[int], Sequence[int]]], seq_len: int
+                  ) -> np.ndarray:
+        """(batch, seq_len, num_tags) allowed tags: inside a forced word only its own B/M/E/S;
+        before a break only tags that close a span, after it only tags that open one. On both
+        sides at once, this allows exactly the paths whose move across the break does not
+        continue a span, so Viterbi and n-best search only among those."""
         ids = {t: i for i, t in enumerate(self.tags)}
         mask = np.ones((len(spans), seq_len, len(self.tags)), dtype=bool)
+        for row, (closes, opens) in enumerate(breaks):
+            mask[row, closes] &= self._closes
+            mask[row, opens] &= self._opens
         for row, row_spans in enumerate(spans):
             for a, b in row_spans:
                 mask[row, a:b] = False
@@ -317,12 +349,15 @@ class Tagger:
         return mask
 
     def nbest(
-        self, texts: Sequence[str], k: int = 5
+        self, texts: Iterable[str], k: int = 5
     ) -> list[list[tuple[list[tuple[str, str]], float]]]:
         """The ``k`` best taggings of each text with their probabilities (CRF head only).
 
-        Whitespace is skipped as in :meth:`tag`. Each text is decoded whole (not cut at
-        ``data.max_len``), so very long lines cost more memory here.
+        Whitespace is read as in :meth:`tag`: for CWS and POS a word boundary that the search
+        itself respects, so the answers are ``k`` distinct segmentations, each with no word
+        across whitespace, and their probabilities are among the taggings that respect it.
+        Each text is decoded whole (not cut at ``data.max_len``), so very long lines cost more
+        memory here.
 
         Returns:
             Per text, up to ``k`` ``(pairs, probability)`` with ``pairs`` the (character, tag)
@@ -330,21 +365,21 @@ class Tagger:
 
         Raises:
             ValueError: a softmax model, or ``k`` outside 1..:data:`MAX_NBEST`.
+            TypeError: ``texts`` is a str, or holds something else than str.
         """
-        _check_texts(texts)
+        texts = _as_list(texts)
         if not self.network.has_crf:
             raise ValueError("n-best decoding needs a model trained with model.head: crf")
         if not 1 <= k <= MAX_NBEST:
             raise ValueError(f"n-best: k must be between 1 and {MAX_NBEST}, got {k}")
         out: list[list[tuple[list[tuple[str, str]], float]]] = []
         for text in texts:
-            tokens = split_graphemes(text)[0]
+            tokens, positions = split_graphemes(text)
             if not tokens:
                 out.append([([], 1.0)])
                 continue
-            batch = self._one(tokens)
             # (seq_len, num_tags)
-            scores = self.network.emissions(batch.inputs, batch.lengths)[0]
+            scores = self._one_scores(tokens, positions)
             transitions = self.network.transitions()
             assert transitions is not None
             log_z = decoding.log_partition(scores, *transitions)
@@ -353,23 +388,25 @@ class Tagger:
                          math.exp(score - log_z)) for path, score in paths])
         return out
 
-    def confidence(self, texts: Sequence[str]) -> list[list[tuple[str, str, float]]]:
+    def confidence(self, texts: Iterable[str]) -> list[list[tuple[str, str, float]]]:
         """(character, best tag, posterior probability of that tag) for each text.
 
         CRF head: marginals from forward-backward; softmax head: the softmax probability.
+        For CWS and POS both are among the taggings with no word across whitespace, as
+        :meth:`tag` decodes.
         """
-        _check_texts(texts)
+        texts = _as_list(texts)
         out: list[list[tuple[str, str, float]]] = []
         index = {t: i for i, t in enumerate(self.tags)}
         for text, pairs in zip(texts, self.tag(texts)):
-            tokens = split_graphemes(text)[0]
+            tokens, positions = split_graphemes(text)
             if not tokens:
                 out.append([])
                 continue
-            batch = self._one(tokens)
             # (seq_len, num_tags)
-            emissions = self.network.emissions(batch.inputs, batch.lengths)[0]
+            emissions = self._one_scores(tokens, positions)
             transitions = self.network.transitions()
+            # a tag that whitespace rules out has probability 0 (exp(-inf)) in both
             probs = (decoding.marginals(emissions, *transitions) if transitions is not None
                      else decoding.softmax(emissions))
             out.append([(c, t, float(probs[j, index[t]])) for j, (c, t) in enumerate(pairs)])
@@ -391,50 +428,79 @@ class Tagger:
         """A batch of one whole (not chunked) sentence."""
         return EncodedCorpus.encode([tokens], self.vocabs, self.config).batch([0])
 
-    def tag(self, texts: Sequence[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
-        """(character, tag) pairs for each text; whitespace characters are skipped."""
-        _check_texts(texts)
-        tokens = [split_graphemes(t)[0] for t in texts]
-        return [list(zip(tok, tags)) for tok, tags in zip(tokens, self.tag_tokens(tokens,
-                                                                                  batch_size))]
+    def _one_scores(self, tokens: Sequence[str], positions: Sequence[int]) -> np.ndarray:
+        """(seq_len, num_tags) emissions of one whole sentence, -inf where the text's
+        whitespace rules a tag out (CWS, POS), so n-best and marginals search the same
+        taggings as :meth:`tag`."""
+        batch = self._one(tokens)
+        scores = self.network.emissions(batch.inputs, batch.lengths)[0]
+        cuts = self._breaks_of(tokens, positions)
+        if not cuts:
+            return scores
+        mask = self._tag_mask([()], [([c - 1 for c in cuts], cuts)], len(tokens))[0]
+        return np.where(mask, scores, -np.inf).astype(np.float32)
+
+    def _breaks_of(self, tokens: Sequence[str], positions: Sequence[int]) -> list[int]:
+        """Token indices with whitespace before them, where this task takes whitespace as a
+        word boundary: CWS and POS. For NER whitespace is only skipped: an entity may span it
+        (a name written with a space), as the corpora annotate."""
+        return [] if self.task == "ner" else _gaps(tokens, positions)
+
+    def tag(self, texts: Iterable[str], batch_size: int = 64) -> list[list[tuple[str, str]]]:
+        """(character, tag) pairs for each text; whitespace characters are skipped. For CWS
+        and POS, whitespace is a word boundary: decoding only considers taggings with no word
+        across it (the same words as :meth:`segment`)."""
+        texts = _as_list(texts)
+        prepared, all_tags = self._tag_texts(texts, batch_size)
+        return [list(zip(tokens, tags)) for (tokens, _), tags in zip(prepared, all_tags)]
 
     def segment(
-        self, texts: Sequence[str], batch_size: int = 64, user_dict: UserDict | None = None
+        self, texts: Iterable[str], batch_size: int = 64, user_dict: UserDict | None = None
     ) -> list[list[str]]:
         """Words of each text (word segmentation and joint segmentation + POS models).
-        Whitespace in the input is a word boundary and is dropped.
+        Whitespace in the input is a word boundary and is dropped: decoding only considers
+        segmentations with no word across it.
 
-        With a ``user_dict``, its words found in a text (longest match first, left to right)
-        are kept whole; the rest of the segmentation is decoded around them.
+        With a ``user_dict``, its words found in a text (longest match first, left to right,
+        not across whitespace) are kept whole; the rest of the segmentation is decoded around
+        them.
+
+        Args:
+            texts: any iterable of str (read once); a bare str is a ``TypeError``.
         """
-        _check_texts(texts)
+        texts = _as_list(texts)
         if self.task != "cws":
             self._require("pos", "segment()")
             return [[w for w, _ in words]
                     for words in self.pos_tag(texts, batch_size, user_dict)]
         with _gc_paused():
             prepared = [split_graphemes(t) for t in texts]
+            breaks = [_gaps(tok, pos) for tok, pos in prepared]
             forced = None
             if user_dict is not None:
-                forced = [user_dict.matches(tok) for tok, _ in prepared]
-            starts = self._word_starts([tok for tok, _ in prepared], batch_size, forced)
+                forced = [user_dict.matches(tok, cuts) for (tok, _), cuts in zip(prepared, breaks)]
+            starts = self._word_starts([tok for tok, _ in prepared], batch_size, forced, breaks)
             return [_cut_words(text, tokens, positions, cuts)
                     for text, (tokens, positions), cuts in zip(texts, prepared, starts)]
 
-    def pos_tag(self, texts: Sequence[str], batch_size: int = 64,
+    def pos_tag(self, texts: Iterable[str], batch_size: int = 64,
                 user_dict: UserDict | None = None) -> list[list[tuple[str, str]]]:
         """``(word, label)`` pairs of each text: the POS for a joint segmentation + POS model,
         ``""`` for CWS. Whitespace in the input is a word boundary and is dropped."""
-        _check_texts(texts)
+        texts = _as_list(texts)
         if self.task == "ner":
             self._require("pos", "pos_tag()")
         prepared, all_tags = self._tag_texts(texts, batch_size, user_dict)
         return [_words(tokens, positions, tags)
                 for (tokens, positions), tags in zip(prepared, all_tags)]
 
-    def entities(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
-        """Entities of each text with character offsets into the original text (NER)."""
-        _check_texts(texts)
+    def entities(self, texts: Iterable[str], batch_size: int = 64) -> list[list[Entity]]:
+        """Entities of each text with character offsets into the original text (NER).
+
+        Whitespace is skipped, not a boundary: the model reads the text without it, and an
+        entity may span it (its ``text`` then includes the whitespace).
+        """
+        texts = _as_list(texts)
         self._require("ner", "entities()")
         prepared, all_tags = self._tag_texts(texts, batch_size)
         return [_entities(text, tokens, positions, tags)
@@ -445,10 +511,12 @@ class Tagger:
                    ) -> tuple[list[tuple[list[str], Sequence[int]]], list[list[str]]]:
         """((non-space tokens, their offsets) per text, tags per text)."""
         prepared = [split_graphemes(t) for t in texts]
+        breaks = [self._breaks_of(tok, pos) for tok, pos in prepared]
         forced = None
         if user_dict is not None:
-            forced = [user_dict.matches(tok) for tok, _ in prepared]
-        return prepared, self.tag_tokens([tok for tok, _ in prepared], batch_size, forced)
+            forced = [user_dict.matches(tok, cuts) for (tok, _), cuts in zip(prepared, breaks)]
+        return prepared, self.tag_tokens([tok for tok, _ in prepared], batch_size, forced,
+                                         breaks)
 
     def _require(self, task: str, what: str) -> None:
         if self.task != task:
@@ -462,7 +530,9 @@ class UserDict:
     """Words that segmentation must keep whole (like jieba's and pkuseg's user dictionaries).
 
     Matching walks a character trie from each position, so its cost is bounded by the longest
-    dictionary prefix actually present in the text, whatever the longest word is.
+    dictionary prefix actually present in the text, whatever the longest word is. Words of any
+    length are kept, also across and beyond ``data.max_len`` (long lines are never chunked
+    inside a dictionary word).
 
     Args:
         words: the words; whitespace-free, at least one character.
@@ -484,14 +554,22 @@ class UserDict:
         """One word per line (further fields, e.g. jieba's frequency and POS, are ignored)."""
         return cls(read_dictionary(path))
 
-    def matches(self, tokens: Sequence[str]) -> list[tuple[int, int]]:
+    def matches(self, tokens: Sequence[str], breaks: Iterable[int] = ()
+                ) -> list[tuple[int, int]]:
         """Non-overlapping ``(start, end)`` spans of dictionary words (of two or more tokens),
-        longest match first, left to right."""
+        longest match first, left to right. No match crosses one of ``breaks`` (token indices
+        with whitespace before them): the writer's space says the word is not there, and a
+        forced word across a forced boundary would leave no legal tagging."""
         spans = []
         i, n = 0, len(tokens)
+        stops = sorted(set(breaks))
+        k = 0  # stops[k] is the first break after i
         while i < n:
+            while k < len(stops) and stops[k] <= i:
+                k += 1
+            stop = stops[k] if k < len(stops) else n
             node, longest = self._trie, 0
-            for j in range(i, n):
+            for j in range(i, stop):
                 # a token may be several characters (a grapheme cluster): follow each
                 for c in tokens[j]:
                     node = node.get(c)
@@ -509,11 +587,33 @@ class UserDict:
         return spans
 
 
-def _check_texts(texts: object) -> None:
-    """A str is a sequence of characters: passed where a list of texts is expected, each
-    character would silently become a text of its own."""
-    if isinstance(texts, str):
-        raise TypeError("expected a list of texts, got one str; pass [text]")
+def _as_list(texts: Iterable[Any], what: str = "texts") -> list[Any]:
+    """Any iterable of texts as a list, read once: the methods walk the texts more than once
+    (tokens, then results zipped with the texts), which would find a generator empty the
+    second time. A str is refused: it is an iterable of characters, and each would silently
+    become a text of its own."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"expected an iterable of {what}, got one {type(texts).__name__}; "
+                        "pass [text] for a single text")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(f"expected an iterable of {what}, got {type(texts).__name__}"
+                        ) from None
+    if what == "texts":
+        for i, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}]: expected str, got {type(text).__name__}")
+    return items
+
+
+def _gaps(tokens: Sequence[str], positions: Sequence[int]) -> list[int]:
+    """Token indices with whitespace before them in the text (``positions`` from
+    :func:`~bmes_tagger.text.split_graphemes`)."""
+    if isinstance(positions, range):  # no whitespace, no clusters: the fast path
+        return []
+    return [i for i in range(1, len(positions))
+            if positions[i] != positions[i - 1] + len(tokens[i - 1])]
 
 
 def _words(tokens: Sequence[str], positions: Sequence[int], tags: Sequence[str]

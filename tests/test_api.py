@@ -193,13 +193,14 @@ def test_segment_words_equal_the_general_word_assembly_of_the_tags(
         unconstrained_tagger: Tagger, texts: list[str]) -> None:
     # segment reads word starts off tag ids per batch; it must give the words of the lenient
     # reading of the tag strings (tags_to_spans), including ill-formed tags, chunk joins and
-    # whitespace gaps
-    from bmes_tagger.predict import _words
+    # whitespace gaps (which decoding takes as forced boundaries, in both)
+    from bmes_tagger.predict import _gaps, _words
     from bmes_tagger.text import split_graphemes
 
     tagger = unconstrained_tagger
     prepared = [split_graphemes(t) for t in texts]
-    tags = tagger.tag_tokens([tok for tok, _ in prepared], batch_size=3)
+    tags = tagger.tag_tokens([tok for tok, _ in prepared], batch_size=3,
+                             breaks=[_gaps(tok, pos) for tok, pos in prepared])
     expected = [[w for w, _ in _words(tok, pos, t)] for (tok, pos), t in zip(prepared, tags)]
     assert tagger.segment(texts, batch_size=3) == expected
 
