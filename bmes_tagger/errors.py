@@ -141,6 +141,10 @@ class ConversionError(BmesTaggerError):
     """A conversion would lose annotation, or its output cannot be written."""
 
 
+class ConversionChoiceError(ConversionError, UsageError):
+    """An unknown format, scheme, task or column name asked of a conversion (usage: exit 2)."""
+
+
 class CheckpointError(BmesTaggerError):
     """A checkpoint is missing, corrupt, unsafe or of an unsupported format version."""
 

@@ -35,7 +35,7 @@ from .corpus import (
     read_corpus,
     untyped,
 )
-from .errors import ConversionError
+from .errors import ConversionChoiceError, ConversionError
 from .tags import SCHEMES, from_bmes, split_tag, tags_to_spans
 from .text import has_joiners, split_graphemes
 
@@ -263,7 +263,8 @@ def convert(
                                  ("pos column", pos_column, POS_COLUMNS),
                                  ("task", task or "cws", TASKS)):
         if value not in choices:
-            raise ConversionError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+            raise ConversionChoiceError(f"--{name.replace(' ', '-')}: {value!r} is not one "
+                                        f"of {', '.join(choices)}")
     out = out_path if not isinstance(out_path, (str, Path)) else Path(out_path)
     if isinstance(out, Path):
         check_output(out, force=force, inputs={"the input": in_path})

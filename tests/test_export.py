@@ -192,7 +192,7 @@ def test_cli_export_then_predict_matches_checkpoint(trained: dict[str, Path],
     assert info.exit_code == 0, info.stderr
     assert "exported     onnx from" in info.stdout and "task         cws" in info.stdout
     bad = runner.invoke(app, ["export", str(trained["cws"]), "--format", "tflite"])
-    assert bad.exit_code == 1 and "onnx or torchscript" in bad.stderr
+    assert bad.exit_code == 2 and "onnx or torchscript" in bad.stderr
 
 
 def test_bad_exported_files_give_one_line_errors(trained: dict[str, Path],

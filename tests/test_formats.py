@@ -488,7 +488,7 @@ def test_convert_cli_refuses_overwrite_and_lossy_conversions(tmp_path: Path) -> 
     assert code == 1 and "cannot convert ner data" in err and "lost" in err
     assert not (tmp_path / "seg.txt").exists()
     code, _, err = invoke("convert", src, tmp_path / "y", "--from", "json", "--to", "conll")
-    assert code == 1 and "'json' is not one of" in err
+    assert code == 2 and "--from: 'json' is not one of" in err  # usage
     unlabelled = write(tmp_path, '{"id": 0, "text": "北京"}\n', "test.json")
     code, _, err = invoke("convert", unlabelled, tmp_path / "z", "--from", "jsonl", "--to",
                           "conll")

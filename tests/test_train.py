@@ -360,7 +360,7 @@ def test_device_option_and_a_device_this_machine_lacks(tmp_path: Path) -> None:
             refused = runner.invoke(app, argv)
             assert refused.exit_code == 1 and "CUDA is not available" in refused.stderr
         bad = runner.invoke(app, ["predict", raw, "--model", model, "--device", "tpu"])
-        assert bad.exit_code == 1 and "expected auto, cpu, cuda or cuda:N" in bad.stderr
+        assert bad.exit_code == 2 and "expected auto, cpu, cuda or cuda:N" in bad.stderr  # usage
 
 
 @pytest.mark.cuda
