@@ -42,7 +42,7 @@ def test_lexicon_counts_the_words_the_model_segments(cws: Path, tmp_path: Path) 
                                "--force"])
     assert onto.exit_code == 1 and RAW.read_text("utf-8").strip()
     neither = runner.invoke(app, ["lexicon", str(RAW), "--out", str(tmp_path / "x.txt")])
-    assert neither.exit_code == 1 and "--model" in neither.stderr
+    assert neither.exit_code == 2 and "--model" in neither.stderr  # usage
 
 
 def test_vectors_are_found_by_the_features_that_read_them(cws: Path, tmp_path: Path) -> None:
