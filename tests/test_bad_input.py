@@ -215,6 +215,16 @@ class Env:
                 + TINY_MODEL)
         return self.train(body, *extra)
 
+    def train_with_vectors(self, vectors: Path, *extra: str) -> list[str]:
+        """``tagger train`` of a tiny model whose character vectors are ``vectors``."""
+        return self.train(f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL
+                          .replace("model:\n", f"model:\n  char_vectors: {vectors}\n"), *extra)
+
+    def convert_jsonl(self, content: str) -> list[str]:
+        """``tagger convert`` of ./c.jsonl holding ``content`` to conll."""
+        return ["convert", str(self.file("c.jsonl", content)), str(self.tmp / "out.txt"),
+                "--from", "jsonl", "--to", "conll"]
+
     def eval_ner(self, name: str, content: str | bytes, *extra: str) -> list[str]:
         data = self.file(name, content)
         return ["eval", "--model", str(self.ner), "--data", str(data), "--format", "conll",
@@ -316,6 +326,23 @@ BAD = [
     case("encoding/nul-byte-conll-train", lambda e: e.train_data(
         e.file("t.bmes", b"\xe5\xbc\xa0 S-PER\n\x00 O\n"), NER_DEV, "ner", "conll"),
          "{tmp}/t.bmes:2", "NUL byte"),
+    # a JSON escape spells what raw bytes cannot: one rule for both (NUL, lone surrogates)
+    case("encoding/json-nul-escape", lambda e: e.convert_jsonl(
+        '{"text": "a\\u0000b", "label": {}}\n'),
+         "{tmp}/c.jsonl:1", '"text" contains a NUL byte'),
+    case("encoding/json-lone-surrogate", lambda e: e.convert_jsonl(
+        '{"text": "\u5f20\u4f1f", "label": {}}\n{"text": "ab\\ud800c", "label": {}}\n'),
+         "{tmp}/c.jsonl:2", '"text" contains a lone surrogate U+D800'),
+    case("encoding/json-lone-surrogate-mention", lambda e: e.convert_jsonl(
+        '{"text": "ab", "label": {"PER": {"\\udc00": [[0, 0]]}}}\n'),
+         "{tmp}/c.jsonl:1", "PER mention contains a lone surrogate U+DC00"),
+    case("file/json-nested-100k-deep", lambda e: e.convert_jsonl(
+        '{"text": "ab", "label": {}}\n' + "[" * 100_000 + "\n"),
+         "{tmp}/c.jsonl:2", "nested too deeply"),
+    case("convert/conll-token-jsonl-cannot-hold", lambda e: [
+        "convert", str(e.file("c.bmes", "张三 S-PER\n在 O\n\n")), str(e.tmp / "out.jsonl"),
+        "--from", "conll", "--to", "jsonl"],
+         "{tmp}/c.bmes:1", "token '张三' cannot be written as jsonl"),
     case("file/dev-zero-predict", lambda e: ["predict", "/dev/zero", "--model", str(e.cws)],
          "/dev/zero:1", "line 1 is longer than 16 MiB"),
     case("file/dev-zero-stdin", lambda e: ["predict", e.pipe(bytes(17 << 20)), "--model",
