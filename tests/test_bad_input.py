@@ -561,7 +561,7 @@ BAD = [
     case("train/infinite-vectors", lambda e: e.train(
         f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
             "model:\n", f"model:\n  char_vectors: {e.vectors('v.txt', 'inf')}\n")),
-         "{tmp}/v.txt", "infinite vector values"),
+         "{tmp}/v.txt:1", "vector value 'inf' is not a finite float32 number"),
     # --- checkpoints -------------------------------------------------------------------------
     case("ckpt/missing", lambda e: e.predict(e.tmp / "nope.pt"),
          "{tmp}/nope.pt", "checkpoint not found"),
@@ -725,6 +725,18 @@ BAD = [
         f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
             "model:\n", f"model:\n  char_vectors: {e.file('v.txt', BAD_VECTORS)}\n")),
          "{tmp}/v.txt:2", "not valid UTF-8 (byte 0xce at column 1)"),
+    case("vectors/nan", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "我 1 2 3 4\n们 1 nan 3 4\n")),
+         "{tmp}/v.txt:2", "vector value 'nan' is not a finite float32 number"),
+    case("vectors/beyond-float32", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "2 4\n我 1 2 3 1e39\n")),
+         "{tmp}/v.txt:2", "vector value '1e39' is not a finite"),
+    case("vectors/duplicate-token", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "我 1 2 3 4\n们 1 2 3 4\n我 5 6 7 8\n")),
+         "{tmp}/v.txt:3", "token '我' has a vector already (line 1)"),
+    case("vectors/duplicate-token-extend-vocab", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "龘 1 2 3 4\n龘 5 6 7 8\n"), "--set", "model.extend_vocab=true"),
+         "{tmp}/v.txt:2", "token '龘' has a vector already (line 1)"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),
