@@ -33,7 +33,7 @@ from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
 from .evaluate import evaluate
-from .model import BiLSTMTagger, TorchNetwork, build_model, set_rows
+from .model import BiLSTMTagger, TorchNetwork, allocating, build_model, set_rows
 from .parallel import DataParallel
 from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
@@ -237,7 +237,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         assert state.weights is not None and state.training is not None
         model.load_state_dict(state.weights)
         frozen_rows = dict(state.training.get("frozen") or {})
-    model.to(device)
+    with allocating(config, vocabs, tags, f"the network's weights on {device}"):
+        model.to(device)  # a CUDA device may have less memory than the host
     frozen = FrozenRows(model, frozen_rows) if frozen_rows else None
     optimizer = make_optimizer(model, config)
     if frozen is not None:

@@ -387,6 +387,15 @@ BAD = [
     case("task/segmented-format-for-ner-train", lambda e: e.train_data(CWS_TRAIN, None, "ner"),
          str(CWS_TRAIN), "use format: conll for NER"),
     # --- config ----------------------------------------------------------------------------
+    # F8: checked before anything is allocated, naming the key that makes it large
+    case("config/hidden-size-1e9", lambda e: e.train_data(extra=(
+        "--set", "model.hidden_size=1000000000")),
+         "{tmp}/c.yaml", "model.hidden_size=1000000000: the network would have",
+         "more than this machine's"),
+    case("config/embedding-dim-1e9", lambda e: e.train_data(extra=(
+        "--set", "model.embedding_dim=1000000000")),
+         "{tmp}/c.yaml", "model.embedding_dim=1000000000: the network would have",
+         "parameters ("),
     case("config/unknown-key", lambda e: e.train("model:\n  hiden_size: 3\n"),
          "{tmp}/c.yaml:2", "model.hiden_size", "unknown key", "did you mean 'hidden_size'"),
     case("config/unknown-section", lambda e: e.train("data:\n  task: cws\nmodle:\n  cell: gru\n"),
