@@ -37,7 +37,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .config import Config, config_from_dict
-from .errors import BmesTaggerError, CheckpointError
+from .errors import ONNX_HINT, BmesTaggerError, CheckpointError, require_torch
 from .features import BY_NAME, active
 from .tags import split_tag, tag_inventory
 from .version import __version__
@@ -178,6 +178,7 @@ def _torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: not a regular file, expected a checkpoint")
     _check_archive(path)
+    require_torch(f"{path}: reading a checkpoint (.pt)", ONNX_HINT)
     import torch
 
     try:

@@ -177,3 +177,24 @@ class RunDirError(BmesTaggerError):
 
 class TrainingError(BmesTaggerError):
     """Training cannot go on (e.g. the loss became NaN)."""
+
+
+#: What to run where torch is missing (a deployment install has only numpy and onnxruntime).
+TORCH_INSTALL = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
+
+
+#: Said where a checkpoint is refused for want of torch.
+ONNX_HINT = "an ONNX export of the model (tagger export) predicts without torch"
+
+
+def require_torch(what: str, hint: str = "") -> None:
+    """Raise a one-line :class:`BmesTaggerError` saying that ``what`` needs torch and how to
+    install it (then ``hint``), where torch cannot be imported. Imported rather than looked
+    up with ``find_spec``: a broken install (or a blocked import) finds a spec and still
+    fails."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "missing"
+        raise BmesTaggerError(f"{what} needs torch, which cannot be imported ({reason}): "
+                              f"{TORCH_INSTALL}" + (f"; {hint}" if hint else "")) from None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import Checkpoint, read_payload
-from .errors import BmesTaggerError, CheckpointError
+from .errors import BmesTaggerError, CheckpointError, require_torch
 from .features import input_names
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
@@ -106,6 +106,8 @@ def load_exported(path: str | Path, threads: int | None = None, trust_code: bool
             raise CheckpointError(f"{path}: a TorchScript file contains code that runs when it "
                                   "is loaded; load it only if you trust it (--trust-code, or "
                                   "Tagger.load(..., trust_code=True))")
+        # before the notice: a file that cannot be loaded here gets one error line
+        require_torch(f"{path}: a TorchScript model (.ts)")
         # a security notice, so straight to stderr: a warnings filter must not hide it
         print(f"warning: {path}: loading TorchScript, which runs code from the file (trusted "
               "with --trust-code)", file=sys.stderr)

@@ -24,7 +24,7 @@ from . import decoding
 from .batching import Batch, EncodedCorpus, bucketed_batches, text_bounds
 from .config import Config
 from .corpus import read_dictionary
-from .errors import BmesTaggerError
+from .errors import ONNX_HINT, BmesTaggerError, require_torch
 from .exported import exported_kind, load_exported
 from .tags import allowed_transitions, tags_to_spans
 from .text import split_graphemes
@@ -140,11 +140,7 @@ class Tagger:
             meta, network = load_exported(path, threads=threads, trust_code=trust_code)
             return cls.from_checkpoint(meta, network=network)
         # a checkpoint needs torch: imported here, so the exported-model path never does
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise BmesTaggerError(f"{path}: a checkpoint needs torch, which is not installed "
-                                  "(export the model to ONNX to predict without it)")
+        require_torch(f"{path}: reading a checkpoint (.pt)", ONNX_HINT)
         from .checkpoint import load_checkpoint
         from .devices import resolve_device
 
