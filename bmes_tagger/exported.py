@@ -132,7 +132,9 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     # 1 unless asked: on a busy machine more threads spin (see train.threads); 0 = all cores
     options.intra_op_num_threads = 1 if threads is None else threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
+    # fatal only: onnxruntime logs a failed run as a coloured line on stderr before raising,
+    # and the exception it raises is what the one-line error reports
+    options.log_severity_level = 4
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types

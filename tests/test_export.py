@@ -334,3 +334,35 @@ def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
         with pytest.raises(CheckpointError, match=needle) as info:
             Tagger.load(path).segment(["我们在北京工作。"])
         assert "\n" not in str(info.value) and str(path) in str(info.value), name
+
+
+def test_onnxruntime_logs_nothing_of_its_own_when_a_graph_fails(trained: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    """A graph that fails while running: onnxruntime printed its own ANSI-coloured log line
+    on stderr before the error (from C++, so only a child process sees it)."""
+    import os
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import helper
+
+    good = export_model(trained["cws"], tmp_path / "good.onnx", "onnx")
+    g = onnx.load(str(good))
+    for n in g.graph.node:
+        n.output[:] = ["emissions_raw" if x == "emissions" else x for x in n.output]
+    # a reshape that no batch fits: it fails at run time, not when loading
+    g.graph.initializer.append(helper.make_tensor("odd", onnx.TensorProto.INT64, [3],
+                                                  [7, 11, 13]))
+    g.graph.node.append(helper.make_node("Reshape", ["emissions_raw", "odd"], ["emissions"]))
+    bad = tmp_path / "fails.onnx"
+    onnx.save(g, str(bad))
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "bmes_tagger", "predict", "-", "--model",
+                           str(bad)], input="我们在北京工作。\n", capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b[" not in proc.stderr and "onnxruntime:" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: the graph failed to run")

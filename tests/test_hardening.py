@@ -186,3 +186,50 @@ def test_a_failed_allocation_is_one_line_naming_the_keys(
                                "the network's weights ("), lines[0]
     assert "make the model smaller" in lines[0] and not (tmp_path / "run").exists()
 
+
+# --- exporting onto a full disk (F12) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["onnx", "int8"])
+def test_an_onnx_export_onto_a_full_disk_names_the_output(cws: Path, tmp_path: Path,
+                                                          quantize: bool) -> None:
+    """A real failed write (RLIMIT_FSIZE, as a full disk or a quota stops it): the exporter
+    builds the file in the system's temporary folder first, and its error named neither the
+    output nor anything else ("error: File too large")."""
+    import os
+
+    pytest.importorskip("onnx", reason="needs the onnx extra")
+    out = tmp_path / "m.onnx"
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    argv = [sys.executable, "-m", "bmes_tagger", "export", str(cws), "--output", str(out)]
+    proc = subprocess.run(["bash", "-c", 'ulimit -f 20; exec "$@"', "bash", *argv,
+                           *(["--quantize"] if quantize else [])],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {out}: could not write the exported model: File "
+                                  "too large"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_no_space_while_exporting_is_one_line_naming_the_output(
+        cws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from the exporter's own write (which a test cannot cause for real without a
+    full file system): reported against the output, never the temporary."""
+    import errno
+
+    import torch
+
+    pytest.importorskip("onnx", reason="needs the onnx extra")
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/tmpabc/model.onnx")
+
+    monkeypatch.setattr(torch.onnx, "export", full)
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app(), ["export", str(cws), "--output", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {out}: could not write the exported model: No "
+                                    "space left on device (in "), result.stderr
+    assert "tmpabc" not in result.stderr and result.stderr.count("\n") == 1
