@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 # the longest n-best list a caller may ask for: the search keeps k paths per tag and step
 MAX_NBEST = 100
+# The largest score magnitude decoding accepts. Viterbi adds one emission and one transition
+# per character in float32 (max 3.4e38): under this bound a 16 MiB line (the readers' limit)
+# cannot overflow, and real models score in the tens.
+MAX_SCORE = 1e30
 
 
 class Network(Protocol):
@@ -88,13 +92,16 @@ class Tagger:
         config: the resolved config the model was trained with.
         train_words: CWS training word list (OOV metrics).
         scores: best dev scores stored with the model.
+        source: the model file, for error messages.
     """
 
     def __init__(
         self, network: Network, vocabs: dict[str, Vocab], tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
+        source: str = "the model",
     ) -> None:
         self.network = network
+        self.source = source
         self.vocabs = vocabs
         self.tags = list(tags)
         self.config = config
@@ -138,7 +145,7 @@ class Tagger:
         """
         if exported_kind(path) is not None:
             meta, network = load_exported(path, threads=threads, trust_code=trust_code)
-            return cls.from_checkpoint(meta, network=network)
+            return cls.from_checkpoint(meta, network=network, source=str(path))
         # a checkpoint needs torch: imported here, so the exported-model path never does
         require_torch(f"{path}: reading a checkpoint (.pt)", ONNX_HINT)
         from .checkpoint import load_checkpoint
@@ -149,22 +156,52 @@ class Tagger:
 
             torch.set_num_threads(threads)
         return cls.from_checkpoint(load_checkpoint(path), bf16=bf16,
-                                   device=resolve_device(device))
+                                   device=resolve_device(device), source=str(path))
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, network: Network | None = None,
-                        bf16: bool = False, device: Any = "cpu") -> Tagger:
+                        bf16: bool = False, device: Any = "cpu", source: str = "the model"
+                        ) -> Tagger:
         """Rebuild the model a validated :class:`~bmes_tagger.checkpoint.Checkpoint`
-        describes (or, given an exported ``network``, wrap that)."""
+        describes (or, given an exported ``network``, wrap that); ``source`` names it in
+        errors."""
         if network is None:
-            from .model import TorchNetwork, build_model
+            from .model import TorchNetwork, allocating, build_model
 
             assert ckpt.weights is not None
             model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
             model.load_state_dict(ckpt.weights)
-            network = TorchNetwork(model.eval().to(device), device, bf16)
+            with allocating(ckpt.config, ckpt.vocabs, ckpt.tags,
+                            f"the network's weights on {device}"):
+                model = model.eval().to(device)
+            network = TorchNetwork(model, device, bf16)
         return cls(network, ckpt.vocabs, ckpt.tags, ckpt.config, frozenset(ckpt.train_words),
-                   ckpt.scores)
+                   ckpt.scores, source=source)
+
+    def network_scores(self, batch: Batch) -> tuple[np.ndarray, decoding.Transitions | None]:
+        """The network's emissions for ``batch`` (batch, seq_len, num_tags) and its CRF
+        transitions (or None), checked: every path of prediction (torch, onnxruntime,
+        TorchScript; decode, n-best, confidence) reads them here.
+
+        Raises:
+            CheckpointError: a score on a real position, or a transition, is NaN, infinite or
+                over :data:`MAX_SCORE`: weights that finite-value checks let through (1e38)
+                can still overflow, and decoding would then return garbage tags.
+        """
+        emissions = self.network.emissions(batch.inputs, batch.lengths)
+        transitions = self.network.transitions()
+        # NaN compares False, so one comparison covers NaN, inf and overflow; numpy must not
+        # warn on the way (the error below is the whole report)
+        with np.errstate(all="ignore"):
+            ok = bool((np.abs(emissions[batch.mask]) <= MAX_SCORE).all()) and all(
+                bool((np.abs(t) <= MAX_SCORE).all()) for t in transitions or ())
+        if not ok:
+            from .errors import CheckpointError
+
+            raise CheckpointError(f"{self.source}: the model produced NaN or infinite scores, "
+                                  f"or scores over {MAX_SCORE:g} that decoding would overflow "
+                                  "(damaged weights?)")
+        return emissions, transitions
 
     def decode(self, batch: Batch, tag_mask: np.ndarray | None = None) -> np.ndarray:
         """Best tag ids of a padded batch, (batch, seq_len), 0 on padding.
@@ -176,10 +213,9 @@ class Tagger:
         user dictionary forces words this way).
         """
         # (batch, seq_len, num_tags)
-        scores = self.network.emissions(batch.inputs, batch.lengths)
+        scores, transitions = self.network_scores(batch)
         if tag_mask is not None:
             scores = np.where(tag_mask, scores, -np.inf).astype(np.float32)
-        transitions = self.network.transitions()
         if transitions is None and self.allowed is None:
             return np.where(batch.mask, scores.argmax(-1), 0)
         table = decoding.constrain(transitions or self._no_transitions, self.allowed)
@@ -339,9 +375,9 @@ class Tagger:
                 out.append([([], 1.0)])
                 continue
             batch = self._one(tokens)
+            scores, transitions = self.network_scores(batch)
             # (seq_len, num_tags)
-            scores = self.network.emissions(batch.inputs, batch.lengths)[0]
-            transitions = self.network.transitions()
+            scores = scores[0]
             assert transitions is not None
             log_z = decoding.log_partition(scores, *transitions)
             paths = decoding.nbest(scores, *decoding.constrain(transitions, self.allowed), k)
@@ -363,9 +399,9 @@ class Tagger:
                 out.append([])
                 continue
             batch = self._one(tokens)
+            emissions, transitions = self.network_scores(batch)
             # (seq_len, num_tags)
-            emissions = self.network.emissions(batch.inputs, batch.lengths)[0]
-            transitions = self.network.transitions()
+            emissions = emissions[0]
             probs = (decoding.marginals(emissions, *transitions) if transitions is not None
                      else decoding.softmax(emissions))
             out.append([(c, t, float(probs[j, index[t]])) for j, (c, t) in enumerate(pairs)])

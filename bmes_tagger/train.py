@@ -279,7 +279,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters"
            f"{f' ({n_fixed:,} of them fixed)' if n_fixed else ''}, on {device}")
-    tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words))
+    tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words),
+                    source=f"the model in training ({run_dir})")
     board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
         if tcfg.tensorboard and par.is_main else None
     for line in notes:
