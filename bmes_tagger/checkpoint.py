@@ -37,7 +37,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .config import Config, config_from_dict
-from .errors import BmesTaggerError, CheckpointError
+from .errors import ONNX_HINT, BmesTaggerError, CheckpointError, require_torch
 from .features import BY_NAME, active
 from .tags import split_tag, tag_inventory
 from .version import __version__
@@ -150,13 +150,20 @@ def expected_shapes(config: Config, vocabs: Mapping[str, Vocab], tags: list[str]
                     ) -> dict[str, tuple[int, ...]]:
     """Shapes of the state dict of the network ``config`` describes, computed on the meta
     device: nothing is allocated, however large the config says the layers are."""
+    return {k: shape for k, (shape, _) in _expected(config, vocabs, tags).items()}
+
+
+def _expected(config: Config, vocabs: Mapping[str, Vocab], tags: list[str]
+              ) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of every weight of the network ``config`` describes, from the meta
+    device (see :func:`expected_shapes`)."""
     import torch
 
     from .model import build_model  # the network's owner (it imports nothing from here)
 
     with torch.device("meta"):
         model = build_model(config, dict(vocabs), tags)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -171,13 +178,15 @@ def _torch_load(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: not a regular file, expected a checkpoint")
     _check_archive(path)
+    require_torch(f"{path}: reading a checkpoint (.pt)", ONNX_HINT)
     import torch
 
     try:
         with warnings.catch_warnings():
-            # A plain pickle (not torch.save's zip) triggers a multi-line warning on stderr
-            # before the refusal below; the refusal alone is the message.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            # torch warns on stderr about what it finds while loading (a plain pickle rather
+            # than torch.save's zip, sparse CSR or quantized tensors, typed storages): what
+            # matters of it is refused below or by the validation, in one line.
+            warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsafe = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
@@ -248,7 +257,7 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
     state = None
     if weights:
         _check("model" in raw, "checkpoint lacks model (the weights)")
-        state = _weights(raw["model"], expected_shapes(config, vocabs, tags))
+        state = _weights(raw["model"], _expected(config, vocabs, tags))
     else:
         crf = _crf(raw.get("crf"), len(tags), config)
     training = raw.get("training")
@@ -363,9 +372,43 @@ def _scores(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _weights(value: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+def _dense_cpu(tensor: torch.Tensor, where: str) -> None:
+    """A stored tensor must be an ordinary one: dense (strided), holding its values on the
+    CPU (``map_location="cpu"`` leaves a meta tensor, which has none), not quantized. Any
+    other kind crashes, deep in torch, whatever reads it next (``isfinite``,
+    ``load_state_dict``, the optimizer)."""
     import torch
 
+    _check(tensor.layout == torch.strided, f"{where} is a {tensor.layout} tensor; a "
+           "checkpoint holds dense tensors")
+    _check(tensor.device.type == "cpu", f"{where} is a tensor on the {tensor.device.type} "
+           "device, which holds no values to load")
+    _check(not tensor.is_quantized, f"{where} is a quantized tensor ({tensor.dtype}); a "
+           "checkpoint holds floating-point weights")
+
+
+def _dense_cpu_all(value: Any, where: str) -> None:
+    """:func:`_dense_cpu` of every tensor in a nested structure (walked without recursion:
+    a hostile file may nest deeply)."""
+    import torch
+
+    stack = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, torch.Tensor):
+            _dense_cpu(item, at)
+        elif isinstance(item, dict):
+            stack.extend((v, f"{at}.{_short(k) if not isinstance(k, str) else k}")
+                         for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(item))
+
+
+def _weights(value: Any, expected: dict[str, tuple[tuple[int, ...], torch.dtype]]
+             ) -> dict[str, torch.Tensor]:
+    import torch
+
+    shapes = {k: shape for k, (shape, _) in expected.items()}
     _check(isinstance(value, dict), f"model must be a mapping of weights, got {_short(value)}")
     missing = sorted(set(shapes) - set(value))
     unexpected = sorted(set(value) - set(shapes), key=str)
@@ -376,11 +419,17 @@ def _weights(value: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.
     for key, tensor in value.items():
         _check(isinstance(tensor, torch.Tensor), f"model.{key} must be a tensor, got "
                f"{_short(tensor)}")
+        _dense_cpu(tensor, f"model.{key}")
         _check(tuple(tensor.shape) == shapes[key], "the weights do not fit the model its "
                f"config and vocabularies describe (model.{key} has shape "
                f"{tuple(tensor.shape)}, the config says {shapes[key]})")
         _check(tensor.is_floating_point(), f"model.{key} must hold floating-point values, "
                f"got {tensor.dtype}")
+        dtype = expected[key][1]
+        # training writes the dtype the network is built with; another one would be cast
+        # silently on loading (float64 values that overflow float32 become inf)
+        _check(tensor.dtype == dtype, f"model.{key} holds {tensor.dtype} values, the network "
+               f"has {dtype}")
         _check(bool(torch.isfinite(tensor).all()), f"model.{key} holds NaN or infinite values")
     return dict(value)
 
@@ -410,6 +459,7 @@ def _training(value: Any) -> dict[str, Any]:
     import torch
 
     _check(isinstance(value, dict), f"training must be a mapping, got {_short(value)}")
+    _dense_cpu_all(value, "training")
     for key in ("optimizer", "loop", "torch_rng", "python_rng"):
         _check(key in value, f"training lacks {key} (not a resumable last.pt)")
     loop = value["loop"]

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from .atomic import atomic_write, check_output, same_file
-from .errors import BmesTaggerError, ConfigError, UsageError
+from .errors import BmesTaggerError, ConfigError, UsageError, require_torch
 from .tags import SCHEMES
 
 app = typer.Typer(
@@ -171,11 +171,10 @@ def _discard_stdout() -> None:
 def _needs_torch(what: str) -> None:
     """A one-line error where torch is missing (a deployment install predicts with ONNX
     files only)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        _fail(f"{what} needs torch, which is not installed: pip install torch==2.13.0 (or pip "
-              "install 'bmes_tagger[train]')")
+    try:
+        require_torch(what)
+    except BmesTaggerError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -60,6 +60,7 @@ READ_CHUNK_BYTES = 1 << 20
 _LINE_END = re.compile(rb"\r\n?|\n")
 _LINE_END_TEXT = re.compile("\r\n?|\n")
 _BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Perl's \s on the scorer's byte strings: ASCII whitespace only, not U+3000 or U+00A0.
 _PERL_SPACE = " \t\n\x0b\f\r"
 
@@ -86,6 +87,26 @@ class Sentence:
     tags: list[str] | None = None
     line: int = 0
     spaces: tuple[int, ...] = ()
+
+
+def text_problem(text: str, decoded: bool = False) -> tuple[str, str] | None:
+    """The one rule for the characters a corpus may hold, however its file writes them (raw
+    UTF-8, or JSON escapes such as ``\\u0000``): ``(kind, what)`` of the first forbidden one,
+    or None. A NUL marks a binary file, and the line formats cannot hold it (so a JSON
+    ``\\u0000`` would convert to a file that no longer reads); a lone surrogate is half of a
+    UTF-16 pair, not a character, and cannot be written as UTF-8 at all.
+
+    Args:
+        text: the text.
+        decoded: ``text`` came from strict UTF-8 decoding, which never yields a surrogate, so
+            the (slower) search for one is skipped.
+    """
+    if "\x00" in text:
+        return "binary", "a NUL byte (U+0000: a binary file?)"
+    if not decoded and (found := _SURROGATE.search(text)):
+        return "encoding", (f"a lone surrogate U+{ord(found.group()):04X} (half of a UTF-16 "
+                            "pair, not a character)")
+    return None
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -322,6 +343,10 @@ def read_jsonl_spans(path: str | Path, repair: bool = False,
         except json.JSONDecodeError as exc:
             raise CorpusFormatError(path, number, f"invalid JSON: {exc.msg} at column "
                                     f"{exc.colno}") from None
+        except RecursionError:
+            # json's decoder recurses per nesting level: 100,000 '[' overflow the stack
+            raise CorpusFormatError(path, number, "invalid JSON: nested too deeply (a line "
+                                    "holds one flat object)") from None
         if not isinstance(obj, dict):
             raise CorpusFormatError(path, number, "expected a JSON object with \"text\" and "
                                     f"\"label\", got {type(obj).__name__}")
@@ -332,6 +357,7 @@ def read_jsonl_spans(path: str | Path, repair: bool = False,
             raise CorpusFormatError(path, number, "no \"label\": the file is unlabelled (like "
                                     "CLUENER test.json) and cannot be used for training or "
                                     "evaluation", kind="unlabelled")
+        _check_json_text(path, number, raw, obj["label"])
         spans = _json_spans(path, number, raw, obj["label"])
         if not raw.strip():
             raise CorpusFormatError(path, number, "empty \"text\"")
@@ -579,9 +605,9 @@ def _split_block(data: bytes, before: int, name: str | Path, limit: int
                 name, number,
                 f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
                 "convert the file to UTF-8, e.g. iconv -f GBK -t UTF-8", kind="encoding")
-        if "\x00" in line:
-            return lines, CorpusFormatError(name, number, "contains a NUL byte (binary file?)",
-                                            kind="binary")
+        if problem := text_problem(line, decoded=True):
+            return lines, CorpusFormatError(name, number, f"contains {problem[1]}",
+                                            kind=problem[0])
         lines.append(line)
     return lines, None
 
@@ -701,6 +727,21 @@ def _cut_graphemes(text: str, cuts: Iterable[int]) -> tuple[list[str], Sequence[
         starts += [begin + i for i in piece_starts]
         begin = cut
     return chars, starts
+
+
+def _check_json_text(path: str | Path, number: int, text: str, label: object) -> None:
+    """The text, entity types and mentions of a JSON line follow :func:`text_problem`, as a
+    raw line does: JSON escapes can spell what UTF-8 bytes cannot. (A ``label`` of the wrong
+    shape is :func:`_json_spans`'s to report.)"""
+    fields: list[tuple[str, object]] = [("\"text\"", text)]
+    if isinstance(label, dict):
+        fields += [(f"entity type {t!r}", t) for t in label]
+        fields += [(f"{t} mention", m) for t, mentions in label.items()
+                   if isinstance(mentions, dict) for m in mentions]
+    for what, value in fields:
+        if isinstance(value, str) and (problem := text_problem(value)):
+            raise CorpusFormatError(path, number, f"{what} contains {problem[1]}",
+                                    kind=problem[0])
 
 
 def _json_spans(path: str | Path, number: int, text: str, label: object

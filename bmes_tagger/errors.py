@@ -138,7 +138,38 @@ class TagSequenceError(BmesTaggerError):
 
 
 class ConversionError(BmesTaggerError):
-    """A conversion would lose annotation, or its output cannot be written."""
+    """A conversion would lose annotation, or its output cannot be written.
+
+    Args:
+        reason: what is wrong.
+        line: 1-based line of the input where the sentence at fault starts, or None.
+        source: the input file, or None where the writer does not know it (``convert``,
+            which does, fills it in with :meth:`located`).
+    """
+
+    def __init__(self, reason: str, *, line: int | None = None,
+                 source: str | Path | None = None) -> None:
+        self.reason = reason
+        self.line = line
+        self.source = None if source is None else str(source)
+        if self.source is not None:
+            where = f"{self.source}:{line}" if line is not None else self.source
+        else:
+            where = f"sentence at line {line}" if line is not None else None
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+    def located(self, source: str | Path) -> ConversionError:
+        """This error naming ``source`` as the file its line is in, if it named none."""
+        if self.source is not None:
+            return self
+        return ConversionError(self.reason, line=self.line, source=source)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_conversion_error, (self.reason, self.line, self.source))
+
+
+def _conversion_error(reason: str, line: int | None, source: str | None) -> ConversionError:
+    return ConversionError(reason, line=line, source=source)
 
 
 class ConversionChoiceError(ConversionError, UsageError):
@@ -155,3 +186,24 @@ class RunDirError(BmesTaggerError):
 
 class TrainingError(BmesTaggerError):
     """Training cannot go on (e.g. the loss became NaN)."""
+
+
+#: What to run where torch is missing (a deployment install has only numpy and onnxruntime).
+TORCH_INSTALL = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
+
+
+#: Said where a checkpoint is refused for want of torch.
+ONNX_HINT = "an ONNX export of the model (tagger export) predicts without torch"
+
+
+def require_torch(what: str, hint: str = "") -> None:
+    """Raise a one-line :class:`BmesTaggerError` saying that ``what`` needs torch and how to
+    install it (then ``hint``), where torch cannot be imported. Imported rather than looked
+    up with ``find_spec``: a broken install (or a blocked import) finds a spec and still
+    fails."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "missing"
+        raise BmesTaggerError(f"{what} needs torch, which cannot be imported ({reason}): "
+                              f"{TORCH_INSTALL}" + (f"; {hint}" if hint else "")) from None

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .atomic import atomic_write, check_output
+from .atomic import OutputError, atomic_write, check_output
 from .checkpoint import load_checkpoint, make_payload
 from .errors import BmesTaggerError
 from .exported import EXTRA_FILE, METADATA_KEY, SUFFIXES, exported_kind
@@ -138,10 +138,18 @@ def export_model(
                                                     in model.crf.state_dict().items()})
     metadata = json.dumps(_plain(meta), ensure_ascii=False)
     network = EmissionNetwork(model)
-    if fmt == "onnx":
-        data = _onnx_bytes(network, metadata, quantize)
-    else:
-        data = _torchscript_bytes(network, metadata, quantize)
+    try:
+        if fmt == "onnx":
+            data = _onnx_bytes(network, metadata, quantize)
+        else:
+            data = _torchscript_bytes(network, metadata, quantize)
+    except OSError as exc:
+        # The ONNX exporter and the quantiser write their files into the system's temporary
+        # folder: a full disk there is reported against the output the user asked for.
+        reason = exc.strerror or str(exc).strip().splitlines()[0][:160]
+        raise OutputError(f"{out}: could not write the exported model: {reason} (in "
+                          f"{tempfile.gettempdir()}, where it is built first)",
+                          reason=reason, filename=out) from None
     with atomic_write(out, binary=True, force=force, inputs={"the checkpoint": checkpoint}) as f:
         f.write(data)
     return out

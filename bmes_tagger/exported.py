@@ -13,17 +13,18 @@ torch's interpreter: it is loaded only from a ``.ts`` file and only with ``trust
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .checkpoint import Checkpoint, read_payload
-from .errors import BmesTaggerError, CheckpointError
-from .features import input_names
+from .checkpoint import FORMAT_VERSION, Checkpoint, read_payload
+from .errors import BmesTaggerError, CheckpointError, require_torch
+from .features import embedding_specs, input_names
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
 METADATA_KEY = "bmes_tagger"
@@ -62,16 +63,15 @@ class ExportedNetwork:
 
     def emissions(self, inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
         """(batch, seq_len, num_tags) float32 scores from the exported graph; a graph whose
-        output has another shape, or is not finite, is an error rather than silently bad
-        output."""
+        output has another shape is an error rather than silently bad output (their values
+        are checked where every kind of network's are,
+        :meth:`bmes_tagger.predict.Tagger.network_scores`)."""
         out = self.run(inputs, lengths)
         batch, seq_len = lengths.shape[0], next(iter(inputs.values())).shape[1]
         if tuple(out.shape) != (batch, seq_len, self.num_tags):
             raise CheckpointError(f"{self.source}: the graph's output has shape "
                                   f"{tuple(out.shape)}, expected (batch, seq_len, "
                                   f"{self.num_tags}) for (batch {batch}, seq_len {seq_len})")
-        if not np.isfinite(out).all():
-            raise CheckpointError(f"{self.source}: the graph produced NaN or infinite scores")
         return out.astype(np.float32, copy=False)
 
 
@@ -101,15 +101,18 @@ def load_exported(path: str | Path, threads: int | None = None, trust_code: bool
         raise CheckpointError(f"{path}: exported model not found")
     if kind == "onnx":
         raw, run, names = _load_onnx(path, threads)
+        tables = _onnx_rows(path)
     elif kind == "torchscript":
         if not trust_code:
             raise CheckpointError(f"{path}: a TorchScript file contains code that runs when it "
                                   "is loaded; load it only if you trust it (--trust-code, or "
                                   "Tagger.load(..., trust_code=True))")
+        # before the notice: a file that cannot be loaded here gets one error line
+        require_torch(f"{path}: a TorchScript model (.ts)")
         # a security notice, so straight to stderr: a warnings filter must not hide it
         print(f"warning: {path}: loading TorchScript, which runs code from the file (trusted "
               "with --trust-code)", file=sys.stderr)
-        raw, run, names = _load_torchscript(path)
+        raw, run, names, tables = _load_torchscript(path)
     else:
         raise CheckpointError(f"{path}: not an exported bmes_tagger model (.onnx or .ts)")
     meta = read_payload(raw, str(path), weights=False)
@@ -117,6 +120,7 @@ def load_exported(path: str | Path, threads: int | None = None, trust_code: bool
     if names is not None and set(names) != wanted:
         raise CheckpointError(f"{path}: the graph takes inputs {sorted(names)}, but its "
                               f"metadata describes a model reading {sorted(wanted)}")
+    _check_tables(path, meta, tables)
     crf = None
     if meta.crf is not None:
         crf = (meta.crf["start_transitions"], meta.crf["transitions"],
@@ -130,7 +134,9 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     # 1 unless asked: on a busy machine more threads spin (see train.threads); 0 = all cores
     options.intra_op_num_threads = 1 if threads is None else threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
+    # fatal only: onnxruntime logs a failed run as a coloured line on stderr before raising,
+    # and the exception it raises is what the one-line error reports
+    options.log_severity_level = 4
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -164,7 +170,7 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     return _parse_metadata(path, raw), run, list(ranks)
 
 
-def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None]:
+def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None, dict[str, int]]:
     import torch  # TorchScript is torch's format; ONNX needs no torch
 
     extra = {EXTRA_FILE: ""}
@@ -177,6 +183,7 @@ def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None]:
                               f"{str(exc).strip().splitlines()[0][:200]}") from None
     module.eval()
     meta = _parse_metadata(path, extra[EXTRA_FILE])
+    rows = {name: int(t.shape[0]) for name, t in module.state_dict().items() if t.dim()}
 
     def run(inputs: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
         tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
@@ -191,7 +198,131 @@ def _load_torchscript(path: Path) -> tuple[Any, Run, list[str] | None]:
                 out = module(tensors, torch.from_numpy(lengths))
         return out.float().numpy()
 
-    return meta, run, None
+    return meta, run, None, rows
+
+
+# An embedding table's weights, by the name torch gives them: trained rows ("weight"), the
+# fixed tail of model.extend_vocab ("tail"); int8 export renames them "..._quantized".
+_TABLE = re.compile(r"(?:^|\.)embedding\.tables\.([^.]+)\.(weight|tail)(?:_quantized)?$")
+
+
+def _check_tables(path: Path, meta: Checkpoint, rows: dict[str, int]) -> None:
+    """The graph's embedding tables must have exactly the rows the metadata's vocabularies
+    number. A shorter vocabulary would run, reading every token through the wrong row (ids
+    are positions in the vocabulary); a longer one fails on the first token past the table.
+
+    Format 1 and 2 exports named their tables otherwise and are not checked.
+
+    Raises:
+        CheckpointError: a table missing or of the wrong size, naming the file and feature.
+    """
+    found: dict[str, dict[str, int]] = {}
+    for name, n in rows.items():
+        if match := _TABLE.search(name):
+            found.setdefault(match.group(1), {})[match.group(2)] = n
+    if meta.extra.get("format_version", FORMAT_VERSION) < 3:
+        return
+    for feature, spec in embedding_specs(meta.config.model, meta.vocabs).items():
+        table = found.get(feature)
+        if table is None or "weight" not in table:
+            raise CheckpointError(f"{path}: the graph has no embedding table for the input "
+                                  f"feature {feature} that its metadata describes")
+        tail = table.get("tail", 0)
+        have = table["weight"] + tail
+        if have != spec.num_embeddings or tail != spec.fixed:
+            fixed = (f" ({tail:,} of them fixed)", f" ({spec.fixed:,} fixed)") \
+                if tail or spec.fixed else ("", "")
+            raise CheckpointError(f"{path}: the graph's {feature} embedding table has "
+                                  f"{have:,} rows{fixed[0]}, but its metadata's {feature} "
+                                  f"vocabulary has {spec.num_embeddings:,}{fixed[1]}")
+
+
+def _onnx_rows(path: Path) -> dict[str, int]:
+    """``{initializer name: first dimension}`` of an ONNX file's graph, read from the
+    protobuf wire format directly: onnxruntime does not show initializers, and the ``onnx``
+    package is not part of a deployment install. Only the fields needed are decoded; tensor
+    data is skipped by its length, never copied.
+
+    Raises:
+        CheckpointError: the file is not a well-formed ONNX protobuf.
+    """
+    import mmap
+
+    rows: dict[str, int] = {}
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            view = memoryview(data)
+            try:
+                # ModelProto.graph = 7; GraphProto.initializer = 5; TensorProto.dims = 1
+                # (packed or not), TensorProto.name = 8
+                for field, start, end in _message(view, 0, len(view)):
+                    if field != 7 or start < 0:
+                        continue
+                    for gfield, gstart, gend in _message(view, start, end):
+                        if gfield != 5 or gstart < 0:
+                            continue
+                        name, dims = "", []
+                        for tfield, tstart, tend in _message(view, gstart, gend):
+                            if tfield == 1 and tstart < 0:
+                                dims.append(tend)  # a varint field: its value
+                            elif tfield == 1:
+                                dims.extend(_packed(view, tstart, tend))
+                            elif tfield == 8 and tstart >= 0:
+                                name = bytes(view[tstart:tend]).decode("utf-8", "replace")
+                        if dims:
+                            rows[name] = dims[0]
+            finally:
+                view.release()
+    except (ValueError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable ONNX model ({exc})") from None
+    return rows
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _message(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """The fields of a protobuf message in ``data[pos:end]``: ``(number, start, end)`` of a
+    length-delimited field's bytes, or ``(number, -1, value)`` of a varint; fixed-width
+    fields are skipped."""
+    if end > len(data):
+        raise ValueError("truncated message")
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            yield number, -1, value
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > end:
+                raise ValueError("truncated field")
+            yield number, pos, pos + size
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    if pos != end:
+        raise ValueError("truncated message")
+
+
+def _packed(data: memoryview, pos: int, end: int) -> list[int]:
+    values = []
+    while pos < end:
+        value, pos = _varint(data, pos)
+        values.append(value)
+    return values
 
 
 def _parse_metadata(path: Path, raw: str | bytes) -> Any:

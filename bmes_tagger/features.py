@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -782,50 +782,19 @@ class BigramTable:
 # --- pretrained vectors --------------------------------------------------------------------------
 
 
-def vector_tokens(path: str | Path) -> list[str]:
-    """The tokens of a word2vec text file, in file order (the values are read, and checked,
-    by :func:`load_vectors`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BmesTaggerError(f"{path}: vector file not found")
-    tokens = []
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            fields = raw.rstrip(b"\r\n").split(b" ")
-            if number == 1:
-                fields[0] = fields[0].removeprefix(b"\xef\xbb\xbf")
-                if len(fields) == 2 and all(x.isdigit() for x in fields):
-                    continue  # the COUNT DIM header
-            token = fields[0]
-            if not token:
-                continue
-            try:
-                tokens.append(token.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise BmesTaggerError(f"{path}:{number}: not valid UTF-8; vector files must be "
-                                      "UTF-8") from None
-    return tokens
-
-
-def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, float]:
-    """Read word2vec text vectors for the tokens of ``vocab``.
-
-    The file has one ``TOKEN v1 ... vdim`` per line, optionally preceded by a ``COUNT DIM``
-    header. Tokens absent from ``vocab`` are skipped.
-
-    Returns:
-        ``(vectors, coverage)``: (len(vocab), dim) float32 array with NaN rows for tokens that
-        have no vector, and the fraction of vocabulary tokens (excluding <pad>, <unk>) covered.
+def _vector_lines(path: str | Path) -> Iterator[tuple[int, str, list[str], bool]]:
+    """``(line number, token, value fields, is the header)`` of each line of a word2vec text
+    file that has a token: the one reading of the format that :func:`vector_tokens` and
+    :func:`load_vectors` share, so both refuse the same files.
 
     Raises:
-        BmesTaggerError: missing file, bad dimension, non-numeric values or invalid UTF-8 (each
-            naming the file and line).
+        BmesTaggerError: missing file, invalid UTF-8, or a token given a second time (which
+            would count twice and leave which vector wins to the reader), naming file:line.
     """
     path = Path(path)
     if not path.is_file():
         raise BmesTaggerError(f"{path}: vector file not found")
-    out = np.full((len(vocab), dim), np.nan, dtype=np.float32)
-    found = 0
+    seen: dict[str, int] = {}
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -839,24 +808,65 @@ def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, 
                 line = line.removeprefix("\ufeff")
             fields = line.rstrip("\r\n").split(" ")
             if number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
-                if int(fields[1]) != dim:
-                    raise BmesTaggerError(f"{path}:1: vectors have dimension {fields[1]}, the "
-                                          f"embedding has {dim}; set the matching *_dim")
+                yield number, "", fields, True  # the COUNT DIM header
                 continue
-            if not fields or not fields[0]:
+            token = fields[0]
+            if not token:
                 continue
-            token, values = fields[0], [v for v in fields[1:] if v]
-            if len(values) != dim:
-                raise BmesTaggerError(f"{path}:{number}: expected {dim} values after the token, "
-                                      f"got {len(values)}")
-            index = vocab.index.get(token)
-            if index is None:
-                continue
-            try:
-                out[index] = [float(v) for v in values]
-            except ValueError:
-                raise BmesTaggerError(f"{path}:{number}: non-numeric vector value") from None
-            found += 1
+            if token in seen:
+                raise BmesTaggerError(f"{path}:{number}: token {token!r} has a vector already "
+                                      f"(line {seen[token]}); each token must appear once")
+            seen[token] = number
+            yield number, token, [v for v in fields[1:] if v], False
+
+
+def vector_tokens(path: str | Path) -> list[str]:
+    """The tokens of a word2vec text file, in file order (the values are read, and checked,
+    by :func:`load_vectors`)."""
+    return [token for _, token, _, header in _vector_lines(path) if not header]
+
+
+def load_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[np.ndarray, float]:
+    """Read word2vec text vectors for the tokens of ``vocab``.
+
+    The file has one ``TOKEN v1 ... vdim`` per line, optionally preceded by a ``COUNT DIM``
+    header. Tokens absent from ``vocab`` are skipped.
+
+    Returns:
+        ``(vectors, coverage)``: (len(vocab), dim) float32 array with NaN rows for tokens that
+        have no vector, and the fraction of vocabulary tokens (excluding <pad>, <unk>) covered.
+
+    Raises:
+        BmesTaggerError: missing file, bad dimension, non-numeric or non-finite values (NaN,
+            inf, or beyond float32), a duplicate token or invalid UTF-8 (each naming the file
+            and line).
+    """
+    out = np.full((len(vocab), dim), np.nan, dtype=np.float32)
+    found = 0
+    for number, token, values, header in _vector_lines(path):
+        if header:
+            if int(values[1]) != dim:
+                raise BmesTaggerError(f"{path}:1: vectors have dimension {values[1]}, the "
+                                      f"embedding has {dim}; set the matching *_dim")
+            continue
+        if len(values) != dim:
+            raise BmesTaggerError(f"{path}:{number}: expected {dim} values after the token, "
+                                  f"got {len(values)}")
+        index = vocab.index.get(token)
+        if index is None:
+            continue
+        try:
+            with np.errstate(over="ignore"):  # beyond float32 is reported below
+                row = np.array([float(v) for v in values], dtype=np.float32)
+        except ValueError:
+            raise BmesTaggerError(f"{path}:{number}: non-numeric vector value") from None
+        if not np.isfinite(row).all():
+            # NaN rows mean "no vector" here: a NaN in the file would silently drop the token
+            bad = values[int(np.flatnonzero(~np.isfinite(row))[0])]
+            raise BmesTaggerError(f"{path}:{number}: vector value {bad[:20]!r} is not a "
+                                  "finite float32 number")
+        out[index] = row
+        found += 1
     return out, found / max(len(vocab) - 2, 1)
 
 

@@ -144,8 +144,8 @@ def write_conllu(
         rows = []
         for i, (word, label) in enumerate(_words(s, "conllu"), start=1):
             if label == "_":
-                raise ConversionError(f"sentence at line {s.line}: POS '_' cannot be written "
-                                      "to CoNLL-U (it means 'unknown' there)")
+                raise ConversionError("POS '_' cannot be written "
+                                      "to CoNLL-U (it means 'unknown' there)", line=s.line)
             cols = [str(i), word, "_", "_", "_", "_", "_", "_", "_", "_"]
             cols[3 if pos_column == "upos" else 4] = label or "_"
             rows.append("\t".join(cols) + "\n")
@@ -167,17 +167,17 @@ def write_pos_text(sentences: Sequence[Sentence], path: str | Path | TextSink) -
         tokens = []
         for word, label in _words(s, "pos"):
             if not label:
-                raise ConversionError(f"sentence at line {s.line}: word {word!r} has no POS")
+                raise ConversionError(f"word {word!r} has no POS", line=s.line)
             if "/" in label or "]" in label:
-                raise ConversionError(f"sentence at line {s.line}: POS {label!r} contains '/' "
-                                      "or ']', which word/POS text cannot hold")
+                raise ConversionError(f"POS {label!r} contains '/' "
+                                      "or ']', which word/POS text cannot hold", line=s.line)
             if word.startswith("[") and len(word) > 1:
-                raise ConversionError(f"sentence at line {s.line}: word {word!r} would be read "
-                                      "as an opening bracket in word/POS text")
+                raise ConversionError(f"word {word!r} would be read "
+                                      "as an opening bracket in word/POS text", line=s.line)
             tokens.append(f"{word}/{label}")
         if RMRB_ID.fullmatch(tokens[0]):
-            raise ConversionError(f"sentence at line {s.line}: first token {tokens[0]!r} would "
-                                  "be read as a paragraph id and dropped")
+            raise ConversionError(f"first token {tokens[0]!r} would "
+                                  "be read as a paragraph id and dropped", line=s.line)
         return "  ".join(tokens) + "\n"
 
     _atomic_write(path, (line(s) for s in sentences))
@@ -278,7 +278,12 @@ def convert(
                             pos_column)
     if drop_pos:
         sentences = untyped(sentences)
-    write_corpus(sentences, out, to_fmt, to_scheme or scheme, task=wanted, pos_column=pos_column)
+    try:
+        write_corpus(sentences, out, to_fmt, to_scheme or scheme, task=wanted,
+                     pos_column=pos_column)
+    except ConversionError as exc:
+        # the writers know the sentence's line, not the file it was read from
+        raise exc.located(in_path) from None
     return len(sentences)
 
 
@@ -334,8 +339,8 @@ def _words(s: Sentence, fmt: str) -> list[tuple[str, str]]:
     tags = _tags(s)
     spans = tags_to_spans(tags, strict=True)
     if sum(b - a for _, a, b in spans) != len(tags):
-        raise ConversionError(f"sentence at line {s.line}: {fmt} needs every character in a "
-                              "word, but some are tagged O")
+        raise ConversionError(f"{fmt} needs every character in a "
+                              "word, but some are tagged O", line=s.line)
     return [("".join(s.chars[a:b]), label) for label, a, b in spans]
 
 
@@ -349,23 +354,22 @@ def _check_tokens(sentences: Sequence[Sentence], fmt: str, single: bool = True) 
     """
     for s in sentences:
         if not s.chars:
-            raise ConversionError(f"sentence at line {s.line} is empty")
+            raise ConversionError("empty sentence", line=s.line)
         for c in s.chars:
             if not c or any(x.isspace() for x in c) or (
                     single and len(c) != 1 and split_graphemes(c)[0] != [c]):
-                raise ConversionError(f"sentence at line {s.line}: token {c!r} cannot be written "
+                raise ConversionError(f"token {c!r} cannot be written "
                                       f"as {fmt} (tokens must be single non-space characters"
-                                      f"{'' if single else ' or non-space strings'})")
+                                      f"{'' if single else ' or non-space strings'})", line=s.line)
         if single and has_joiners("".join(s.chars)):
             spans = tags_to_spans(_tags(s), strict=True)
             cuts = sorted({0, len(s.chars)} | {x for _, a, b in spans for x in (a, b)})
             for a, b in zip(cuts, cuts[1:]):
                 again = split_graphemes("".join(s.chars[a:b]))[0]
                 if again != s.chars[a:b]:
-                    raise ConversionError(
-                        f"sentence at line {s.line}: tokens {s.chars[a:b]!r} cannot be written "
+                    raise ConversionError(f"tokens {s.chars[a:b]!r} cannot be written "
                         f"as {fmt}: they would read back as {again!r} (tokens must be single "
-                        "non-space characters: whole grapheme clusters)")
+                        "non-space characters: whole grapheme clusters)", line=s.line)
 
 
 def _atomic_write(path: str | Path | TextSink, chunks: Iterator[str] | Iterable[str]) -> None:

@@ -10,6 +10,9 @@ through :class:`TorchNetwork`, which a :class:`bmes_tagger.predict.Tagger` calls
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,7 @@ from torch import nn
 
 from .config import ENCODERS as ENCODER_NAMES
 from .crf import CRF
+from .errors import ConfigError
 from .features import EmbeddingSpec, embedding_specs
 from .vocab import PAD
 
@@ -227,8 +231,133 @@ def inference(module: nn.Module) -> Iterator[None]:
 
 def build_model(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str]) -> BiLSTMTagger:
     """The model a config describes, with embedding tables for ``vocabs`` and an output
-    layer for ``tags``."""
+    layer for ``tags``.
+
+    Raises:
+        ConfigError: the weights would not fit in this machine's memory (checked before
+            anything is allocated), or allocating them failed; naming the size keys.
+    """
+    if torch.get_default_device().type != "meta":  # meta tensors cost nothing
+        check_model_size(config, vocabs, tags)
+    with allocating(config, vocabs, tags):
+        return _network(config, vocabs, tags)
+
+
+def _network(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str]) -> BiLSTMTagger:
     return BiLSTMTagger(config.model, embedding_specs(config.model, vocabs), len(tags))
+
+
+# model keys that size the weights: the ones a "too large" error can blame
+SIZE_KEYS = ("embedding_dim", "hidden_size", "num_layers", "bigram_dim", "class_dim",
+             "lexicon_dim")
+_BYTES_PER_WEIGHT = 4  # float32
+
+
+def parameter_count(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str]
+                    ) -> int | None:
+    """How many weights the network ``config`` describes has, counted on the meta device
+    (nothing is allocated, however large the config says the layers are); None when one
+    weight's size in bytes would overflow 64 bits, which torch refuses even on meta."""
+    try:
+        with torch.device("meta"):
+            model = _network(config, vocabs, tags)
+    except RuntimeError as exc:
+        if "overflow" in str(exc):
+            return None
+        raise
+    return sum(p.numel() for p in model.parameters())
+
+
+def _weights_size(count: int | None) -> str:
+    if count is None:
+        return "too many parameters to count (a weight over 2**63 bytes)"
+    return f"{count:,} parameters ({_size(count * _BYTES_PER_WEIGHT)} as float32)"
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str],
+                     limit: int | None = None) -> None:
+    """Refuse a network whose weights alone exceed ``limit`` bytes (default: this machine's
+    memory) before any is allocated: torch would fail deep inside a layer's constructor, or
+    the OS would kill the process while it fills the memory.
+
+    Raises:
+        ConfigError: naming the keys that make it too large and the size they ask for.
+    """
+    limit = memory_bytes() if limit is None else limit
+    if limit is None:
+        return
+    count = parameter_count(config, vocabs, tags)
+    if count is not None and count * _BYTES_PER_WEIGHT <= limit:
+        return
+    # the keys lead the reason (as a ConfigError's key would): there may be several
+    raise ConfigError(f"{_blame(config, vocabs, tags, count)}: the network would have "
+                      f"{_weights_size(count)}, more than this machine's {_size(limit)} of "
+                      "memory; make it smaller")
+
+
+def _blame(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str],
+           count: int | None) -> str:
+    """``model.KEY=VALUE`` of the size keys that make the network large: each key set back
+    to its default in turn, the ones that shrink it most (at least halving it), else every
+    size key above its default. Only called for an oversized config, so the few extra meta
+    builds cost nothing that matters."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config.model)}
+    # None (beyond counting) sorts as the largest
+    shrunk: dict[str, float] = {}
+    for key in SIZE_KEYS:
+        value, default = getattr(config.model, key), defaults.get(key)
+        if not isinstance(default, int) or value <= default:
+            continue
+        smaller = config.replace(model=dataclasses.replace(config.model, **{key: default}))
+        n = parameter_count(smaller, vocabs, tags)
+        shrunk[key] = math.inf if n is None else n
+    total = math.inf if count is None else count
+    culprits = sorted((k for k, n in shrunk.items() if n * 2 <= total), key=shrunk.__getitem__)
+    keys = culprits or list(shrunk) or ["hidden_size", "embedding_dim"]
+    return ", ".join(f"model.{k}={getattr(config.model, k)}" for k in keys)
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            break
+        nbytes /= 1000
+    return f"{nbytes:,.0f} {unit}" if unit in ("bytes", "PB") else f"{nbytes:.1f} {unit}"
+
+
+def is_allocation_error(exc: BaseException) -> bool:
+    """Did an allocation fail (host or device memory)? torch reports both as RuntimeErrors
+    whose text is the only way to tell them from a bug."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate" in text
+                                              or "out of memory" in text)
+
+
+@contextlib.contextmanager
+def allocating(config: Config, vocabs: dict[str, Vocab], tags: Sequence[str],
+               what: str = "the network's weights") -> Iterator[None]:
+    """Turn a failed allocation inside the block into one :class:`ConfigError` line naming
+    the size keys, instead of torch's multi-line report."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not is_allocation_error(exc):
+            raise
+        count = parameter_count(config, vocabs, tags)
+        first = next((x.strip() for x in str(exc).splitlines() if x.strip()), "out of memory")
+        raise ConfigError(f"{_blame(config, vocabs, tags, count)}: could not allocate {what} "
+                          f"({_weights_size(count)}): {first[:160]}; make the model smaller"
+                          ) from None
 
 
 # --- encoders ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from . import decoding
 from .batching import Batch, EncodedCorpus, bucketed_batches, text_bounds
 from .config import Config
 from .corpus import read_dictionary
-from .errors import BmesTaggerError
+from .errors import ONNX_HINT, BmesTaggerError, require_torch
 from .exported import exported_kind, load_exported
 from .tags import allowed_transitions, split_tag, tags_to_spans
 from .text import split_graphemes
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 # the longest n-best list a caller may ask for: the search keeps k paths per tag and step
 MAX_NBEST = 100
+# The largest score magnitude decoding accepts. Viterbi adds one emission and one transition
+# per character in float32 (max 3.4e38): under this bound a 16 MiB line (the readers' limit)
+# cannot overflow, and real models score in the tens.
+MAX_SCORE = 1e30
 
 
 class Network(Protocol):
@@ -88,13 +92,16 @@ class Tagger:
         config: the resolved config the model was trained with.
         train_words: CWS training word list (OOV metrics).
         scores: best dev scores stored with the model.
+        source: the model file, for error messages.
     """
 
     def __init__(
         self, network: Network, vocabs: dict[str, Vocab], tags: Sequence[str], config: Config,
         train_words: frozenset[str] = frozenset(), scores: dict[str, Any] | None = None,
+        source: str = "the model",
     ) -> None:
         self.network = network
+        self.source = source
         self.vocabs = vocabs
         self.tags = list(tags)
         self.config = config
@@ -143,13 +150,9 @@ class Tagger:
         """
         if exported_kind(path) is not None:
             meta, network = load_exported(path, threads=threads, trust_code=trust_code)
-            return cls.from_checkpoint(meta, network=network)
+            return cls.from_checkpoint(meta, network=network, source=str(path))
         # a checkpoint needs torch: imported here, so the exported-model path never does
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise BmesTaggerError(f"{path}: a checkpoint needs torch, which is not installed "
-                                  "(export the model to ONNX to predict without it)")
+        require_torch(f"{path}: reading a checkpoint (.pt)", ONNX_HINT)
         from .checkpoint import load_checkpoint
         from .devices import resolve_device
 
@@ -158,22 +161,52 @@ class Tagger:
 
             torch.set_num_threads(threads)
         return cls.from_checkpoint(load_checkpoint(path), bf16=bf16,
-                                   device=resolve_device(device))
+                                   device=resolve_device(device), source=str(path))
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, network: Network | None = None,
-                        bf16: bool = False, device: Any = "cpu") -> Tagger:
+                        bf16: bool = False, device: Any = "cpu", source: str = "the model"
+                        ) -> Tagger:
         """Rebuild the model a validated :class:`~bmes_tagger.checkpoint.Checkpoint`
-        describes (or, given an exported ``network``, wrap that)."""
+        describes (or, given an exported ``network``, wrap that); ``source`` names it in
+        errors."""
         if network is None:
-            from .model import TorchNetwork, build_model
+            from .model import TorchNetwork, allocating, build_model
 
             assert ckpt.weights is not None
             model = build_model(ckpt.config, ckpt.vocabs, ckpt.tags)
             model.load_state_dict(ckpt.weights)
-            network = TorchNetwork(model.eval().to(device), device, bf16)
+            with allocating(ckpt.config, ckpt.vocabs, ckpt.tags,
+                            f"the network's weights on {device}"):
+                model = model.eval().to(device)
+            network = TorchNetwork(model, device, bf16)
         return cls(network, ckpt.vocabs, ckpt.tags, ckpt.config, frozenset(ckpt.train_words),
-                   ckpt.scores)
+                   ckpt.scores, source=source)
+
+    def network_scores(self, batch: Batch) -> tuple[np.ndarray, decoding.Transitions | None]:
+        """The network's emissions for ``batch`` (batch, seq_len, num_tags) and its CRF
+        transitions (or None), checked: every path of prediction (torch, onnxruntime,
+        TorchScript; decode, n-best, confidence) reads them here.
+
+        Raises:
+            CheckpointError: a score on a real position, or a transition, is NaN, infinite or
+                over :data:`MAX_SCORE`: weights that finite-value checks let through (1e38)
+                can still overflow, and decoding would then return garbage tags.
+        """
+        emissions = self.network.emissions(batch.inputs, batch.lengths)
+        transitions = self.network.transitions()
+        # NaN compares False, so one comparison covers NaN, inf and overflow; numpy must not
+        # warn on the way (the error below is the whole report)
+        with np.errstate(all="ignore"):
+            ok = bool((np.abs(emissions[batch.mask]) <= MAX_SCORE).all()) and all(
+                bool((np.abs(t) <= MAX_SCORE).all()) for t in transitions or ())
+        if not ok:
+            from .errors import CheckpointError
+
+            raise CheckpointError(f"{self.source}: the model produced NaN or infinite scores, "
+                                  f"or scores over {MAX_SCORE:g} that decoding would overflow "
+                                  "(damaged weights?)")
+        return emissions, transitions
 
     def decode(self, batch: Batch, tag_mask: np.ndarray | None = None) -> np.ndarray:
         """Best tag ids of a padded batch, (batch, seq_len), 0 on padding.
@@ -185,10 +218,9 @@ class Tagger:
         user dictionary forces words this way).
         """
         # (batch, seq_len, num_tags)
-        scores = self.network.emissions(batch.inputs, batch.lengths)
+        scores, transitions = self.network_scores(batch)
         if tag_mask is not None:
             scores = np.where(tag_mask, scores, -np.inf).astype(np.float32)
-        transitions = self.network.transitions()
         if transitions is None and self.allowed is None:
             return np.where(batch.mask, scores.argmax(-1), 0)
         table = decoding.constrain(transitions or self._no_transitions, self.allowed)
@@ -379,8 +411,7 @@ class Tagger:
                 out.append([([], 1.0)])
                 continue
             # (seq_len, num_tags)
-            scores = self._one_scores(tokens, positions)
-            transitions = self.network.transitions()
+            scores, transitions = self._one_scores(tokens, positions)
             assert transitions is not None
             log_z = decoding.log_partition(scores, *transitions)
             paths = decoding.nbest(scores, *decoding.constrain(transitions, self.allowed), k)
@@ -404,8 +435,7 @@ class Tagger:
                 out.append([])
                 continue
             # (seq_len, num_tags)
-            emissions = self._one_scores(tokens, positions)
-            transitions = self.network.transitions()
+            emissions, transitions = self._one_scores(tokens, positions)
             # a tag that whitespace rules out has probability 0 (exp(-inf)) in both
             probs = (decoding.marginals(emissions, *transitions) if transitions is not None
                      else decoding.softmax(emissions))
@@ -428,17 +458,19 @@ class Tagger:
         """A batch of one whole (not chunked) sentence."""
         return EncodedCorpus.encode([tokens], self.vocabs, self.config).batch([0])
 
-    def _one_scores(self, tokens: Sequence[str], positions: Sequence[int]) -> np.ndarray:
-        """(seq_len, num_tags) emissions of one whole sentence, -inf where the text's
+    def _one_scores(self, tokens: Sequence[str], positions: Sequence[int]
+                    ) -> tuple[np.ndarray, decoding.Transitions | None]:
+        """(seq_len, num_tags) checked emissions of one whole sentence, -inf where the text's
         whitespace rules a tag out (CWS, POS), so n-best and marginals search the same
-        taggings as :meth:`tag`."""
+        taggings as :meth:`tag`; and the CRF transitions (or None)."""
         batch = self._one(tokens)
-        scores = self.network.emissions(batch.inputs, batch.lengths)[0]
+        scores, transitions = self.network_scores(batch)
+        scores = scores[0]
         cuts = self._breaks_of(tokens, positions)
         if not cuts:
-            return scores
+            return scores, transitions
         mask = self._tag_mask([()], [([c - 1 for c in cuts], cuts)], len(tokens))[0]
-        return np.where(mask, scores, -np.inf).astype(np.float32)
+        return np.where(mask, scores, -np.inf).astype(np.float32), transitions
 
     def _breaks_of(self, tokens: Sequence[str], positions: Sequence[int]) -> list[int]:
         """Token indices with whitespace before them, where this task takes whitespace as a

@@ -34,7 +34,7 @@ from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
 from .evaluate import evaluate
-from .model import BiLSTMTagger, TorchNetwork, build_model, set_rows
+from .model import BiLSTMTagger, TorchNetwork, allocating, build_model, set_rows
 from .parallel import DataParallel
 from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
@@ -239,7 +239,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         assert state.weights is not None and state.training is not None
         model.load_state_dict(state.weights)
         frozen_rows = dict(state.training.get("frozen") or {})
-    model.to(device)
+    with allocating(config, vocabs, tags, f"the network's weights on {device}"):
+        model.to(device)  # a CUDA device may have less memory than the host
     frozen = FrozenRows(model, frozen_rows) if frozen_rows else None
     optimizer = make_optimizer(model, config)
     if frozen is not None:
@@ -282,7 +283,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
            f"{'bi' if config.model.bidirectional else 'uni'}directional, "
            f"head {config.model.head}, {n_params:,} parameters"
            f"{f' ({n_fixed:,} of them fixed)' if n_fixed else ''}, on {device}")
-    tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words))
+    tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words),
+                    source=f"the model in training ({run_dir})")
     board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
         if tcfg.tensorboard and par.is_main else None
     for line in notes:
@@ -544,9 +546,8 @@ def init_pretrained(model: BiLSTMTagger, config: Config, vocabs: dict[str, Vocab
             path, features.BY_NAME[name].vectors_vocab(vocabs[name]), table.embedding_dim)
         # (vocab, dim)
         values = torch.from_numpy(vectors)
+        # load_vectors refuses non-finite values (file:line): NaN rows mean "no vector"
         found = ~torch.isnan(values).any(dim=1)
-        if not bool(torch.isfinite(values[found]).all()):
-            raise BmesTaggerError(f"{path}: holds infinite vector values")
         rows = found.nonzero().squeeze(1)
         set_rows(table, rows, values[rows])
         # the trained rows that got a vector (a fixed tail is fixed anyway)

@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +133,12 @@ class Env:
         model = self.cws if task == "cws" else self.ner
         payload = torch.load(model if source == "best" else model.parent / "last.pt",
                              weights_only=True)
-        change(payload)
-        return self.checkpoint(name, payload)
+        with warnings.catch_warnings():
+            # torch's notices about making sparse or quantized tensors: building the case is
+            # not what is tested (loading it must print nothing but the error)
+            warnings.simplefilter("ignore")
+            change(payload)
+            return self.checkpoint(name, payload)
 
     def resume_from(self, change: Callable[[dict[str, Any]], Any]) -> list[str]:
         """``tagger train --resume`` on ./run whose last.pt is a real one edited by ``change``."""
@@ -215,6 +220,16 @@ class Env:
                 + TINY_MODEL)
         return self.train(body, *extra)
 
+    def train_with_vectors(self, vectors: Path, *extra: str) -> list[str]:
+        """``tagger train`` of a tiny model whose character vectors are ``vectors``."""
+        return self.train(f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL
+                          .replace("model:\n", f"model:\n  char_vectors: {vectors}\n"), *extra)
+
+    def convert_jsonl(self, content: str) -> list[str]:
+        """``tagger convert`` of ./c.jsonl holding ``content`` to conll."""
+        return ["convert", str(self.file("c.jsonl", content)), str(self.tmp / "out.txt"),
+                "--from", "jsonl", "--to", "conll"]
+
     def eval_ner(self, name: str, content: str | bytes, *extra: str) -> list[str]:
         data = self.file(name, content)
         return ["eval", "--model", str(self.ner), "--data", str(data), "--format", "conll",
@@ -230,6 +245,9 @@ class Env:
 
 
 Build = Callable[[Env], list[str]]
+# torch prints warnings while loading some hostile files: on the command line they are lines
+# on stderr before the error, so any warning fails the case
+NO_WARNINGS = pytest.mark.filterwarnings("error")
 
 
 def last(*steps: Any) -> Any:
@@ -316,6 +334,23 @@ BAD = [
     case("encoding/nul-byte-conll-train", lambda e: e.train_data(
         e.file("t.bmes", b"\xe5\xbc\xa0 S-PER\n\x00 O\n"), NER_DEV, "ner", "conll"),
          "{tmp}/t.bmes:2", "NUL byte"),
+    # a JSON escape spells what raw bytes cannot: one rule for both (NUL, lone surrogates)
+    case("encoding/json-nul-escape", lambda e: e.convert_jsonl(
+        '{"text": "a\\u0000b", "label": {}}\n'),
+         "{tmp}/c.jsonl:1", '"text" contains a NUL byte'),
+    case("encoding/json-lone-surrogate", lambda e: e.convert_jsonl(
+        '{"text": "\u5f20\u4f1f", "label": {}}\n{"text": "ab\\ud800c", "label": {}}\n'),
+         "{tmp}/c.jsonl:2", '"text" contains a lone surrogate U+D800'),
+    case("encoding/json-lone-surrogate-mention", lambda e: e.convert_jsonl(
+        '{"text": "ab", "label": {"PER": {"\\udc00": [[0, 0]]}}}\n'),
+         "{tmp}/c.jsonl:1", "PER mention contains a lone surrogate U+DC00"),
+    case("file/json-nested-100k-deep", lambda e: e.convert_jsonl(
+        '{"text": "ab", "label": {}}\n' + "[" * 100_000 + "\n"),
+         "{tmp}/c.jsonl:2", "nested too deeply"),
+    case("convert/conll-token-jsonl-cannot-hold", lambda e: [
+        "convert", str(e.file("c.bmes", "张三 S-PER\n在 O\n\n")), str(e.tmp / "out.jsonl"),
+        "--from", "conll", "--to", "jsonl"],
+         "{tmp}/c.bmes:1", "token '张三' cannot be written as jsonl"),
     case("file/dev-zero-predict", lambda e: ["predict", "/dev/zero", "--model", str(e.cws)],
          "/dev/zero:1", "line 1 is longer than 16 MiB"),
     case("file/dev-zero-stdin", lambda e: ["predict", e.pipe(bytes(17 << 20)), "--model",
@@ -360,6 +395,15 @@ BAD = [
     case("task/segmented-format-for-ner-train", lambda e: e.train_data(CWS_TRAIN, None, "ner"),
          str(CWS_TRAIN), "use format: conll for NER"),
     # --- config ----------------------------------------------------------------------------
+    # F8: checked before anything is allocated, naming the key that makes it large
+    case("config/hidden-size-1e9", lambda e: e.train_data(extra=(
+        "--set", "model.hidden_size=1000000000")),
+         "{tmp}/c.yaml", "model.hidden_size=1000000000: the network would have",
+         "more than this machine's"),
+    case("config/embedding-dim-1e9", lambda e: e.train_data(extra=(
+        "--set", "model.embedding_dim=1000000000")),
+         "{tmp}/c.yaml", "model.embedding_dim=1000000000: the network would have",
+         "parameters ("),
     case("config/unknown-key", lambda e: e.train("model:\n  hiden_size: 3\n"),
          "{tmp}/c.yaml:2", "model.hiden_size", "unknown key", "did you mean 'hidden_size'"),
     case("config/unknown-section", lambda e: e.train("data:\n  task: cws\nmodle:\n  cell: gru\n"),
@@ -534,7 +578,7 @@ BAD = [
     case("train/infinite-vectors", lambda e: e.train(
         f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
             "model:\n", f"model:\n  char_vectors: {e.vectors('v.txt', 'inf')}\n")),
-         "{tmp}/v.txt", "infinite vector values"),
+         "{tmp}/v.txt:1", "vector value 'inf' is not a finite float32 number"),
     # --- checkpoints -------------------------------------------------------------------------
     case("ckpt/missing", lambda e: e.predict(e.tmp / "nope.pt"),
          "{tmp}/nope.pt", "checkpoint not found"),
@@ -608,6 +652,38 @@ BAD = [
     case("ckpt/nan-weights", lambda e: e.predict(e.hostile(
         "m.pt", lambda p: p["model"]["output.bias"].fill_(float("nan")))),
          "{tmp}/m.pt", "NaN or infinite"),
+    case("ckpt/sparse-weight", lambda e: e.predict(e.hostile(
+        "s.pt", lambda p: p["model"].update({"output.weight": p["model"][
+            "output.weight"].to_sparse()}))),
+         "{tmp}/s.pt", "model.output.weight is a torch.sparse_coo tensor",
+         marks=NO_WARNINGS),
+    case("ckpt/sparse-csr-weight", lambda e: ["info", str(e.hostile(
+        "s.pt", lambda p: p["model"].update({"output.weight": p["model"][
+            "output.weight"].to_sparse_csr()})))],
+         "{tmp}/s.pt", "model.output.weight is a torch.sparse_csr tensor",
+         marks=NO_WARNINGS),
+    case("ckpt/meta-weight", lambda e: e.predict(e.hostile(
+        "m.pt", lambda p: p["model"].update({"output.bias": p["model"][
+            "output.bias"].to("meta")}))),
+         "{tmp}/m.pt", "model.output.bias is a tensor on the meta device",
+         marks=NO_WARNINGS),
+    case("ckpt/quantized-weight", lambda e: e.predict(e.hostile(
+        "q.pt", lambda p: p["model"].update({"output.weight": torch.quantize_per_tensor(
+            p["model"]["output.weight"], 0.1, 0, torch.qint8)}))),
+         "{tmp}/q.pt", "model.output.weight is a quantized tensor (torch.qint8)",
+         marks=NO_WARNINGS),
+    case("ckpt/float64-weight", lambda e: e.predict(e.hostile(
+        "d.pt", lambda p: p["model"].update({"output.bias": p["model"][
+            "output.bias"].double()}))),
+         "{tmp}/d.pt", "model.output.bias holds torch.float64 values, the network has "
+                       "torch.float32",
+         marks=NO_WARNINGS),
+    case("ckpt/meta-optimizer-state", lambda e: ["info", str(e.hostile(
+        "l.pt", lambda p: p["training"]["optimizer"]["state"][0].update(
+            exp_avg=p["training"]["optimizer"]["state"][0]["exp_avg"].to("meta")),
+        "last"))],
+         "{tmp}/l.pt", "training.optimizer.state.0.exp_avg is a tensor on the meta device",
+         marks=NO_WARNINGS),
     case("ckpt/hidden-size-bomb", lambda e: e.predict(e.hostile(
         "h.pt", lambda p: p["config"]["model"].update(hidden_size=12000))),
          "{tmp}/h.pt", "the weights do not fit", "the config says"),
@@ -698,6 +774,18 @@ BAD = [
         f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL.replace(
             "model:\n", f"model:\n  char_vectors: {e.file('v.txt', BAD_VECTORS)}\n")),
          "{tmp}/v.txt:2", "not valid UTF-8 (byte 0xce at column 1)"),
+    case("vectors/nan", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "我 1 2 3 4\n们 1 nan 3 4\n")),
+         "{tmp}/v.txt:2", "vector value 'nan' is not a finite float32 number"),
+    case("vectors/beyond-float32", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "2 4\n我 1 2 3 1e39\n")),
+         "{tmp}/v.txt:2", "vector value '1e39' is not a finite"),
+    case("vectors/duplicate-token", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "我 1 2 3 4\n们 1 2 3 4\n我 5 6 7 8\n")),
+         "{tmp}/v.txt:3", "token '我' has a vector already (line 1)"),
+    case("vectors/duplicate-token-extend-vocab", lambda e: e.train_with_vectors(e.file(
+        "v.txt", "龘 1 2 3 4\n龘 5 6 7 8\n"), "--set", "model.extend_vocab=true"),
+         "{tmp}/v.txt:2", "token '龘' has a vector already (line 1)"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),

@@ -334,3 +334,144 @@ def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
         with pytest.raises(CheckpointError, match=needle) as info:
             Tagger.load(path).segment(["我们在北京工作。"])
         assert "\n" not in str(info.value) and str(path) in str(info.value), name
+
+
+def _with_extra(src: Path, dst: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of an exported TorchScript file whose bmes_tagger metadata ``change`` edits."""
+    import warnings
+
+    from bmes_tagger.exported import EXTRA_FILE
+
+    extra = {EXTRA_FILE: ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit in favour of export
+        module = torch.jit.load(str(src), _extra_files=extra)
+        meta = json.loads(extra[EXTRA_FILE])
+        change(meta)
+        torch.jit.save(module, str(dst), _extra_files={EXTRA_FILE: json.dumps(meta)})
+    return dst
+
+
+def _drop_tokens(meta: dict, n: int, fixed: int | None = None) -> None:
+    """The metadata's character vocabulary without its last ``n`` tokens (and with another
+    count of fixed rows)."""
+    chars = meta["vocabs"]["chars"]
+    joined = chars["tokens"] if isinstance(chars, dict) else chars
+    tokens = joined.split("\n")
+    kept = "\n".join(tokens[:len(tokens) - n])
+    meta["vocabs"]["chars"] = {"tokens": kept, "fixed": fixed} if fixed is not None else kept
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("quantize", [False, True], ids=["float", "int8"])
+def test_a_vocabulary_that_does_not_fit_the_embedding_table_is_refused(
+        trained: dict[str, Path], tmp_path: Path, fmt: str, quantize: bool) -> None:
+    """A metadata vocabulary shorter than the graph's embedding table loaded and read every
+    character through the wrong row (silently wrong tags); a longer one failed on the first
+    character past the table. Both are now refused when loading, int8 tables included."""
+    good = export_model(trained["cws"], tmp_path / f"good{SUFFIX[fmt]}", fmt, quantize=quantize)
+    edit = _with_metadata if fmt == "onnx" else _with_extra
+    assert Tagger.load(good, trust_code=True).segment(["我们"])  # the untouched file loads
+    rows = len(Tagger.load(trained["cws"]).vocabs["chars"])
+    short = edit(good, tmp_path / f"short{SUFFIX[fmt]}", lambda m: _drop_tokens(m, 5))
+    with pytest.raises(CheckpointError, match=f"has {rows:,} rows, but its metadata's chars "
+                                              f"vocabulary has {rows - 5:,}") as info:
+        Tagger.load(short, trust_code=True)
+    assert str(short) in str(info.value) and "\n" not in str(info.value)
+    longer = edit(good, tmp_path / f"long{SUFFIX[fmt]}",
+                  lambda m: m["vocabs"].update(chars=m["vocabs"]["chars"] + "\n龘"))
+    with pytest.raises(CheckpointError, match=f"vocabulary has {rows + 1:,}"):
+        Tagger.load(longer, trust_code=True)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_fixed_tail_counts_towards_the_table(tmp_path: Path, fmt: str) -> None:
+    """model.extend_vocab's fixed rows are their own initializer (``...tables.chars.tail``):
+    they count towards the table, and a metadata count of fixed rows that differs from the
+    tail is refused even when the total matches."""
+    checkpoint = random_checkpoint(tmp_path, [], fixed=40)
+    good = export_model(checkpoint, tmp_path / f"m{SUFFIX[fmt]}", fmt)
+    assert Tagger.load(good, trust_code=True).segment(["我们"])
+    edit = _with_metadata if fmt == "onnx" else _with_extra
+    moved = edit(good, tmp_path / f"moved{SUFFIX[fmt]}",
+                 lambda m: _drop_tokens(m, 0, fixed=39))
+    with pytest.raises(CheckpointError, match=r"rows \(40 of them fixed\), but .* \(39 fixed\)"):
+        Tagger.load(moved, trust_code=True)
+    short = edit(good, tmp_path / f"short{SUFFIX[fmt]}",
+                 lambda m: _drop_tokens(m, 1, fixed=39))
+    with pytest.raises(CheckpointError, match="chars embedding table"):
+        Tagger.load(short, trust_code=True)
+
+
+def test_a_graph_without_its_embedding_table_is_refused(trained: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    """A renamed table cannot dodge the check: the metadata's features must all be found."""
+    import onnx
+
+    good = export_model(trained["cws"], tmp_path / "good.onnx", "onnx")
+    graph = onnx.load(str(good))
+    old = "network.model.embedding.tables.chars.weight"
+    for init in graph.graph.initializer:
+        if init.name == old:
+            init.name = "renamed"
+    for node in graph.graph.node:
+        node.input[:] = ["renamed" if x == old else x for x in node.input]
+    onnx.save(graph, str(tmp_path / "renamed.onnx"))
+    with pytest.raises(CheckpointError, match="no embedding table for the input feature chars"):
+        Tagger.load(tmp_path / "renamed.onnx")
+
+
+@pytest.mark.parametrize("fmt", ["checkpoint", *FORMATS])
+def test_huge_finite_weights_are_one_error_without_numpy_warnings(
+        trained: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    """Finite weights of 3e38 pass the checkpoint's finite check, and decoding their scores
+    overflowed with RuntimeWarnings and returned garbage tags; every kind of network's
+    scores are checked in one place (Tagger.network_scores), naming the model file."""
+    import warnings
+
+    payload = torch.load(trained["ner"], weights_only=True)  # softmax head
+    payload["model"]["output.bias"].fill_(3e38)
+    path = tmp_path / "huge.pt"
+    save_checkpoint(payload, path)
+    if fmt != "checkpoint":
+        path = export_model(path, tmp_path / f"huge{SUFFIX[fmt]}", fmt)
+    tagger = Tagger.load(path, trust_code=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in (lambda: tagger.entities(["张伟在北京工作。"]),
+                     lambda: tagger.confidence(["张伟"])):
+            with pytest.raises(CheckpointError, match="scores over 1e\\+30") as info:
+                call()
+            assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_onnxruntime_logs_nothing_of_its_own_when_a_graph_fails(trained: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    """A graph that fails while running: onnxruntime printed its own ANSI-coloured log line
+    on stderr before the error (from C++, so only a child process sees it)."""
+    import os
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import helper
+
+    good = export_model(trained["cws"], tmp_path / "good.onnx", "onnx")
+    g = onnx.load(str(good))
+    for n in g.graph.node:
+        n.output[:] = ["emissions_raw" if x == "emissions" else x for x in n.output]
+    # a reshape that no batch fits: it fails at run time, not when loading
+    g.graph.initializer.append(helper.make_tensor("odd", onnx.TensorProto.INT64, [3],
+                                                  [7, 11, 13]))
+    g.graph.node.append(helper.make_node("Reshape", ["emissions_raw", "odd"], ["emissions"]))
+    bad = tmp_path / "fails.onnx"
+    onnx.save(g, str(bad))
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "bmes_tagger", "predict", "-", "--model",
+                           str(bad)], input="我们在北京工作。\n", capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b[" not in proc.stderr and "onnxruntime:" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: the graph failed to run")

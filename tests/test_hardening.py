@@ -114,3 +114,122 @@ def app():  # type: ignore[no-untyped-def]
     from bmes_tagger.cli import app as cli
 
     return cli
+
+
+# --- model sizes (F8) --------------------------------------------------------------------------
+
+
+def _sized(tmp_path: Path, **model: int):  # type: ignore[no-untyped-def]
+    """A tiny CWS config with the given model sizes, its vocabularies and tags."""
+    import dataclasses
+
+    from bmes_tagger.vocab import Vocab
+
+    config = load_config(tiny_config(tmp_path))
+    config = config.replace(model=dataclasses.replace(config.model, **model))
+    return config, {"chars": Vocab(["<pad>", "<unk>", *"我们在北京工作"])}, ["B", "M", "E", "S"]
+
+
+def test_an_oversized_model_names_the_key_that_makes_it_large(tmp_path: Path) -> None:
+    """Checked on the meta device before anything is allocated; the error names the keys
+    that make the network large (not every size key), and the size."""
+    from bmes_tagger.errors import ConfigError
+    from bmes_tagger.model import build_model, check_model_size
+
+    config, vocabs, tags = _sized(tmp_path, hidden_size=100_000, embedding_dim=200)
+    with pytest.raises(ConfigError) as info:
+        check_model_size(config, vocabs, tags, limit=10 << 30)
+    message = str(info.value)
+    assert message.startswith("model.hidden_size=100000: the network would have 80,")
+    assert "embedding_dim" not in message and "GB as float32" in message
+    assert "more than this machine's 10.7 GB of memory" in message
+    # beyond 64-bit sizes (torch refuses even meta tensors): still one line, both keys
+    config, vocabs, tags = _sized(tmp_path, hidden_size=10**9, embedding_dim=10**9)
+    with pytest.raises(ConfigError, match=r"^model\.(hidden_size|embedding_dim)=1000000000, "
+                                          r"model\.\w+=1000000000: .*too many parameters"):
+        build_model(config, vocabs, tags)
+    small, vocabs, tags = _sized(tmp_path)
+    check_model_size(small, vocabs, tags, limit=1 << 20)  # 16-unit model: a few kB
+
+
+@pytest.mark.parametrize("failure", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                 "allocate memory: you tried to allocate 160000000000 bytes. Error code 12 "
+                 "(Cannot allocate memory)"),
+    MemoryError(),
+], ids=["cpu-allocator", "MemoryError"])
+def test_a_failed_allocation_is_one_line_naming_the_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> None:
+    """A model the pre-check lets through (it fits the memory, just not the memory free) can
+    still fail to allocate: torch's multi-line report becomes one line naming the keys."""
+    import torch
+
+    from bmes_tagger import model
+
+    real = model.CELLS["lstm"]
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if torch.get_default_device().type != "meta":  # the size count still works
+            raise failure
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(model.CELLS, "lstm", failing)
+    path = tiny_config(tmp_path)
+    result = runner.invoke(app(), ["train", str(path), "--quiet", "--set",
+                                   "model.hidden_size=300"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: model.hidden_size=300: could not allocate "
+                               "the network's weights ("), lines[0]
+    assert "make the model smaller" in lines[0] and not (tmp_path / "run").exists()
+
+
+# --- exporting onto a full disk (F12) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["onnx", "int8"])
+def test_an_onnx_export_onto_a_full_disk_names_the_output(cws: Path, tmp_path: Path,
+                                                          quantize: bool) -> None:
+    """A real failed write (RLIMIT_FSIZE, as a full disk or a quota stops it): the exporter
+    builds the file in the system's temporary folder first, and its error named neither the
+    output nor anything else ("error: File too large")."""
+    import os
+
+    pytest.importorskip("onnx", reason="needs the onnx extra")
+    out = tmp_path / "m.onnx"
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    argv = [sys.executable, "-m", "bmes_tagger", "export", str(cws), "--output", str(out)]
+    proc = subprocess.run(["bash", "-c", 'ulimit -f 20; exec "$@"', "bash", *argv,
+                           *(["--quantize"] if quantize else [])],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {out}: could not write the exported model: File "
+                                  "too large"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_no_space_while_exporting_is_one_line_naming_the_output(
+        cws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC from the exporter's own write (which a test cannot cause for real without a
+    full file system): reported against the output, never the temporary."""
+    import errno
+
+    import torch
+
+    pytest.importorskip("onnx", reason="needs the onnx extra")
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/tmpabc/model.onnx")
+
+    monkeypatch.setattr(torch.onnx, "export", full)
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app(), ["export", str(cws), "--output", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {out}: could not write the exported model: No "
+                                    "space left on device (in "), result.stderr
+    assert "tmpabc" not in result.stderr and result.stderr.count("\n") == 1

@@ -62,3 +62,51 @@ def test_command_line_predict_and_eval_without_torch(onnx_model: Path) -> None:
                                       str(DATA / "sample-cws" / "test.txt"), "--json"]))
     assert evaluate.returncode == 0, evaluate.stderr
     assert '"f1"' in evaluate.stdout and "torch-free" in evaluate.stderr
+
+
+# `import torch` fails as it does where torch is not installed (here it is, so it is blocked)
+BLOCKED = """
+import runpy, sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["tagger", *sys.argv[1:]]
+runpy.run_module("bmes_tagger", run_name="__main__")
+"""
+
+
+def without_torch(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", BLOCKED, *argv], input="我们\n",
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_what_needs_torch_says_so_in_one_line(onnx_model: Path) -> None:
+    """A deployment install (numpy, onnxruntime): checkpoints and TorchScript files need
+    torch, and the error says what to install (it was a ModuleNotFoundError traceback)."""
+    from bmes_tagger.export import export_model
+
+    checkpoint = onnx_model.parent / "run" / "best.pt"
+    script = export_model(checkpoint, onnx_model.with_suffix(".ts"), "torchscript", force=True)
+    install = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
+    cases = {
+        ("info", str(checkpoint)): f"{checkpoint}: reading a checkpoint (.pt) needs torch",
+        ("predict", "-", "--model", str(checkpoint)):
+            f"{checkpoint}: reading a checkpoint (.pt) needs torch",
+        ("eval", "--model", str(checkpoint), "--data", str(DATA / "sample-cws" / "test.txt")):
+            f"{checkpoint}: reading a checkpoint (.pt) needs torch",
+        ("predict", "-", "--model", str(script), "--trust-code"):
+            f"{script}: a TorchScript model (.ts) needs torch",
+        ("info", str(script), "--trust-code"): f"{script}: a TorchScript model (.ts) needs torch",
+        ("export", str(checkpoint)): "tagger export needs torch",
+    }
+    for argv, needle in cases.items():
+        proc = without_torch(*argv)
+        assert proc.returncode == 1, (argv, proc.stderr)
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, (argv, proc.stderr)
+        assert lines[0].startswith(f"error: {needle}") and install in lines[0], lines[0]
+    # the exported ONNX model still predicts there
+    proc = without_torch("predict", "-", "--model", str(onnx_model))
+    assert proc.returncode == 0 and proc.stdout.strip() == "我们", proc.stderr
