@@ -709,7 +709,8 @@ class _Logger:
 
 class StopSignals(contextlib.AbstractContextManager["StopSignals"]):
     """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop after the current batch
-    (which then saves ``last.pt``); a second one aborts."""
+    (which then saves ``last.pt``); a second one aborts. Signals ignored when training
+    starts stay ignored."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -726,6 +727,10 @@ class StopSignals(contextlib.AbstractContextManager["StopSignals"]):
 
     def __enter__(self) -> StopSignals:
         for signum in self.SIGNALS:
+            # a signal the parent set to be ignored (nohup: SIGHUP; `cmd &` in a script:
+            # SIGINT) stays ignored: that is what the user asked for
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             with contextlib.suppress(ValueError):  # not in the main thread: leave them alone
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self

@@ -179,3 +179,24 @@ def test_a_signal_while_reading_the_corpus_leaves_nothing(tmp_path: Path, signum
     assert proc.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}" in err.decode()
     assert not run.exists()
+
+
+def test_a_signal_the_parent_ignores_stays_ignored_in_training(tmp_path: Path) -> None:
+    """`nohup tagger train ...`: SIGHUP must not stop the run (the README's promise for every
+    command); the run goes on to its last epoch and exits 0."""
+    run = tmp_path / "run"
+    cfg = tiny_config(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "bmes_tagger", "train", str(cfg),
+                             "--output", str(run), "--set", "train.epochs=12", "--quiet"],
+                            stderr=subprocess.PIPE, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the signal could be sent"
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err.decode()
+    assert load_config(run / "config.yaml").train.epochs == 12
