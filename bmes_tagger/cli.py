@@ -184,12 +184,19 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _out(text: str) -> None:
     """Print a command's result on stdout. A reader that went away (``| head``) ends the
-    command with 141, as SIGPIPE would: click would otherwise turn it into a silent 1."""
+    command with 141, as SIGPIPE would (click would turn it into a silent 1); a closed or
+    failing stdout (``>&-``, a full disk) is one line naming ``<stdout>``, never a result
+    silently lost."""
+    if sys.stdout is None:
+        _fail("<stdout>: standard output is closed; the result could not be printed")
     try:
         typer.echo(text)
     except BrokenPipeError:
         _discard_stdout()
         raise typer.Exit(141) from None
+    except OSError as exc:
+        _discard_stdout()  # the flush at exit would fail again, with a traceback
+        _fail(f"<stdout>: {exc.strerror or exc}")
 
 
 
@@ -876,5 +883,20 @@ def _log_line(message: str) -> None:
 
 
 def main() -> None:
-    """Entry point for ``python -m bmes_tagger``."""
-    app(prog_name="tagger")
+    """Entry point of ``tagger`` and ``python -m bmes_tagger``.
+
+    What click prints itself (``--help``, usage errors) fails outside the commands'
+    handlers: a reader that went away becomes 141 here too (click exits 1 and swaps in its
+    ``PacifyFlushWrapper``), any other write error one line instead of a traceback."""
+    try:
+        app(prog_name="tagger")
+    except SystemExit as exit_:
+        # by name: typer ships its own copy of click, and either may be the one in use
+        if exit_.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _discard_stdout()
+            raise SystemExit(141) from None
+        raise
+    except OSError as exc:
+        _discard_stdout()
+        typer.echo(f"error: <stdout>: {exc.strerror or exc}", err=True)
+        raise SystemExit(1) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -316,3 +317,40 @@ def test_an_unknown_format_is_a_usage_error(cws_run: Path, command: str) -> None
     code, _, err = invoke(*args)
     assert code == 2
     assert err.startswith("error: --format: 'xml'") and len(err.strip().splitlines()) == 1
+
+
+def _run_with_stdout(stdout: Any, *args: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bmes_tagger", *args], stdout=stdout,
+                          stderr=subprocess.PIPE, timeout=300)
+    return proc.returncode, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["--help", "predict --help", "info", "eval", "debug-data"])
+def test_a_full_or_closed_stdout_is_one_line_naming_stdout(cws_run: Path, tmp_path: Path,
+                                                           command: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    model = str(cws_run / "run" / "best.pt")
+    args = {"--help": ["--help"], "predict --help": ["predict", "--help"],
+            "info": ["info", model],
+            "eval": ["eval", "--model", model, "--data", str(DATA / "sample-cws" / "test.txt")],
+            "debug-data": ["debug-data", str(tiny_config(tmp_path, "cws"))]}[command]
+    with open("/dev/full", "w") as full:
+        code, err = _run_with_stdout(full, *args)
+    assert (code, err) == (1, "error: <stdout>: No space left on device\n")
+    if command.endswith("--help"):
+        code, err = _run_into_closed_pipe(*args)
+        assert (code, err) == (141, "")
+    else:  # a result that cannot be printed is an error, not a silent success
+        code, err = _run_with_stdout(subprocess.DEVNULL, *args)
+        assert code == 0, err
+        proc = subprocess.run([sys.executable, "-m", "bmes_tagger", *args],
+                              stderr=subprocess.PIPE, timeout=300,
+                              preexec_fn=lambda: os.close(1))
+        assert (proc.returncode, proc.stderr.decode()) == (
+            1, "error: <stdout>: standard output is closed; the result could not be printed\n")
