@@ -257,6 +257,7 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
     state = None
     if weights:
         _check("model" in raw, "checkpoint lacks model (the weights)")
+        _sizes_fit(raw["model"], config)
         state = _weights(raw["model"], _expected(config, vocabs, tags))
     else:
         crf = _crf(raw.get("crf"), len(tags), config)
@@ -267,6 +268,25 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
                                  "parameters", "format_version") if k in raw}
     return Checkpoint(config=config, vocabs=vocabs, tags=tags, train_words=train_words,
                       weights=state, scores=scores, training=training, crf=crf, extra=extra)
+
+
+def _sizes_fit(model: Any, config: Config) -> None:
+    """A cheap bound before the network the config describes is built (even on the meta
+    device a stored ``hidden_size: 10**9`` overflows and ``num_layers: 20000`` takes minutes):
+    every size key is at most the number of stored values, since some weight has at least
+    that many, and every layer owns at least one stored tensor."""
+    from .model import SIZE_KEYS
+
+    if not isinstance(model, dict):
+        return  # _weights names what is wrong with it
+    # a meta tensor may declare any size: it counts for nothing (and is refused later)
+    tensors = [v for v in model.values() if hasattr(v, "numel") and not v.is_meta]
+    values = sum(int(v.numel()) for v in tensors)
+    for key in SIZE_KEYS:
+        size = getattr(config.model, key)
+        limit = len(tensors) if key == "num_layers" else values
+        _check(size <= limit, f"stored config: model.{key}={size} does not fit the weights, "
+                              f"which hold {len(tensors)} tensors of {values:,} values")
 
 
 def _check(condition: bool, message: str) -> None:

@@ -233,3 +233,23 @@ def test_no_space_while_exporting_is_one_line_naming_the_output(
     assert result.stderr.startswith(f"error: {out}: could not write the exported model: No "
                                     "space left on device (in "), result.stderr
     assert "tmpabc" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("key", "value"), [("hidden_size", 10**9), ("hidden_size", 2**31 - 1),
+                                            ("num_layers", 20000), ("embedding_dim", 10**9)])
+def test_a_checkpoint_declaring_huge_sizes_is_refused_before_building(
+        cws: Path, tmp_path: Path, key: str, value: int) -> None:
+    """Even on the meta device, 10**9 overflowed torch's size arithmetic (a traceback) and
+    20,000 layers took half a minute: the stored sizes are bounded by the stored weights."""
+    import torch
+
+    payload = torch.load(cws, weights_only=True)
+    payload["config"]["model"][key] = value
+    hostile = tmp_path / "huge.pt"
+    torch.save(payload, hostile)
+    start = time.monotonic()
+    with pytest.raises(BmesTaggerError, match=rf"model\.{key}={value} does not fit the weights"):
+        Tagger.load(hostile)
+    assert time.monotonic() - start < 10  # no network of that size was built, even on meta
+    result = runner.invoke(app(), ["info", str(hostile)])
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
