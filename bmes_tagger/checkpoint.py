@@ -491,6 +491,8 @@ def _training(value: Any) -> dict[str, Any]:
         ok = _number(v) if kind is float else (type(v) is int if kind is int
                                                else isinstance(v, kind))
         _check(ok, f"training.loop.{key} must be {kind.__name__}, got {_short(v)}")
+        # counts and positions: a negative one would resume at a place no run reached
+        _check(kind is not int or v >= 0, f"training.loop.{key} must be >= 0, got {_short(v)}")
     optimizer = value["optimizer"]
     _check(isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
            and isinstance(optimizer.get("param_groups"), list) and optimizer["param_groups"],

@@ -255,6 +255,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         assert training is not None
         try:
             optimizer.load_state_dict(training["optimizer"])
+            _check_optimizer_state(optimizer)
             if scheduler is not None and training.get("scheduler"):
                 scheduler.load_state_dict(training["scheduler"])
             if ema is not None and training.get("ema"):
@@ -264,8 +265,13 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
                               f"does not fit this model ({str(exc).splitlines()[0][:160]})"
                               ) from None
         loop = LoopState(**training["loop"])
-        set_rng_state(training)
-        random.setstate(_to_random_state(training["python_rng"]))
+        try:
+            set_rng_state(training)
+            random.setstate(_to_random_state(training["python_rng"]))
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise RunDirError(f"{run_dir / 'last.pt'}: its random generator state is not one "
+                              f"this torch and Python can restore "
+                              f"({str(exc).splitlines()[0][:160]})") from None
         if par.is_main:
             rundir.truncate_records(run_dir / "metrics.jsonl", loop.step)
         notes.append(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, "
@@ -739,6 +745,29 @@ class StopSignals(contextlib.AbstractContextManager["StopSignals"]):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """What ``load_state_dict`` takes on trust and the first step would trip over (a
+    traceback mid-run): hyperparameters that are numbers, moment buffers shaped like their
+    parameters."""
+    for i, group in enumerate(optimizer.param_groups):
+        for key in ("lr", "weight_decay", "eps", "momentum"):
+            value = group.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"param group {i}: {key} is {type(value).__name__}, "
+                                 "not a number")
+        betas = group.get("betas", (0.9, 0.999))
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                        for b in betas)):
+            raise ValueError(f"param group {i}: betas is not two numbers")
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if name != "step" and isinstance(value, torch.Tensor) \
+                        and value.shape != param.shape:
+                    raise ValueError(f"{name} of shape {tuple(value.shape)} for a parameter "
+                                     f"of shape {tuple(param.shape)}")
 
 
 def _from_random_state() -> list[Any]:

@@ -569,6 +569,20 @@ BAD = [
     case("run/resume-python-rng-damaged", lambda e: e.resume_from(
         lambda p: p["training"].update(python_rng=[3, [1, 2], None])),
          "{tmp}/run/last.pt", "not a Python random state"),
+    # found by an outside tester: load_state_dict takes these on trust, the first step or the
+    # generator then failed with a traceback, or the run resumed at a place none reached
+    case("run/resume-moment-buffer-of-the-wrong-shape", lambda e: e.resume_real_run(
+        lambda p: p["training"]["optimizer"]["state"][0].update(exp_avg=torch.zeros(3, 3))),
+         "{tmp}/run/last.pt", "does not fit this model", "exp_avg of shape (3, 3)"),
+    case("run/resume-learning-rate-a-string", lambda e: e.resume_real_run(
+        lambda p: p["training"]["optimizer"]["param_groups"][0].update(lr="x")),
+         "{tmp}/run/last.pt", "lr is str, not a number"),
+    case("run/resume-rng-of-the-wrong-size", lambda e: e.resume_real_run(
+        lambda p: p["training"].update(torch_rng=torch.zeros(5, dtype=torch.uint8))),
+         "{tmp}/run/last.pt", "random generator state"),
+    case("run/resume-negative-epoch", lambda e: e.resume_from(
+        lambda p: p["training"]["loop"].update(epoch=-5)),
+         "{tmp}/run/last.pt", "training.loop.epoch must be >= 0"),
     case("run/force-would-replace-the-config", lambda e: e.train_in_run_dir("--force"),
          "{tmp}/run/config.yaml", "is the run directory's config.yaml"),
     case("train/loss-becomes-nan", lambda e: e.train(
