@@ -125,9 +125,11 @@ def opened(run_dir: Path) -> Iterator[None]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocker = next((p for p in [run_dir, *run_dir.parents] if p.exists()), run_dir)
-        raise RunDirError(f"{blocker}: exists and is not a directory, so {run_dir} cannot be "
-                          "created") from None
+        blocker = next((p for p in [run_dir, *run_dir.parents]
+                        if p.exists() or p.is_symlink()), run_dir)
+        what = ("is a link to a folder that does not exist" if not blocker.exists()
+                else "exists and is not a directory")
+        raise RunDirError(f"{blocker}: {what}, so {run_dir} cannot be created") from None
     try:
         with RunLock(run_dir):
             try:

@@ -37,6 +37,20 @@ class SeedsResult:
     best_seed: int
 
 
+def _is_summary(path: Path) -> bool:
+    """True when ``path`` is missing or a summary an earlier ``--seeds`` run wrote (a
+    folder's own seeds.json, a user's, is never replaced without --force)."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"seeds", "best_seed", "dev", "per_seed"} <= set(data)
+
+
 def train_seeds(
     config: Config, seeds: Sequence[int], output_dir: str | Path | None = None, *,
     resume: bool = False, force: bool = False, progress: bool = True,
@@ -56,6 +70,9 @@ def train_seeds(
     link = root / "best.pt"
     if link.exists() and not link.is_symlink():
         raise RunDirError(f"{link}: exists and is not the link train --seeds makes; move it away")
+    if not force and not _is_summary(root / SUMMARY):
+        raise RunDirError(f"{root / SUMMARY}: exists and is not a summary train --seeds wrote; "
+                          "move it away or use --force")
     runs, tests = [], []
     for seed in seeds:
         if log is not None:

@@ -52,3 +52,35 @@ def test_bad_seed_lists_are_usage_errors(tmp_path: Path, argv: list[str]) -> Non
     result = runner.invoke(app, ["train", str(tiny_config(tmp_path)), *argv])
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_users_seeds_json_is_never_replaced_without_force(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "seeds.json").write_text('{"mine": 1}\n')
+    argv = ["train", str(config), "--output", str(run), "--quiet", "--seeds", "1",
+            "--set", "train.epochs=1"]
+    refused = runner.invoke(app, argv)
+    assert refused.exit_code == 1 and "is not a summary train --seeds wrote" in refused.stderr
+    assert (run / "seeds.json").read_text() == '{"mine": 1}\n'
+    assert not (run / "seed-1").exists()
+    forced = runner.invoke(app, [*argv, "--force"])
+    assert forced.exit_code == 0, forced.stderr
+    assert json.loads((run / "seeds.json").read_text())["seeds"] == [1]
+    # its own summary is the run's: a --resume or a new seed list may rewrite it
+    again = runner.invoke(app, [*argv[:-4], "--seeds", "2", "--set", "train.epochs=1"])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads((run / "seeds.json").read_text())["seeds"] == [2]
+
+
+def test_a_run_directory_that_is_a_dangling_link_says_so(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "dang").symlink_to(tmp_path / "elsewhere" / "deep")
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "runs" /
+                                                                     "dang"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {tmp_path / 'runs' / 'dang'}: is a link to a "
+                                    "folder that does not exist"), result.stderr
+    assert not (tmp_path / "elsewhere").exists()
