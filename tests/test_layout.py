@@ -93,3 +93,29 @@ def test_the_readme_module_table_names_every_module() -> None:
     section = section[:section.index("\n## ")]
     missing = [p.name for p in PACKAGE.glob("*.py") if f"`{p.name}`" not in section]
     assert not missing, f"add to the README's module table: {missing}"
+
+
+def test_every_test_the_guarantees_table_names_exists() -> None:
+    """The README's Guarantees table names the test behind each promise: a renamed or
+    deleted test must not leave a promise that nothing checks."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    missing, named = [], 0
+    for row in table.splitlines():
+        if not row.startswith("| ") or row.startswith("| promise") or row.startswith("|---"):
+            continue
+        current: Path | None = None
+        for path, name in re.findall(r"`(?:(tests/test_\w+\.py))?(?:::(\w+))?", row):
+            if path:
+                current = REPO / path
+                assert current.is_file(), path
+            if name:
+                assert current is not None, (name, row[:80])
+                named += 1
+                if not re.search(rf"^def {name}\b", current.read_text(encoding="utf-8"),
+                                 flags=re.M):
+                    missing.append(f"{current.name}::{name}")
+    assert named >= 40
+    assert not missing, missing
