@@ -413,8 +413,11 @@ class Tagger:
             # (seq_len, num_tags)
             scores, transitions = self._one_scores(tokens, positions)
             assert transitions is not None
-            log_z = decoding.log_partition(scores, *transitions)
-            paths = decoding.nbest(scores, *decoding.constrain(transitions, self.allowed), k)
+            # probabilities among the taggings decoding considers (legal BMES, no word across
+            # whitespace), so the answers of a line sum to at most 1 and a forced one is 1
+            table = decoding.constrain(transitions, self.allowed)
+            log_z = decoding.log_partition(scores, *table)
+            paths = decoding.nbest(scores, *table, k)
             out.append([(list(zip(tokens, (self.tags[t] for t in path))),
                          math.exp(score - log_z)) for path, score in paths])
         return out
@@ -436,9 +439,11 @@ class Tagger:
                 continue
             # (seq_len, num_tags)
             emissions, transitions = self._one_scores(tokens, positions)
-            # a tag that whitespace rules out has probability 0 (exp(-inf)) in both
-            probs = (decoding.marginals(emissions, *transitions) if transitions is not None
-                     else decoding.softmax(emissions))
+            # a tag that whitespace rules out has probability 0 (exp(-inf)) in both; the CRF's
+            # marginals are over the legal taggings, as decoding is
+            probs = (decoding.marginals(emissions, *decoding.constrain(transitions,
+                                                                         self.allowed))
+                     if transitions is not None else decoding.softmax(emissions))
             out.append([(c, t, float(probs[j, index[t]])) for j, (c, t) in enumerate(pairs)])
         return out
 

@@ -20,7 +20,7 @@ from bmes_tagger.config import load_config
 from bmes_tagger.corpus import count_lines, iter_lines
 from bmes_tagger.output import file_lines, predict_lines
 from bmes_tagger.predict import UserDict
-from bmes_tagger.tags import tags_to_words
+from bmes_tagger.tags import is_legal_bmes, tags_to_words
 from bmes_tagger.train import train
 from conftest import DATA, tiny_config
 
@@ -285,3 +285,48 @@ def test_dash_output_is_standard_output(models: dict[str, Path], tmp_path: Path,
         code, _, err = invoke(*args)
         assert code == 2 and "standard output" in err, (args, err)
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("text", ["我 们", "北京", "x我", "我们 在北京", "在 北 京 工"])
+def test_nbest_and_confidence_are_probabilities_over_the_taggings_decoding_considers(
+        models: dict[str, Path], text: str) -> None:
+    """Oracle: brute force over every tag sequence, scored by the CRF, kept when it is legal
+    BMES and puts no word across whitespace. The n-best probabilities are those sequences'
+    shares (so all of them sum to 1), and confidence is the marginal among them (an outside
+    tester found both normalised over illegal taggings: a forced 'S S' got 0.44)."""
+    import itertools
+
+    import numpy as np
+
+    tagger = Tagger.load(models["cws-crf"])
+    tokens = [c for c in text if not c.isspace()]
+    gaps, seen = set(), 0  # token indices with whitespace before them
+    for c in text:
+        if c.isspace():
+            gaps.add(seen)
+        else:
+            seen += 1
+    emissions, transitions = tagger._one_scores(tokens, list(range(len(tokens))))
+    start, trans, end = tagger.network.transitions()
+    legal, scores = [], []
+    for path in itertools.product(range(len(tagger.tags)), repeat=len(tokens)):
+        tags = [tagger.tags[t] for t in path]
+        words = tags_to_words(tokens, tags)
+        bounds = set(itertools.accumulate(len(w) for w in words))
+        if not is_legal_bmes(tags) or not gaps <= bounds:
+            continue
+        legal.append(path)
+        scores.append(start[path[0]] + end[path[-1]] + sum(
+            emissions[i, t] for i, t in enumerate(path)) + sum(
+            trans[a, b] for a, b in zip(path, path[1:])))
+    shares = np.exp(np.array(scores) - np.logaddexp.reduce(scores))
+    got = {tuple(tagger.tags.index(t) for _, t in pairs): p
+           for pairs, p in tagger.nbest([text], k=len(legal))[0]}
+    assert set(got) == set(legal)
+    for path, share in zip(legal, shares):
+        assert got[path] == pytest.approx(share, abs=1e-5)
+    best = legal[int(np.argmax(shares))]
+    for j, (_, tag, p) in enumerate(tagger.confidence([text])[0]):
+        assert tag == tagger.tags[best[j]]
+        assert p == pytest.approx(sum(s for path, s in zip(legal, shares)
+                                      if path[j] == best[j]), abs=1e-5)
