@@ -466,7 +466,10 @@ def _crf(value: Any, num_tags: int, config: Config) -> dict[str, np.ndarray] | N
     out = {}
     for name, shape in shapes.items():
         try:
-            array = np.asarray(value[name], dtype=np.float32)
+            # a value beyond float32 becomes inf (refused below), without numpy's warning
+            with np.errstate(over="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                array = np.asarray(value[name], dtype=np.float32)
         except (TypeError, ValueError, OverflowError):
             raise CheckpointError(f"crf.{name} must be numbers of shape {shape}") from None
         _check(array.shape == shape, f"crf.{name} has shape {array.shape}, expected {shape}")

@@ -240,6 +240,7 @@ def train_cli(
     from .seeds import train_seeds
     from .train import train
 
+    _no_stdout(output, "--output", "a run directory is a folder")
     seed_list = _seed_list(seeds, ctx.args)
     # stop signals: SIGTERM before the training loop (reading the corpus, say) unwinds through
     # the run directory's cleanup; inside the loop the first one asks it to stop and save

@@ -51,9 +51,11 @@ def predict_lines(
         raise ValueError("--nbest needs a model trained with model.head: crf")
     if not 0 <= nbest <= MAX_NBEST:
         raise ValueError(f"--nbest: expected 0..{MAX_NBEST}, got {nbest}")
-    if user_dict is not None and (tagger.task != "cws" or fmt == "conll"):
+    if user_dict is not None and (tagger.task != "cws" or fmt == "conll" or nbest > 0):
+        # n-best searches the model's own analyses: forcing words there is not built, and
+        # silently ignoring the dictionary would be worse than saying so
         raise ValueError("--dict works with word-segmentation models and segmented or jsonl "
-                         "output")
+                         "output, without --nbest")
     if fmt not in OUTPUT_FORMATS[tagger.task]:
         raise ValueError(f"output format {fmt!r} is not available for {tagger.task}; "
                          f"choose {', '.join(OUTPUT_FORMATS[tagger.task])}")

@@ -253,3 +253,20 @@ def test_a_checkpoint_declaring_huge_sizes_is_refused_before_building(
     assert time.monotonic() - start < 10  # no network of that size was built, even on meta
     result = runner.invoke(app(), ["info", str(hostile)])
     assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_crf_scores_beyond_float32_in_a_model_file_are_one_line(cws: Path, tmp_path: Path
+                                                                 ) -> None:
+    """Read into float32, 1e300 overflowed with a numpy RuntimeWarning (source path and
+    all) before the error line (second outside tester, on an exported model's metadata)."""
+    import warnings
+
+    from bmes_tagger.checkpoint import _crf
+
+    crf = {"start_transitions": [1e300] * 4, "end_transitions": [0.0] * 4,
+           "transitions": [[0.0] * 4] * 4}
+    config = load_config(tiny_config(tmp_path, head="crf"))
+    # a warning would be an exception here
+    with warnings.catch_warnings(), pytest.raises(BmesTaggerError, match="NaN or infinite"):
+        warnings.simplefilter("error")
+        _crf(crf, 4, config)

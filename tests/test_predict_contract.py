@@ -330,3 +330,19 @@ def test_nbest_and_confidence_are_probabilities_over_the_taggings_decoding_consi
         assert tag == tagger.tags[best[j]]
         assert p == pytest.approx(sum(s for path, s in zip(legal, shares)
                                       if path[j] == best[j]), abs=1e-5)
+
+
+def test_dict_with_nbest_is_refused_not_ignored(models: dict[str, Path], tmp_path: Path) -> None:
+    words = tmp_path / "dict.txt"
+    words.write_text("北京大学\n", encoding="utf-8")
+    text = tmp_path / "in.txt"
+    text.write_text("北京大学工作\n", encoding="utf-8")
+    code, out, err = invoke("predict", str(text), "--model", str(models["cws-crf"]),
+                            "--dict", str(words), "--nbest", "2")
+    assert code == 1 and out == "" and "without --nbest" in err, err
+
+
+def test_train_output_dash_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = invoke("train", str(tiny_config(tmp_path)), "--output", "-")
+    assert code == 2 and "--output" in err
+    assert not (Path.cwd() / "-").exists()
