@@ -241,10 +241,13 @@ def _onnx_rows(path: Path) -> dict[str, int]:
     """``{initializer name: first dimension}`` of an ONNX file's graph, read from the
     protobuf wire format directly: onnxruntime does not show initializers, and the ``onnx``
     package is not part of a deployment install. Only the fields needed are decoded; tensor
-    data is skipped by its length, never copied.
+    data is read in place, never copied. float32 weights must be finite: onnxruntime's
+    recurrent kernels turn NaN weights into finite garbage, so the check on the network's
+    scores would never see them.
 
     Raises:
-        CheckpointError: the file is not a well-formed ONNX protobuf.
+        CheckpointError: the file is not a well-formed ONNX protobuf, or a float32 weight is
+            NaN or infinite.
     """
     import mmap
 
@@ -261,7 +264,7 @@ def _onnx_rows(path: Path) -> dict[str, int]:
                     for gfield, gstart, gend in _message(view, start, end):
                         if gfield != 5 or gstart < 0:
                             continue
-                        name, dims = "", []
+                        name, dims, dtype, raw = "", [], 0, None
                         for tfield, tstart, tend in _message(view, gstart, gend):
                             if tfield == 1 and tstart < 0:
                                 dims.append(tend)  # a varint field: its value
@@ -269,8 +272,19 @@ def _onnx_rows(path: Path) -> dict[str, int]:
                                 dims.extend(_packed(view, tstart, tend))
                             elif tfield == 8 and tstart >= 0:
                                 name = bytes(view[tstart:tend]).decode("utf-8", "replace")
+                            elif tfield == 2 and tstart < 0:  # TensorProto.data_type
+                                dtype = tend
+                            elif tfield == 9 and tstart >= 0:  # TensorProto.raw_data
+                                raw = (tstart, tend)
                         if dims:
                             rows[name] = dims[0]
+                        # data_type 1 = FLOAT, stored little-endian in raw_data
+                        if dtype == 1 and raw is not None and (raw[1] - raw[0]) % 4 == 0 \
+                                and not np.isfinite(np.frombuffer(
+                                    view[raw[0]:raw[1]], dtype="<f4")).all():
+                            bad = name or "an unnamed weight"
+                            raise CheckpointError(f"{path}: the graph's weight {bad} holds "
+                                                  "NaN or infinite values")
             finally:
                 view.release()
     except (ValueError, OSError) as exc:
