@@ -342,7 +342,9 @@ def test_dict_with_nbest_is_refused_not_ignored(models: dict[str, Path], tmp_pat
     assert code == 1 and out == "" and "without --nbest" in err, err
 
 
-def test_train_output_dash_is_a_usage_error(tmp_path: Path) -> None:
+def test_train_output_dash_is_a_usage_error(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where a run directory named - would appear
     code, _, err = invoke("train", str(tiny_config(tmp_path)), "--output", "-")
     assert code == 2 and "--output" in err
-    assert not (Path.cwd() / "-").exists()
+    assert not (tmp_path / "-").exists()
