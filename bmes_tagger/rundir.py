@@ -12,7 +12,8 @@ refuses to replace them unless forced. A run's files are plain files written in 
 renamed over): a link or other special file under one of their names, or under the lock's, is
 refused rather than followed, and no file a run reads (its config, corpora, vectors, lexicon)
 may be one of them. A forced run clears the old run only once the new one has started (data
-read, model built), so a failing start leaves the old run as it was.
+read, model built): a failure before that leaves the old run as it was, one after it (even
+at the first save) does not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write, remove_stale_temporaries
+from .atomic import atomic_write, remove_stale_temporaries, same_file
 from .errors import RunDirError
 
 RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
@@ -64,7 +65,7 @@ class RunLock:
                 raise RunDirError(f"{self.path}: cannot be the run directory's lock file "
                                   f"({_why_not_plain(self.path, exc)}); remove it") from None
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            if not _plain(info):
                 os.close(fd)
                 what = "has other names (hard links)" if stat.S_ISREG(info.st_mode) else \
                     "is not a regular file"
@@ -185,7 +186,7 @@ def prepare(run_dir: Path, *, resume: bool, force: bool,
             continue
         for name in RUN_FILES:
             own = run_dir / name
-            if own.exists() and _same_file(Path(path), own):
+            if own.exists() and same_file(path, own):
                 raise RunDirError(
                     f"{path}: {what} is the run directory's {name}, which the run "
                     f"{'appends to or replaces' if resume else 'replaces'}; move it elsewhere "
@@ -231,32 +232,36 @@ def clear(run_dir: Path) -> None:
         f.write("This folder is a run directory of bmes_tagger (tagger train).\n")
 
 
+def _plain(info: os.stat_result) -> bool:
+    """A regular file with one name: what a run's own files (and its lock) must be."""
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
 def _special(path: Path) -> bool:
     """A link, or anything but a regular file with one name, under a run file's name."""
     try:
         info = path.lstat()
     except FileNotFoundError:
         return False
-    return not stat.S_ISREG(info.st_mode) or info.st_nlink > 1
+    return not _plain(info)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def append_line(path: Path, line: str, *, sync: bool = False) -> None:
+    """Append ``line`` to a run file with a single write (fsynced with ``sync``), in place and
+    never through a link: the run directory's files are its own."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        os.write(fd, line.encode("utf-8"))
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line with a single write and fsync it, so a kill leaves at most one
     torn last line (which :func:`read_records` skips)."""
-    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(path, json.dumps(record, ensure_ascii=False) + "\n", sync=True)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import signal
 import sys
@@ -703,13 +702,7 @@ class _Logger:
         """Write to ``train.log`` only; False on ranks that do not log."""
         if self.path is None:
             return False
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
-        # appended in place, never through a link (the run directory's files are its own)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        rundir.append_line(self.path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
         return True
 
 
@@ -751,16 +744,17 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     """What ``load_state_dict`` takes on trust and the first step would trip over (a
     traceback mid-run): hyperparameters that are numbers, moment buffers shaped like their
     parameters."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     for i, group in enumerate(optimizer.param_groups):
         for key in ("lr", "weight_decay", "eps", "momentum"):
-            value = group.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"param group {i}: {key} is {type(value).__name__}, "
+            if not number(group.get(key, 0.0)):
+                raise ValueError(f"param group {i}: {key} is {type(group[key]).__name__}, "
                                  "not a number")
         betas = group.get("betas", (0.9, 0.999))
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool)
-                        for b in betas)):
+                and all(map(number, betas))):
             raise ValueError(f"param group {i}: betas is not two numbers")
         for param in group["params"]:
             for name, value in optimizer.state.get(param, {}).items():
