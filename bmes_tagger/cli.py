@@ -39,13 +39,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
-
-
 def _device_name(value: str | None) -> str | None:
     """--device's spelling is checked by the parser (exit 2); whether the machine has that
     device is checked when it is used."""
-    if value is not None and not _DEVICE.fullmatch(value):
+    from .config import DEVICE_PATTERN
+
+    if value is not None and not re.fullmatch(DEVICE_PATTERN, value):
         raise typer.BadParameter(f"{value!r}: expected auto, cpu, cuda or cuda:N")
     return value
 

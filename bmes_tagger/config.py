@@ -52,6 +52,10 @@ ENCODERS: list[str] = ["recurrent"]
 _opt = features.option
 
 
+# how a device is spelled, for train.device and the --device options alike
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
+
+
 @dataclass(frozen=True)
 class _DataCore:
 
@@ -145,7 +149,7 @@ class TrainConfig:
                          "0 = never stop early", min=0)
     seed: int = _opt(1, "random seed (same seed, same result on CPU)", min=0)
     device: str = _opt("auto", "where to train: auto (CUDA when available, else CPU), cpu, "
-                       "cuda or cuda:N", pattern=r"auto|cpu|cuda(:[0-9]+)?")
+                       "cuda or cuda:N", pattern=DEVICE_PATTERN)
     tensorboard: bool = _opt(False, "also write training loss, dev P/R/F1 and the learning "
                              "rate of every evaluation to RUN_DIR/tensorboard (needs pip "
                              "install 'bmes_tagger[tensorboard]')")
