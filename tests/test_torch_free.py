@@ -15,10 +15,15 @@ from conftest import DATA, tiny_config
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
+# also names the heavy packages a one-line predict must not pay for: typer 0.29's pydantic
+# adapters and rich's console were a third of the start-up of `tagger predict`
 PROBE = """
 import sys, atexit
-atexit.register(lambda: print("torch imported" if "torch" in sys.modules else "torch-free",
-                              file=sys.stderr))
+def report():
+    heavy = [m for m in ("pydantic", "rich") if m in sys.modules]
+    print(f"heavy: {{' '.join(heavy)}}" if heavy else "light", file=sys.stderr)
+    print("torch imported" if "torch" in sys.modules else "torch-free", file=sys.stderr)
+atexit.register(report)
 {body}
 """
 
@@ -58,6 +63,7 @@ def test_command_line_predict_and_eval_without_torch(onnx_model: Path) -> None:
                     stdin="我们在北京工作。\n\n好\n")
     assert predict.returncode == 0, predict.stderr
     assert predict.stdout.count("\n") == 3 and "torch-free" in predict.stderr
+    assert "light" in predict.stderr.splitlines(), predict.stderr
     evaluate = probe(run.format(argv=["tagger", "eval", "--model", str(onnx_model), "--data",
                                       str(DATA / "sample-cws" / "test.txt"), "--json"]))
     assert evaluate.returncode == 0, evaluate.stderr
