@@ -167,11 +167,14 @@ class BiLSTMTagger(nn.Module):
         Both heads are normalised per character so the learning rate means the same for both.
         (The loss is the module's forward so that DistributedDataParallel sees it.)
         """
-        scores = self.emissions(inputs, lengths)
-        if self.crf is not None:
-            return -self.crf(scores, tags, mask, reduction="token_mean")
-        # (num_real_tokens, num_tags) vs (num_real_tokens,)
-        return F.cross_entropy(scores[mask], tags[mask])
+        # float32 scores: under bf16 autocast (train.precision) only the network is bfloat16;
+        # the CRF's sums over tag sequences and the softmax need float32's range
+        scores = self.emissions(inputs, lengths).float()
+        with torch.autocast(scores.device.type, enabled=False):
+            if self.crf is not None:
+                return -self.crf(scores, tags, mask, reduction="token_mean")
+            # (num_real_tokens, num_tags) vs (num_real_tokens,)
+            return F.cross_entropy(scores[mask], tags[mask])
 
 
 class TorchNetwork:
@@ -406,7 +409,9 @@ class RecurrentEncoder(nn.Module):
         # whole rows is ~15x faster than gather with an expanded index (and so is its backward)
         reverse = (reverse + torch.arange(x.shape[0], device=x.device).unsqueeze(1) * seq_len
                    ).reshape(-1)
-        keep = (positions < lengths).unsqueeze(2).to(x.dtype)
+        # (batch, seq_len, 1); bool, so the product keeps the layers' dtype (bfloat16 under
+        # autocast) instead of promoting it to the input's float32
+        keep = (positions < lengths).unsqueeze(2)
         for k, directions in enumerate(self.layers):
             if k:
                 x = self.dropout(x)
@@ -418,7 +423,8 @@ class RecurrentEncoder(nn.Module):
                     outputs.append(rnn(x)[0])
                 else:
                     outputs.append(_take_rows(rnn(_take_rows(x, reverse))[0], reverse))
-            x = (torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]) * keep
+            x = (torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0])
+            x = x * keep.to(x.dtype)
         return x
 
 

@@ -431,3 +431,107 @@ def test_tensorboard_scalars_are_the_metrics_records(tmp_path: Path) -> None:
         assert value == pytest.approx(r["dev"]["f1"], abs=1e-6)
     lr = board.Scalars("train/lr")
     assert [e.value for e in lr] == pytest.approx([r["lr"] for r in records])
+
+
+def test_bf16_training_runs_the_network_in_bfloat16_and_the_loss_head_in_float32(
+        tmp_path: Path) -> None:
+    """train.precision=bf16: the encoder really computes in bfloat16 (else the option does
+    nothing), the CRF gets float32 scores, weights and gradients stay float32, and the loss
+    is the float32 loss to bfloat16's accuracy."""
+    import torch
+
+    from bmes_tagger.model import build_model
+    from bmes_tagger.train import make_optimizer, train_step
+    from bmes_tagger.vocab import Vocab
+
+    cfg = load_config(tiny_config(tmp_path, "cws", "crf"), ["model.dropout=0",
+                                                           "model.embedding_dropout=0"])
+    vocabs = {"chars": Vocab(["<pad>", "<unk>", *"我们他好"])}
+    seen: dict[str, torch.dtype] = {}
+    losses = {}
+    for bf16 in (False, True):
+        torch.manual_seed(3)
+        model = build_model(cfg, vocabs, ["B", "M", "E", "S"])
+        model.encoder.register_forward_hook(lambda m, i, o: seen.__setitem__("encoder", o.dtype))
+        crf_forward = model.crf.forward
+
+        def spy(scores, *args, crf_forward=crf_forward, **kwargs):  # type: ignore
+            seen["crf"] = scores.dtype
+            return crf_forward(scores, *args, **kwargs)
+
+        model.crf.forward = spy  # type: ignore[method-assign]
+        optimizer = make_optimizer(model, cfg)
+        from bmes_tagger.batching import Batch
+
+        batch = Batch(inputs={"chars": torch.tensor([[[2], [3], [4], [5]], [[5], [2], [0], [0]]])},
+                      lengths=torch.tensor([4, 2]), tags=torch.tensor([[0, 2, 0, 2], [3, 3, 0, 0]]),
+                      mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool))
+        losses[bf16] = float(train_step(model, optimizer, batch, 5.0, bf16=bf16))
+        assert seen == {"encoder": torch.bfloat16 if bf16 else torch.float32,
+                        "crf": torch.float32}
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert all(p.grad is None or p.grad.dtype == torch.float32 for p in model.parameters())
+    assert losses[True] == pytest.approx(losses[False], rel=2e-2)
+
+
+def test_bf16_training_logs_what_eval_measures_and_resumes_exactly(tmp_path: Path) -> None:
+    """bf16 training, oracle across the train/eval boundary (dev evaluation is float32, as
+    `tagger eval` is), and an interrupted bf16 run resumes to the same numbers."""
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    path = tiny_config(tmp_path, "ner", "crf")
+    straight = tmp_path / "straight"
+    train(load_config(path, ["train.precision=bf16", "train.epochs=3"]), straight,
+          progress=False)
+    logged = max(r["dev"]["f1"] for r in metrics(straight))
+    cfg = load_config(path)
+    out = CliRunner().invoke(app, ["eval", "--model", str(straight / "best.pt"), "--data",
+                                   str(cfg.data.dev), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["f1"] == pytest.approx(logged, abs=1e-9)
+    split = tmp_path / "split"
+    train(load_config(path, ["train.precision=bf16", "train.epochs=1"]), split, progress=False)
+    train(load_config(path, ["train.precision=bf16", "train.epochs=3"]), split, resume=True,
+          progress=False)
+    for x, y in zip(metrics(straight), metrics(split), strict=True):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-6)
+        assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
+    fp32 = tmp_path / "fp32"
+    train(load_config(path, ["train.epochs=1"]), fp32, progress=False)
+    assert metrics(fp32)[0]["train_loss"] != metrics(straight)[0]["train_loss"]
+
+
+def test_the_optimizer_is_fused_and_updates_as_the_per_parameter_loop_does(
+        tmp_path: Path) -> None:
+    import inspect
+
+    import torch
+
+    from bmes_tagger.model import build_model
+    from bmes_tagger.train import make_optimizer
+    from bmes_tagger.vocab import Vocab
+
+    vocabs = {"chars": Vocab(["<pad>", "<unk>", *"我们他好"])}
+    for optimizer_name in ("adam", "adamw", "sgd"):
+        cfg = load_config(tiny_config(tmp_path), [f"train.optimizer={optimizer_name}",
+                                                  "train.weight_decay=0.01"])
+        torch.manual_seed(0)
+        model = build_model(cfg, vocabs, ["B", "M", "E", "S"])
+        twin = build_model(cfg, vocabs, ["B", "M", "E", "S"])
+        twin.load_state_dict(model.state_dict())
+        fused = make_optimizer(model, cfg)
+        assert fused.defaults["fused"] is True
+        accepted = inspect.signature(type(fused)).parameters
+        loop = type(fused)(twin.parameters(), **{
+            **{k: v for k, v in fused.defaults.items() if k in accepted},
+            "fused": None, "foreach": False})
+        for step in range(3):
+            for m, opt in ((model, fused), (twin, loop)):
+                torch.manual_seed(step)
+                for p in m.parameters():
+                    p.grad = torch.randn_like(p)
+                opt.step()
+        for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-6), (optimizer_name, name)
