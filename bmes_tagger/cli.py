@@ -19,6 +19,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -366,7 +367,8 @@ def predict_cli(
                 sys.stdin.buffer, "<stdin>")), "<stdin>")
         else:
             lines = file_lines(input, span)
-        lines = _with_progress(lines, output is not None)
+        lines = _with_progress(lines, output is not None,
+                               input if input != "-" and span is None else None)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
             records = predict_lines(tagger, lines, format, batch_size, user_dict=dictionary,
@@ -385,15 +387,40 @@ def predict_cli(
                 write_records(records, f, str(output))
 
 
-def _with_progress(lines: Iterator[str], to_file: bool) -> Iterator[str]:
-    """Count the lines read on a tqdm bar when stderr is a terminal that the output does not
-    also go to (the bar would be torn by the tagged lines)."""
+def _with_progress(lines: Iterator[str], to_file: bool, path: str | None = None
+                   ) -> Iterator[str]:
+    """Show progress on a tqdm bar when stderr is a terminal that the output does not also go
+    to (the bar would be torn by the tagged lines): bytes of the input read, out of the file's
+    size when ``path`` is a whole file, with lines and characters per second."""
     stdout_tty = sys.stdout is not None and sys.stdout.isatty()
     if sys.stderr is None or not sys.stderr.isatty() or (stdout_tty and not to_file):
         return lines
+    return _progress(lines, os.path.getsize(path) if path is not None else None)
+
+
+def _progress(lines: Iterator[str], total: int | None) -> Iterator[str]:
     from tqdm import tqdm
 
-    return iter(tqdm(lines, desc="tagging", unit=" lines", leave=False, mininterval=0.5))
+    bar = tqdm(total=total, desc="tagging", unit="B", unit_scale=True, unit_divisor=1024,
+               leave=False, mininterval=0.5)
+    count = chars = 0
+    start = shown = time.monotonic()
+    try:
+        for line in lines:
+            yield line
+            count += 1
+            chars += len(line)
+            # the line's bytes and its newline: the file's size is the total
+            bar.update(len(line.encode("utf-8", "surrogatepass")) + 1)
+            now = time.monotonic()
+            if now - shown >= 0.5:
+                shown = now
+                bar.set_postfix_str(f"{count:,} lines, {chars / (now - start):,.0f} chars/s",
+                                    refresh=False)
+        elapsed = max(time.monotonic() - start, 1e-9)
+        bar.set_postfix_str(f"{count:,} lines, {chars / elapsed:,.0f} chars/s")
+    finally:
+        bar.close()
 
 
 def _shard_of(input: str, shard: str | None, parse: Any) -> tuple[int, int] | None:

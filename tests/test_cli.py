@@ -256,7 +256,9 @@ def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
     finally:
         os.close(master)
     assert done.returncode == 0, shown
-    assert b"tagging" in shown and b"lines" in shown
+    # bytes read out of the file's size (a percentage), lines and characters per second
+    assert b"tagging" in shown and b"100%" in shown, shown
+    assert b"100 lines" in shown and b"chars/s" in shown, shown
     plain = subprocess.run([*base, "--output", str(tmp_path / "plain.txt")],
                            capture_output=True, timeout=120)
     assert plain.returncode == 0 and b"tagging" not in plain.stderr
