@@ -184,12 +184,18 @@ def interleave(variants: dict[str, tuple[Callable[[], int], int]], reps: int,
 # --- training ----------------------------------------------------------------------------------
 
 
+# the heads of the training-throughput table; "crf bf16" is the CRF with train.precision bf16
+HEADS = ("crf", "crf bf16", "softmax")
+
+
 def ner_config(emb: int, hidden: int, head: str, batch_size: int) -> Config:
-    """Resume NER config at the given size, otherwise the library's defaults."""
+    """Resume NER config at the given size, otherwise the library's defaults (``head`` may
+    end in `` bf16``: train.precision bf16)."""
+    head, _, precision = head.partition(" ")
     return config_from_dict({
         "data": {"task": "ner", "format": "conll", "scheme": "bmes", "repair_gold": True},
         "model": {"embedding_dim": emb, "hidden_size": hidden, "head": head},
-        "train": {"batch_size": batch_size},
+        "train": {"batch_size": batch_size, "precision": precision or "fp32"},
     }, source="benchmarks/speed.py")
 
 
@@ -208,7 +214,8 @@ class OurStep:
 
     def __call__(self, indices: Sequence[int]) -> int:
         batch = self.encoded.batch(indices).torch()
-        loss = train_step(self.model, self.optimizer, batch, self.config.train.clip_norm)
+        loss = train_step(self.model, self.optimizer, batch, self.config.train.clip_norm,
+                          self.config.train.precision == "bf16")
         loss.item()
         return batch.num_tokens
 
@@ -309,7 +316,7 @@ def bench_training(corpora: Path, plan: Plan, log: Callable[[str], None]) -> dic
             warm = sorted(pick_batches(encoded.lengths, bs, 10**9),
                           key=lambda b: int(encoded.lengths[b].sum()))[:plan.warmup_batches]
             runners: dict[str, Callable[[Sequence[int]], int]] = {}
-            for head in ("crf", "softmax"):
+            for head in HEADS:
                 step = OurStep(ner_config(emb, hidden, head, bs), encoded, vocabs, tags)
                 steps[(size, head, bs)] = step
                 runners[head] = step
@@ -444,8 +451,11 @@ def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) ->
 
 # configs/resume_ncrfpp.yaml and its larger-batch variants (--set overrides; batch 64 at lr 0.004
 # as the config's header suggests, batch 32 in between)
-OUR_RUNS: dict[int, tuple[str, ...]] = {10: (), 32: ("train.batch_size=32", "train.lr=0.003"),
-                                        64: ("train.batch_size=64", "train.lr=0.004")}
+# and each again with bfloat16 training (train.precision=bf16). Keys are the runs' labels.
+_BATCHES = {"10": (), "32": ("train.batch_size=32", "train.lr=0.003"),
+            "64": ("train.batch_size=64", "train.lr=0.004")}
+OUR_RUNS: dict[str, tuple[str, ...]] = {
+    **_BATCHES, **{f"{bs} bf16": (*o, "train.precision=bf16") for bs, o in _BATCHES.items()}}
 NCRFPP_CONFIG = REPO / "configs" / "resume_ncrfpp.yaml"
 
 
@@ -482,7 +492,7 @@ class OurRun:
     state, so interleaving runs does not change what any of them computes.
     """
 
-    def __init__(self, bs: int, overrides: Sequence[str], corpora: Path) -> None:
+    def __init__(self, overrides: Sequence[str], corpora: Path) -> None:
         old = os.environ.get("BMES_CORPORA")
         os.environ["BMES_CORPORA"] = str(corpora)
         try:
@@ -522,6 +532,7 @@ class OurRun:
         torch.set_num_threads(1)
         torch.set_rng_state(self.rng)
         lengths, bs, clip = self.encoded.lengths, self.batch_size, self.config.train.clip_norm
+        bf16 = self.config.train.precision == "bf16"
         model, optimizer, scheduler, ema = self.model, self.optimizer, self.scheduler, self.ema
         step_scheduler = isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
         orders: list[list[list[int]]] = []
@@ -533,7 +544,7 @@ class OurRun:
             chars = 0
             for indices in order:
                 batch = self.encoded.batch(indices).torch()
-                loss = train_step(model, optimizer, batch, clip)
+                loss = train_step(model, optimizer, batch, clip, bf16)
                 if step_scheduler:
                     scheduler.step()  # type: ignore[union-attr]
                 if ema is not None:
@@ -577,14 +588,18 @@ class OurRun:
 
 
 def _padded_epoch(run: OurRun, emb: int, hidden: int) -> EpochTime:
-    """The bare padded LSTM (fused kernel) fwd+bwd over the batches of ``run``'s last epoch."""
+    """The bare padded LSTM (fused kernel) fwd+bwd over the batches of ``run``'s last epoch,
+    under bfloat16 autocast when the run trains in bf16 (the same kernel as that run's)."""
     order = run.last_order
     step = BarePaddedStep(run.num_chars, emb, hidden, order, run.encoded.lengths)
-    for b in order[:2]:  # warm-up
-        step(b)
+    bf16 = run.config.train.precision == "bf16"
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for b in order[:2]:  # warm-up
+            step(b)
 
     def epoch() -> int:
-        return sum(step(b) for b in order)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return sum(step(b) for b in order)
 
     torch.set_num_threads(1)
     return _timed_pass(epoch)
@@ -606,9 +621,9 @@ def bench_ncrfpp(corpora: Path, peers: Path, plan: Plan, log: Callable[[str], No
     if reason:
         log(f"NCRF++: skipped ({reason})")
         return {"skipped": reason}
-    runs = {bs: OurRun(bs, overrides, corpora) for bs, overrides in OUR_RUNS.items()}
-    emb, hidden = runs[10].config.model.embedding_dim, runs[10].config.model.hidden_size
-    padded: dict[int, list[EpochTime]] = {bs: [] for bs in runs}
+    runs = {label: OurRun(overrides, corpora) for label, overrides in OUR_RUNS.items()}
+    emb, hidden = runs["10"].config.model.embedding_dim, runs["10"].config.model.hidden_size
+    padded: dict[str, list[EpochTime]] = {label: [] for label in runs}
     decode: dict[str, list[EpochTime]] = {"dev@10": [], "test@10": [], "test@64": []}
     loads: list[float] = []
 
@@ -619,7 +634,7 @@ def bench_ncrfpp(corpora: Path, peers: Path, plan: Plan, log: Callable[[str], No
             padded[bs].append(_padded_epoch(run, emb, hidden))
             log(f"  ours batch {bs}, epoch {run.epochs_done}: {took.cpu_rate:,.0f} chars/CPU-s "
                 f"({took.rate:,.0f}/s wall); padded LSTM {padded[bs][-1].cpu_rate:,.0f}")
-        first = runs[10]
+        first = runs["10"]
         for bs in (10, 64):  # the first prediction calls are slow: warm up, untimed
             first.time_decoding(first.dev[:50], bs)
         decode["dev@10"].append(first.time_decoding(first.dev, 10))
@@ -649,7 +664,7 @@ def bench_ncrfpp(corpora: Path, peers: Path, plan: Plan, log: Callable[[str], No
     if plan.ncrfpp_b32:
         # Is NCRF++ faster at a larger batch? One epoch at 32 (speed only: its summed loss and
         # learning rate are tuned for 10), paired with the first epoch of a fresh run of ours.
-        fresh = OurRun(32, OUR_RUNS[32], corpora)
+        fresh = OurRun(OUR_RUNS["32"], corpora)
         mine: list[EpochTime] = []
 
         def pair(k: int) -> None:
@@ -1115,7 +1130,7 @@ def render_side(side: dict[str, Any], w: Callable[[str], None]) -> None:
     import ncrfpp
 
     res, n, runs = side["ncrfpp"], side["paired"], side["runs"]
-    first = runs[10].config
+    first = runs["10"].config
     w(f"### NCRF++ side by side (Resume NER at NCRF++'s size: embedding {side['emb']}, BiLSTM "
       f"{side['hidden']} per direction, CRF; 1 thread each)")
     w("")
@@ -1294,8 +1309,10 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
       f"({', '.join(f'{n} batches of {bs}' for bs, n in train['batches'].items())}, taken evenly "
       f"from the first epoch's length-bucketed order), after {plan.warmup_batches} warm-up "
       "batches. **Ours** = the real step (`EncodedCorpus.batch`, `model.loss`, backward, "
-      "`clip_grad_norm_` 5.0, Adam step, `loss.item()`), model from `build_model`, in "
-      "training mode (dropout 0.2/0.3). **Bare** = `nn.Embedding` + packed bidirectional "
+      "`clip_grad_norm_` 5.0, fused Adam step, `loss.item()`), model from `build_model`, in "
+      "training mode (dropout 0.2/0.3); **crf bf16** = the same with `train.precision: bf16` "
+      "(the network under bfloat16 autocast, the CRF in float32; its bare columns are the "
+      "float32 kernels). **Bare** = `nn.Embedding` + packed bidirectional "
       "`nn.LSTM` + `sum().backward()` on random ids with the same lengths, no optimizer. "
       "**Padded** = the same without packing: one unidirectional `nn.LSTM` per direction on "
       "the padded batch, the backward one reading each row reversed within its length "
@@ -1307,7 +1324,7 @@ def render(info: dict[str, Any], train: dict[str, Any], pred: dict[str, Any],
       "cpu/wall |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (size, bs), m in rows.items():
-        for head in ("crf", "softmax"):
+        for head in HEADS:
             o, b, p = m[f"{head}@1"], m["bare@1"], m["padded@1"]
             w(f"| {size} | {head} | {bs} | {o.rate:,.0f} ({o.spread}) | {o.cpu_rate:,.0f} | "
               f"{b.cpu_rate:,.0f} | {o.cpu_rate / b.cpu_rate:.0%} | {p.cpu_rate:,.0f} | "

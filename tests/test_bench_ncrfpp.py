@@ -163,8 +163,9 @@ def fake_side(speed, ncrfpp, b32: bool):  # type: ignore[no-untyped-def]
                                times=[t(120_000, 120_000 / rate, 120_000 / rate * 1.1)
                                       for _ in f1s], test_f1=f1s)
 
-    runs = {10: run(0.002, 20_000, [0.83, 0.86]), 32: run(0.003, 30_000, [0.5, 0.7, 0.8, 0.9]),
-            64: run(0.004, 40_000, [0.5, 0.6])}
+    runs = {"10": run(0.002, 20_000, [0.83, 0.86]),
+            "32": run(0.003, 30_000, [0.5, 0.7, 0.8, 0.9]),
+            "64 bf16": run(0.004, 40_000, [0.5, 0.6])}
     padded = {bs: [t(120_000, 2.0, 2.0)] * 3 for bs in runs}
     side = {"ncrfpp": res, "runs": runs, "padded": padded, "paired": 2, "target": 0.85,
             "decode": {"dev@10": [t(9000, 0.5, 0.5)] * 2, "test@10": [t(9000, 0.5, 0.5)] * 2,
