@@ -915,6 +915,10 @@ def main() -> None:
     What click prints itself (``--help``, usage errors) fails outside the commands'
     handlers: a reader that went away becomes 141 here too (click exits 1 and swaps in its
     ``PacifyFlushWrapper``), any other write error one line instead of a traceback."""
+    # NumPy's BLAS starts a thread per core at import, which costs a one-line predict CPU
+    # time and, on a busy machine, wall time; the command line uses none of it (its thread
+    # policy is --threads / train.threads, 1 by default). A user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app(prog_name="tagger")
     except SystemExit as exit_:

@@ -277,9 +277,12 @@ class Bigrams(Feature):
                char_ids: np.ndarray) -> np.ndarray:
         vocab = vocabs[self.name]
         context = config.model.bigram_context
-        table = BigramTable.of(vocabs["chars"], vocab)
-        if table is not None:
-            return table.encode(char_ids, tokens.lengths, context)
+        # The code table costs a pass over the whole bigram vocabulary once; for a few lines
+        # (a one-line predict) string keys are cheaper than building it. Both give the same ids.
+        if BigramTable.built(vocabs["chars"], vocab) or len(char_ids) * 4 >= len(vocab):
+            table = BigramTable.of(vocabs["chars"], vocab)
+            if table is not None:
+                return table.encode(char_ids, tokens.lengths, context)
         return encode_bigram_keys(tokens.normalized, tokens.lengths, vocab, context)
 
     def embedding(self, model: ModelConfig, vocab: Vocab | None) -> EmbeddingSpec:
@@ -607,11 +610,14 @@ def vocab_from(raw: Any) -> Vocab:
         raise ValueError(f"must start with {PAD_TOKEN}, {UNK_TOKEN}")
     if not all(tokens[2:]):
         raise ValueError("holds an empty token")
-    if len(set(tokens)) != len(tokens):
-        raise ValueError("holds duplicate tokens")
     if fixed > len(tokens) - 2:
         raise ValueError(f"says {fixed} fixed rows but holds {len(tokens) - 2} tokens")
-    return Vocab(tokens, fixed=fixed)
+    try:  # Vocab refuses duplicates on the index it builds anyway (cheaper than a set here)
+        return Vocab(tokens, fixed=fixed)
+    except ValueError as exc:
+        if "duplicate" in str(exc):
+            raise ValueError("holds duplicate tokens") from None
+        raise
 
 
 def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.ndarray | None:
@@ -727,6 +733,11 @@ class BigramTable:
         self.ids = ids      # (num_known,) bigram id of each code
         self.width = width
         self.bos, self.eos = width - 2, width - 1
+
+    @staticmethod
+    def built(vocab: Vocab, bigram_vocab: Vocab) -> bool:
+        """Whether :meth:`of` has already built (or refused) the table of this pair."""
+        return ("bigram table", id(vocab)) in bigram_vocab.derived
 
     @classmethod
     def of(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:

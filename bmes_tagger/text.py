@@ -53,6 +53,8 @@ def split_graphemes(text: str) -> tuple[list[str], Sequence[int]]:
         >>> [len(t) for t in tokens], offsets
         ([1, 1, 1, 2, 2], [0, 1, 2, 3, 6])
     """
+    if _COMMON.fullmatch(text):  # most Chinese text: no need to build the full tables
+        return list(text), range(len(text))
     plain, joining, _, astral = _patterns()
     if not _found(plain, text, astral):
         return list(text), range(len(text))
@@ -60,6 +62,16 @@ def split_graphemes(text: str) -> tuple[list[str], Sequence[int]]:
         positions = [i for i, c in enumerate(text) if not c.isspace()]
         return [text[i] for i in positions], positions
     return _clusters(text)
+
+
+# Code points common in Chinese text that are neither whitespace nor joining (a test checks
+# every one against the full tables): printable ASCII, Latin-1's middle dot, dashes, quotes
+# and the ellipsis, CJK punctuation (less the ideographic space and the tone marks
+# U+302A..U+302F), CJK ideographs (extension A and the main block) and the full-width forms
+# (less the half-width katakana sound marks U+FF9E, U+FF9F). Text of these alone needs no
+# grapheme tables, whose construction is most of a one-line predict's first call.
+_COMMON = re.compile("[!-~\u00b7\u2010-\u2027\u3001-\u3029\u3030-\u303f"
+                     "\u3400-\u4dbf\u4e00-\u9fff\uff01-\uff9d]*")
 
 
 def has_joiners(text: str) -> bool:

@@ -148,6 +148,25 @@ def test_bigram_ids_from_character_codes_equal_the_string_keys(
         assert np.array_equal(table.encode(columns["chars"][:, 0], lengths, context), want)
 
 
+def test_a_few_lines_use_string_keys_and_a_corpus_builds_the_code_table() -> None:
+    """A one-line predict must not pay for the whole bigram table; a corpus builds it once.
+    The ids are the string keys' either way."""
+    from collections import Counter
+
+    from bmes_tagger.features import BigramTable, encode_bigram_keys
+
+    train = [[chr(0x4E00 + (i * 7 + j) % 500) for j in range(12)] for i in range(400)]
+    vocab = Vocab.build(Counter(c for s in train for c in s), 1)
+    bigrams = Vocab.build(count_bigrams(train, False), 1)
+    cfg = config(False, bigram_dim=4, bigram_context="both")
+    for corpus, builds in ((train[:1], False), (train, True)):
+        columns = encode(corpus, {"chars": vocab, "bigrams": bigrams}, cfg)
+        assert BigramTable.built(vocab, bigrams) is builds
+        want = encode_bigram_keys([c for s in corpus for c in s],
+                                  np.array([len(s) for s in corpus]), bigrams, "both")
+        assert np.array_equal(columns["bigrams"], want)
+
+
 def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> None:
     from collections import Counter
 

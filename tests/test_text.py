@@ -102,3 +102,18 @@ def test_agrees_with_full_uax29_on_these_pieces(text: str) -> None:
 )
 def test_hand_picked_sequences(text: str, tokens: list[str]) -> None:
     assert split_graphemes(text)[0] == tokens
+
+
+def test_the_common_characters_fast_path_holds_no_whitespace_or_joining_code_point() -> None:
+    """Every code point the fast path lets through is one character on its own by the full
+    tables (checked for this Python's Unicode version), and the tables' own cases are not let
+    through."""
+    from bmes_tagger.text import _COMMON, _found, _patterns
+
+    plain, _, _, astral = _patterns()
+    common = [chr(cp) for cp in range(0x10000) if _COMMON.fullmatch(chr(cp))]
+    assert len(common) > 27_000  # the CJK block alone is 20,992
+    for char in common:
+        assert not char.isspace() and not _found(plain, char, astral), hex(ord(char))
+    for char in " \u3000\u0301\u302a\u200d\ufe0f\uff9e\U0001f600\n":
+        assert not _COMMON.fullmatch(char), hex(ord(char))
