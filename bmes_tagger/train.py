@@ -177,6 +177,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     ema: WeightAverage | None
+    average: EpochAverage | None   # train.average_last > 1
     frozen: FrozenRows | None
     loop: LoopState
     tagger: Tagger
@@ -248,6 +249,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
                                              _epoch_generator(tcfg.seed, 0)))
     scheduler = make_scheduler(optimizer, config, batches_per_epoch * tcfg.epochs)
     ema = WeightAverage(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    average = EpochAverage(model, tcfg.average_last) if tcfg.average_last > 1 else None
     loop = LoopState()
     if state is not None:
         training = state.training
@@ -259,6 +261,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
                 scheduler.load_state_dict(training["scheduler"])
             if ema is not None and training.get("ema"):
                 ema.load_state_dict(training["ema"])
+            if average is not None and training.get("average"):
+                average.load_state_dict(training["average"])
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
             raise RunDirError(f"{run_dir / 'last.pt'}: its optimizer, schedule or average "
                               f"does not fit this model ({str(exc).splitlines()[0][:160]})"
@@ -279,6 +283,9 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         # the new run has started (data read, model built): only now may the old one go
         rundir.clear(run_dir)
         write_config(config, run_dir / "config.yaml")
+    if average is not None:
+        notes.append(f"averaging: dev figures and best.pt are the mean of the weights at the "
+                     f"last {tcfg.average_last} epoch ends")
     step_model = par.wrap(model, device)
     if par.enabled:
         notes.append(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
@@ -297,7 +304,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     return Run(config=config, run_dir=run_dir, par=par, device=device, log=logger,
                encoded=encoded, dev=dev_sents, vocabs=vocabs, tags=tags,
                train_words=train_words, model=model, step_model=step_model,
-               optimizer=optimizer, scheduler=scheduler, ema=ema, frozen=frozen, loop=loop,
+               optimizer=optimizer, scheduler=scheduler, ema=ema, average=average,
+               frozen=frozen, loop=loop,
                tagger=tagger, board=board)
 
 
@@ -419,7 +427,8 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
     """Evaluate on dev (rank 0), log, save best/last; True when patience has run out.
 
     The model is scored as it is shipped: in eval mode (see :func:`bmes_tagger.predict.
-    inference`), with the averaged weights when EMA is on, so the logged dev F1 is exactly
+    inference`), with the averaged weights when EMA or ``train.average_last`` is on (see
+    :func:`shipped_weights`), so the logged dev F1 is exactly
     what ``tagger eval`` of ``best.pt`` on the dev file reports.
     """
     loop, par, tcfg = run.loop, run.par, run.config.train
@@ -433,8 +442,9 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
         if plateau:
             run.scheduler.step(f1)
         return par.broadcast_flag(False)
-    # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
-    with run.ema.swapped_in(run.model) if run.ema is not None else contextlib.nullcontext():
+    if run.average is not None:  # an epoch end: eval_every is 0 with average_last > 1
+        run.average.add(run.model)
+    with shipped_weights(run):
         scores = evaluate(run.tagger, run.dev)
         shipped = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
     par.broadcast_value(scores.f1)
@@ -472,6 +482,18 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
     return par.broadcast_flag(tcfg.patience > 0 and loop.bad_evals >= tcfg.patience)
 
 
+def shipped_weights(run: Run) -> contextlib.AbstractContextManager[Any]:
+    """Temporarily load the weights a run ships (evaluates and saves) into ``run.model``: the
+    exponential average with ``train.ema_decay``, the mean of the last epoch ends with
+    ``train.average_last``, else the weights as they are. Training never sees them: the
+    model's own weights are restored on leaving."""
+    if run.ema is not None:
+        return run.ema.swapped_in(run.model)
+    if run.average is not None:
+        return run.average.swapped_in(run.model)
+    return contextlib.nullcontext()
+
+
 def _save(run: Run, path: Path, with_training: bool,
           weights: dict[str, torch.Tensor] | None = None) -> None:
     loop = run.loop
@@ -483,6 +505,7 @@ def _save(run: Run, path: Path, with_training: bool,
             "optimizer": run.optimizer.state_dict(), "loop": loop.as_dict(),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
             "ema": run.ema.state_dict() if run.ema is not None else {},
+            "average": run.average.state_dict() if run.average is not None else {},
             "python_rng": _from_random_state(), **rng_state(),
             "frozen": run.frozen.rows if run.frozen is not None else {},
         }
@@ -649,6 +672,75 @@ class WeightAverage:
         device = next(iter(self.shadow.values())).device
         self.updates = int(state["updates"])
         self.shadow = {k: v.to(device).clone() for k, v in state["shadow"].items()}
+
+
+class EpochAverage:
+    """``train.average_last``: the element-wise mean of a model's floating-point state at the
+    last ``size`` epoch ends (checkpoint averaging), fewer at the start.
+
+    The snapshots are kept in host memory (``size`` copies of the state), oldest first; the
+    mean is summed in float64 in that order, so it is the same number whenever it is computed
+    from the same snapshots (a resumed run restores them from ``last.pt``). Parameters that
+    take no gradient (a fixed embedding tail) are not averaged, as in :class:`WeightAverage`.
+    """
+
+    def __init__(self, model: torch.nn.Module, size: int) -> None:
+        self.size = size
+        fixed = {k for k, p in model.named_parameters() if not p.requires_grad}
+        self.shapes = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()
+                       if v.is_floating_point() and k not in fixed}
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def add(self, model: torch.nn.Module) -> None:
+        """Keep the model's current weights as the newest snapshot (dropping the oldest
+        beyond ``size``)."""
+        state = model.state_dict()
+        self.snapshots.append({k: state[k].detach().to("cpu", copy=True) for k in self.shapes})
+        del self.snapshots[:-self.size]
+
+    @torch.no_grad()
+    def mean(self) -> dict[str, torch.Tensor]:
+        """The element-wise mean of the snapshots (CPU tensors of the weights' dtype)."""
+        if not self.snapshots:
+            raise RuntimeError("no snapshot to average yet")
+        out = {}
+        for k, (_, dtype) in self.shapes.items():
+            total = self.snapshots[0][k].to(torch.float64, copy=True)
+            for snapshot in self.snapshots[1:]:
+                total.add_(snapshot[k])
+            out[k] = total.div_(len(self.snapshots)).to(dtype)
+        return out
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
+        """Temporarily load the mean into ``model``."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()
+                  if k in self.shapes}
+        model.load_state_dict(self.mean(), strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"snapshots": [dict(s) for s in self.snapshots]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the snapshots of ``last.pt`` (the newest ``size`` of them, should the run
+        be resumed with a smaller ``train.average_last``)."""
+        snapshots = state.get("snapshots")
+        if not isinstance(snapshots, list):
+            raise ValueError("the averaged snapshots are not a list")
+        for snapshot in snapshots:
+            if not isinstance(snapshot, dict) or set(snapshot) != set(self.shapes):
+                raise ValueError("the averaged snapshots are for another model")
+            for k, (shape, dtype) in self.shapes.items():
+                v = snapshot[k]
+                if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape \
+                        or v.dtype != dtype or not bool(torch.isfinite(v).all()):
+                    raise ValueError(f"the averaged snapshot of {k} does not fit the model")
+        self.snapshots = [{k: v.clone() for k, v in s.items()} for s in snapshots[-self.size:]]
 
 
 def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:
