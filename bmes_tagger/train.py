@@ -345,7 +345,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
 def _loop(run: Run, progress: bool) -> TrainResult:
     tcfg = run.config.train
     loop, par = run.loop, run.par
-    stopped_early = False
+    # a resumed run that had stopped early stays stopped (unless train.patience is raised)
+    stopped_early = tcfg.patience > 0 and loop.bad_evals >= tcfg.patience
     progress = progress and sys.stderr.isatty()  # a log file gets log lines, not bars
     with StopSignals() as stop:
         while loop.epoch < tcfg.epochs and not stopped_early:

@@ -67,6 +67,16 @@ def test_patience_stops_early(tmp_path: Path) -> None:
                                               "train.epochs=6"])
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.stopped_early and result.epochs_run < 6
+    # resumed, it stays stopped (it used to train on, an epoch at a time); a larger
+    # patience lets it go on
+    again = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert again.stopped_early and (again.epochs_run, again.steps) == \
+        (result.epochs_run, result.steps)
+    assert len(metrics(tmp_path / "run")) == result.epochs_run
+    longer = train(load_config(tiny_config(tmp_path), ["train.lr=0.000001", "train.patience=0",
+                                                       "train.epochs=6"]),
+                   tmp_path / "run", resume=True, progress=False)
+    assert not longer.stopped_early and longer.epochs_run == 6
 
 
 def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path: Path) -> None:
