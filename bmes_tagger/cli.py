@@ -274,7 +274,8 @@ def train_cli(
     if not result.is_main:
         return  # rank 0 of a data-parallel run reports
     if result.interrupted:
-        typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
+        saved = result.state_file or result.run_dir / "last.pt"
+        typer.echo(f"interrupted: saved {saved}; resume with: tagger train "
                    f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(128 + (result.signal or 2))
     if seed_list is not None:
@@ -286,6 +287,13 @@ def train_cli(
     _out(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
                f"R {best.get('recall', 0.0):.4f}) at epoch {result.best_epoch}; "
                f"model: {result.run_dir / 'best.pt'}")
+    refit = result.refit
+    if refit is not None:
+        _out(f"refit on train + dev for {refit.epochs} epochs: {refit.path} (its dev F1 "
+             f"{refit.dev_scores.get('f1', 0.0):.4f} is not held out)")
+        if refit.test_scores is not None and refit.best_test_scores is not None:
+            _out(f"test F1: best.pt {refit.best_test_scores.get('f1', 0.0):.4f}, refit.pt "
+                 f"{refit.test_scores.get('f1', 0.0):.4f}")
 
 
 @app.command("predict")
