@@ -844,6 +844,11 @@ def format_seeds(summary: dict[str, Any], run_dir: Path) -> str:
         lines.append(f"{s}: P {m['precision']['mean']:.4f} ± {m['precision']['sd']:.4f}  "
                      f"R {m['recall']['mean']:.4f} ± {m['recall']['sd']:.4f}  "
                      f"F1 {m['f1']['mean']:.4f} ± {m['f1']['sd']:.4f}")
+    if "refit_test" in summary:  # train.refit: each seed's refit.pt on the test set
+        m = summary["refit_test"]
+        lines.append(f"test, refit.pt: P {m['precision']['mean']:.4f} ± "
+                     f"{m['precision']['sd']:.4f}  R {m['recall']['mean']:.4f} ± "
+                     f"{m['recall']['sd']:.4f}  F1 {m['f1']['mean']:.4f} ± {m['f1']['sd']:.4f}")
     lines.append(f"best seed {summary['best_seed']} by dev F1: {run_dir / 'best.pt'}; all in "
                  f"{run_dir / 'seeds.json'}")
     return "\n".join(lines)
