@@ -192,3 +192,27 @@ def test_force_removes_the_old_runs_refit_files(tmp_path: Path) -> None:
     (run / "refit-last.pt").write_bytes((run / "refit.pt").read_bytes())
     train(load_config(path, ["train.epochs=1"]), run, force=True, progress=False)
     assert not (run / "refit.pt").exists() and not (run / "refit-last.pt").exists()
+
+
+def test_the_refit_has_the_learning_rate_each_epoch_had_in_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A linear schedule spans the run's train.epochs in the refit too (it stops after the
+    best epoch, before the rate reaches 0): at the end of each refit epoch the rate is the
+    one the run logged at the end of that epoch."""
+    epoch_end = train_module._refit_epoch_end
+    rates = []
+
+    def keep_the_rate(run, *args):  # noqa: ANN001, ANN002
+        rates.append(run.optimizer.param_groups[0]["lr"])
+        return epoch_end(run, *args)
+
+    monkeypatch.setattr(train_module, "_refit_epoch_end", keep_the_rate)
+    cfg = load_config(tiny_config(tmp_path), [*PEAKS_EARLY, "train.lr_schedule=linear",
+                                              "train.lr=0.1", "train.epochs=8",
+                                              "train.refit=true"])
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.refit is not None and result.refit.epochs == result.best_epoch
+    assert result.best_epoch < result.epochs_run < cfg.train.epochs
+    logged = [r["lr"] for r in records(tmp_path / "run")][:result.best_epoch]
+    assert len(rates) == result.best_epoch
+    assert rates == pytest.approx(logged, rel=1e-9) and rates[-1] > 0.04
