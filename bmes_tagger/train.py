@@ -45,7 +45,8 @@ from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
 from .vocab import Vocab
 
-__all__ = ["RunDirError", "TrainResult", "evaluate_and_save", "setup", "train", "train_step"]
+__all__ = ["RefitResult", "RunDirError", "TrainResult", "evaluate_and_save", "setup",
+           "shipped_weights", "train", "train_step"]
 
 
 @dataclass
@@ -635,7 +636,8 @@ def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParall
         if not par.is_main:
             return result
         logger(f"refit: {path} is already trained for this run")
-        stored = load_checkpoint(path).scores["refit"]
+        assert state is not None
+        stored = state.scores["refit"]
         return _refit_report(cfg, plan, path, int(stored.get("steps", 0)),
                              dict(stored.get("dev_not_held_out") or {}), result, device, logger)
     with StopSignals() as stop:  # a signal while the refit reads its data
@@ -662,14 +664,15 @@ def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParall
 
 def _refit_state(path: Path, last: Path, plan: RefitPlan, log: _Logger
                  ) -> tuple[str, Checkpoint | None]:
-    """Where the refit of ``plan`` stands in the run directory: ``done`` (refit.pt is
-    this plan's), ``resume`` (from refit-last.pt, returned) or ``new`` (whatever refit
+    """Where the refit of ``plan`` stands in the run directory: ``done`` (refit.pt, returned,
+    is this plan's), ``resume`` (from refit-last.pt, returned) or ``new`` (whatever refit
     files there are belong to another state of the run, or cannot be read: removed)."""
     if path.exists():
         try:
-            if plan.matches(load_checkpoint(path).scores):
+            trained = load_checkpoint(path)
+            if plan.matches(trained.scores):
                 last.unlink(missing_ok=True)  # left by a run stopped just after refit.pt
-                return "done", None
+                return "done", trained
         except BmesTaggerError:
             pass  # replaced by the refit below
     if last.exists():
