@@ -3,6 +3,7 @@ seed is trained on train + dev for the best epoch's number of epochs and saved a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,9 +23,28 @@ from conftest import DATA, tiny_config
 
 # a line only dev has: its characters and its word occur nowhere in train
 DEV_ONLY = "龘靐  在  北京  。"
-# settings under which the run's dev F1 peaks at epoch 3 and patience stops it at epoch 4
-# (seed 3 of tiny_config), so the refit's epoch count is not simply train.epochs
-PEAKS_EARLY = ["train.lr=0.05", "model.dropout=0.5", "train.epochs=5", "train.patience=1"]
+# with scripted_dev_f1 the run peaks at epoch 3 and patience stops it at epoch 5, so the
+# refit's epoch count (3) is neither train.epochs nor the epochs run
+PEAKS_EARLY = ["train.epochs=6", "train.patience=2"]
+DEV_F1 = [0.5, 0.7, 0.9, 0.6, 0.6, 0.6, 0.6, 0.6]
+
+
+@pytest.fixture
+def scripted_dev_f1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's dev F1 at the end of epoch N is DEV_F1[N - 1], whatever the model scores,
+    so when the run peaks and stops does not hang on the numerics of training (another
+    torch, a fused optimizer). Only the run's own evaluations are scripted: refit.pt's dev
+    and test figures are real."""
+    evaluate_and_save, real = train_module.evaluate_and_save, train_module.evaluate
+
+    def scripted(run, *args):  # noqa: ANN001, ANN002
+        f1 = DEV_F1[run.loop.epoch - 1]
+        with monkeypatch.context() as patch:
+            patch.setattr(train_module, "evaluate", lambda *a, **k: dataclasses.replace(
+                real(*a, **k), f1=f1))
+            return evaluate_and_save(run, *args)
+
+    monkeypatch.setattr(train_module, "evaluate_and_save", scripted)
 
 
 def corpora(tmp_path: Path) -> tuple[Path, Path]:
@@ -52,6 +72,7 @@ def records(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.usefixtures("scripted_dev_f1")
 def test_refit_trains_on_train_and_dev_for_the_best_epochs(tmp_path: Path) -> None:
     """refit.pt is, bit for bit, what a plain run on one file holding train and dev ends with
     after the best epoch's number of epochs; its vocabulary and word list have what only dev
@@ -70,7 +91,7 @@ def test_refit_trains_on_train_and_dev_for_the_best_epochs(tmp_path: Path) -> No
     assert out.exit_code == 0, out.output
     best = load_checkpoint(run / "best.pt")
     epoch = best.scores["best_epoch"]
-    assert 1 < epoch < len(records(run))  # stopped early, after its best epoch
+    assert (epoch, len(records(run))) == (3, 5)  # stopped early, after its best epoch
     refit = load_checkpoint(run / "refit.pt")
     assert refit.scores["refit"]["epochs"] == epoch
     assert refit.config.train.epochs == epoch and not refit.config.train.refit
@@ -106,6 +127,7 @@ def test_refit_trains_on_train_and_dev_for_the_best_epochs(tmp_path: Path) -> No
     assert "is not held out" in info.stdout
 
 
+@pytest.mark.usefixtures("scripted_dev_f1")
 def test_an_interrupted_refit_resumes_to_the_same_refit_pt(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
@@ -116,10 +138,10 @@ def test_an_interrupted_refit_resumes_to_the_same_refit_pt(tmp_path: Path,
     dev, _ = corpora(tmp_path)
     path = tiny_config(tmp_path)
     cfg = load_config(path, [f"data.dev={dev}", *PEAKS_EARLY, "train.refit=true",
-                             "train.average_last=2", "train.lr=0.2"])
+                             "train.average_last=2", "model.bigram_dim=8"])
     straight = train(cfg, tmp_path / "straight", progress=False)
     assert straight.stopped_early and straight.epochs_run < cfg.train.epochs
-    assert straight.refit is not None and straight.refit.epochs > 1
+    assert straight.refit is not None and straight.refit.epochs == 3
 
     epoch_end = train_module._refit_epoch_end
 
@@ -130,9 +152,9 @@ def test_an_interrupted_refit_resumes_to_the_same_refit_pt(tmp_path: Path,
         return stopped
 
     run = tmp_path / "split"
-    monkeypatch.setattr(train_module, "_refit_epoch_end", interrupt_after_the_first)
-    cut = train(cfg, run, progress=False)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "_refit_epoch_end", interrupt_after_the_first)
+        cut = train(cfg, run, progress=False)
     assert cut.interrupted and cut.signal == signal.SIGINT and cut.refit is None
     assert cut.state_file == run / "refit-last.pt" and cut.state_file.exists()
     assert not (run / "refit.pt").exists()
@@ -194,6 +216,7 @@ def test_force_removes_the_old_runs_refit_files(tmp_path: Path) -> None:
     assert not (run / "refit.pt").exists() and not (run / "refit-last.pt").exists()
 
 
+@pytest.mark.usefixtures("scripted_dev_f1")
 def test_the_refit_has_the_learning_rate_each_epoch_had_in_the_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A linear schedule spans the run's train.epochs in the refit too (it stops after the
@@ -208,11 +231,10 @@ def test_the_refit_has_the_learning_rate_each_epoch_had_in_the_run(
 
     monkeypatch.setattr(train_module, "_refit_epoch_end", keep_the_rate)
     cfg = load_config(tiny_config(tmp_path), [*PEAKS_EARLY, "train.lr_schedule=linear",
-                                              "train.lr=0.1", "train.epochs=8",
-                                              "train.refit=true"])
+                                              "train.epochs=8", "train.refit=true"])
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.refit is not None and result.refit.epochs == result.best_epoch
     assert result.best_epoch < result.epochs_run < cfg.train.epochs
     logged = [r["lr"] for r in records(tmp_path / "run")][:result.best_epoch]
     assert len(rates) == result.best_epoch
-    assert rates == pytest.approx(logged, rel=1e-9) and rates[-1] > 0.04
+    assert rates == pytest.approx(logged, rel=1e-9) and rates[-1] > 0.005
