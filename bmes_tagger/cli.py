@@ -210,7 +210,8 @@ def train_cli(
     = None,
     overrides: SetOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run "
-                                         "directory from its last.pt.")] = False,
+                                         "directory from its last.pt (or its refit from "
+                                         "refit-last.pt).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a run directory that "
                                         "already holds a run.")] = False,
     quiet: QuietOpt = False,
@@ -230,7 +231,9 @@ def train_cli(
 ) -> None:
     """Train a tagger as CONFIG describes.
 
-    Writes best.pt, last.pt, config.yaml, metrics.jsonl and train.log into the run directory.
+    Writes best.pt, last.pt, config.yaml, metrics.jsonl and train.log into the run directory
+    (with train.refit also refit.pt: trained on train + dev for the best epoch's number of
+    epochs).
 
     Example: tagger train configs/sample-cws.yaml --set train.epochs=5
     """
