@@ -11,8 +11,8 @@ A checkpoint is a plain dict of tensors and Python builtins (loadable with
 - ``train_words``: sorted training word types (CWS OOV metrics), ``"\n"``-joined; empty for NER
 - ``model``: the network's state dict
 - ``scores``: best dev scores and the epoch/step they were reached at
-- ``training`` (``last.pt`` only): optimizer, scheduler, EMA, RNG and loop state for
-  ``--resume``
+- ``training`` (``last.pt`` only): optimizer, scheduler, EMA, the snapshots
+  ``train.average_last`` averages, RNG and loop state for ``--resume``
 
 :func:`make_payload` builds that dict and :func:`read_payload` reads one back: it migrates older
 format versions (keyed on ``format_version``, see :data:`MIGRATIONS`) and validates everything
@@ -512,7 +512,7 @@ def _training(value: Any) -> dict[str, Any]:
     _check(isinstance(cuda, list) and all(isinstance(t, torch.Tensor) and
                                           t.dtype == torch.uint8 for t in cuda),
            "training.cuda_rng must be a list of byte tensors")
-    for key in ("scheduler", "ema", "frozen"):
+    for key in ("scheduler", "ema", "average", "frozen"):
         _check(isinstance(value.get(key, {}), dict), f"training.{key} must be a mapping")
     return dict(value)
 

@@ -211,7 +211,8 @@ def train_cli(
     = None,
     overrides: SetOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run "
-                                         "directory from its last.pt.")] = False,
+                                         "directory from its last.pt (or its refit from "
+                                         "refit-last.pt).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a run directory that "
                                         "already holds a run.")] = False,
     quiet: QuietOpt = False,
@@ -231,7 +232,9 @@ def train_cli(
 ) -> None:
     """Train a tagger as CONFIG describes.
 
-    Writes best.pt, last.pt, config.yaml, metrics.jsonl and train.log into the run directory.
+    Writes best.pt, last.pt, config.yaml, metrics.jsonl and train.log into the run directory
+    (with train.refit also refit.pt: trained on train + dev for the best epoch's number of
+    epochs).
 
     Example: tagger train configs/sample-cws.yaml --set train.epochs=5
     """
@@ -275,7 +278,8 @@ def train_cli(
     if not result.is_main:
         return  # rank 0 of a data-parallel run reports
     if result.interrupted:
-        typer.echo(f"interrupted: saved {result.run_dir / 'last.pt'}; resume with: tagger train "
+        saved = result.state_file or result.run_dir / "last.pt"
+        typer.echo(f"interrupted: saved {saved}; resume with: tagger train "
                    f"{config} --output {result.run_dir} --resume", err=True)
         raise typer.Exit(128 + (result.signal or 2))
     if seed_list is not None:
@@ -287,6 +291,13 @@ def train_cli(
     _out(f"best dev F1 {best.get('f1', 0.0):.4f} (P {best.get('precision', 0.0):.4f} "
                f"R {best.get('recall', 0.0):.4f}) at epoch {result.best_epoch}; "
                f"model: {result.run_dir / 'best.pt'}")
+    refit = result.refit
+    if refit is not None:
+        _out(f"refit on train + dev for {refit.epochs} epochs: {refit.path} (its dev F1 "
+             f"{refit.dev_scores.get('f1', 0.0):.4f} is not held out)")
+        if refit.test_scores is not None and refit.best_test_scores is not None:
+            _out(f"test F1: best.pt {refit.best_test_scores.get('f1', 0.0):.4f}, refit.pt "
+                 f"{refit.test_scores.get('f1', 0.0):.4f}")
 
 
 @app.command("predict")
@@ -863,6 +874,11 @@ def format_seeds(summary: dict[str, Any], run_dir: Path) -> str:
         lines.append(f"{s}: P {m['precision']['mean']:.4f} ± {m['precision']['sd']:.4f}  "
                      f"R {m['recall']['mean']:.4f} ± {m['recall']['sd']:.4f}  "
                      f"F1 {m['f1']['mean']:.4f} ± {m['f1']['sd']:.4f}")
+    if "refit_test" in summary:  # train.refit: each seed's refit.pt on the test set
+        m = summary["refit_test"]
+        lines.append(f"test, refit.pt: P {m['precision']['mean']:.4f} ± "
+                     f"{m['precision']['sd']:.4f}  R {m['recall']['mean']:.4f} ± "
+                     f"{m['recall']['sd']:.4f}  F1 {m['f1']['mean']:.4f} ± {m['f1']['sd']:.4f}")
     lines.append(f"best seed {summary['best_seed']} by dev F1: {run_dir / 'best.pt'}; all in "
                  f"{run_dir / 'seeds.json'}")
     return "\n".join(lines)

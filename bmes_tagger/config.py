@@ -152,6 +152,14 @@ class TrainConfig:
     eval_every: int = _opt(0, "evaluate on dev every N steps; 0 = once per epoch", min=0)
     patience: int = _opt(5, "stop after this many evaluations without dev F1 improvement; "
                          "0 = never stop early", min=0)
+    average_last: int = _opt(1, "evaluate, log and save as best.pt the element-wise mean of "
+                             "the weights at the last N epoch ends (N = this value; fewer at "
+                             "the start); training continues from the current weights. 1 = "
+                             "off. Needs ema_decay 0 and eval_every 0", min=1)
+    refit: bool = _opt(False, "after the run, train a fresh model with the same config and seed "
+                       "on train + dev together for the best epoch's number of epochs (no dev "
+                       "selection) and save it as RUN_DIR/refit.pt; its dev F1 is not a "
+                       "held-out figure. Not with lr_schedule plateau")
     seed: int = _opt(1, "random seed (same seed, same result on CPU)", min=0)
     device: str = _opt("auto", "where to train: auto (CUDA when available, else CPU), cpu, "
                        "cuda or cuda:N", pattern=DEVICE_PATTERN)
@@ -280,7 +288,25 @@ def _from_dict(raw: Mapping[str, Any], loc: _Locator) -> Config:
         if not isinstance(value, Mapping):
             raise loc.error(name, f"section '{name}' must be a mapping, got {_type_name(value)}")
         sections[name] = _build_section(SECTIONS[name], name, value, loc)
-    return Config(**sections)
+    cfg = Config(**sections)
+    _check_combinations(cfg, loc)
+    return cfg
+
+
+def _check_combinations(cfg: Config, loc: _Locator) -> None:
+    """Keys that are valid alone but do not combine (one line naming both keys)."""
+    t = cfg.train
+    if t.average_last > 1 and t.ema_decay > 0:
+        raise loc.error("train.average_last", f"{t.average_last} does not combine with "
+                        f"train.ema_decay {t.ema_decay} (both replace the evaluated and saved "
+                        "weights by an average; use one)")
+    if t.average_last > 1 and t.eval_every > 0:
+        raise loc.error("train.average_last", f"{t.average_last} averages the weights of epoch "
+                        f"ends, so it needs train.eval_every 0 (got {t.eval_every})")
+    if t.refit and t.lr_schedule == "plateau":
+        raise loc.error("train.refit", "does not combine with train.lr_schedule plateau (its "
+                        "rate follows dev F1, and the refit has no dev data); use none or "
+                        "linear")
 
 
 def resolve_paths(cfg: Config, base: Path, default_run: str | None = None) -> Config:

@@ -62,6 +62,11 @@ def checkpoint_info(ckpt: Checkpoint, path: str | Path) -> str:
         lines.append(f"best dev     F1 {_num(dev.get('f1'))} (P {_num(dev.get('precision'))} "
                      f"R {_num(dev.get('recall'))}) at epoch {scores.get('best_epoch')}, "
                      f"step {scores.get('best_step')}")
+    refit = scores.get("refit")
+    if isinstance(refit, dict):  # refit.pt (train.refit): no held-out dev score exists
+        seen = refit.get("dev_not_held_out") or {}
+        lines.append(f"refit        trained on train + dev for {refit.get('epochs')} epochs (its "
+                     f"run's best epoch); dev F1 {_num(seen.get('f1'))} is not held out")
     if info["resumable"]:
         lines.append(f"resumable    yes: {info['resumable']['epochs']} epochs, "
                      f"{info['resumable']['steps']} steps done")

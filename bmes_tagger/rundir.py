@@ -2,7 +2,9 @@
 forced or resumed run may touch in it.
 
 A run directory holds ``best.pt``, ``last.pt``, ``metrics.jsonl`` (one JSON line per
-evaluation), ``train.log`` and ``config.yaml`` (the resolved config). It *holds a run* once a
+evaluation), ``train.log`` and ``config.yaml`` (the resolved config); with ``train.refit`` also
+``refit.pt`` (the model trained on train + dev) and, while the refit is under way,
+``refit-last.pt`` (what resuming it needs). It *holds a run* once a
 checkpoint has been written; a folder without one (a run killed before its first evaluation,
 one whose first save failed, a folder where the user keeps a config) is not a run.
 
@@ -30,7 +32,10 @@ from typing import Any
 from .atomic import atomic_write, remove_stale_temporaries, same_file
 from .errors import RunDirError
 
-RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml")
+REFIT = "refit.pt"            # train.refit: the model trained on train + dev
+REFIT_LAST = "refit-last.pt"  # the refit's resume state until refit.pt is written
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "train.log", "config.yaml", REFIT,
+             REFIT_LAST)
 # the files whose presence means the folder holds a run that must not be overwritten: its
 # checkpoints (a run whose first save failed, say on a full disk, has evaluations logged in
 # metrics.jsonl but nothing to resume from, and must be startable again)

@@ -58,8 +58,9 @@ def train_seeds(
 ) -> SeedsResult:
     """Train one run per seed into ``RUN_DIR/seed-N/``, then write ``RUN_DIR/seeds.json``
     (per seed and mean ± sd of dev, and of test when ``data.test`` is set, precision, recall
-    and F1) and point ``RUN_DIR/best.pt`` (a relative symlink) at the best seed's model by dev
-    F1. ``resume`` and ``force`` apply to every seed's run.
+    and F1; with ``train.refit`` also each seed's refit epochs and the test scores of its
+    ``refit.pt``, as ``refit_test``) and point ``RUN_DIR/best.pt`` (a relative symlink) at the
+    best seed's model by dev F1. ``resume`` and ``force`` apply to every seed's run.
 
     Raises:
         BmesTaggerError: as :func:`train`; also an empty or repeated seed list.
@@ -99,13 +100,21 @@ def train_seeds(
         return out
 
     dev = [r.best_scores for r in runs]
+    refits = [r.refit for r in runs]
+    refit_tests = [r.test_scores for r in refits if r is not None and r.test_scores]
     best = max(range(len(runs)), key=lambda i: (dev[i].get("f1", 0.0), -i))
     summary = {"seeds": list(seeds), "best_seed": seeds[best], "dev": spread(dev),
                "per_seed": [{"seed": s, "dev": d, "best_epoch": r.best_epoch,
-                             **({"test": t} if tests else {})}
+                             **({"test": t} if tests else {}),
+                             **({"refit": {"epochs": r.refit.epochs,
+                                           **({"test": r.refit.test_scores}
+                                              if r.refit.test_scores else {})}}
+                                if r.refit is not None else {})}
                             for s, d, r, t in zip(seeds, dev, runs, tests or [None] * len(runs))]}
     if tests:
         summary["test"] = spread(tests)
+    if refit_tests and len(refit_tests) == len(runs):
+        summary["refit_test"] = spread(refit_tests)
     with atomic_write(root / SUMMARY) as f:
         f.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     link.unlink(missing_ok=True)

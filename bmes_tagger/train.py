@@ -6,11 +6,17 @@ restores it from ``last.pt``), :func:`train_step` is one optimisation step, and
 directory (:mod:`bmes_tagger.rundir`) holds ``best.pt`` (best dev F1), ``last.pt``
 (everything needed to resume), ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per
 evaluation) and ``train.log``.
+
+With ``train.refit``, :func:`train` goes on, once the run has chosen ``best.pt``, to the refit
+phase (:func:`_refit`): a fresh model of the same config and seed trained on train + dev
+together for the best epoch's number of epochs, written as ``refit.pt``; its resume state is
+``refit-last.pt`` (``last.pt`` keeps the finished run's).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import signal
@@ -32,19 +38,33 @@ from .config import Config, input_paths, write_config
 from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
 from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
-from .evaluate import evaluate
+from .evaluate import evaluate, read_eval_data
 from .model import BiLSTMTagger, TorchNetwork, allocating, build_model, set_rows
 from .parallel import DataParallel
 from .predict import Tagger
 from .tags import split_tag, tag_inventory, tags_to_words
 from .vocab import Vocab
 
-__all__ = ["RunDirError", "TrainResult", "evaluate_and_save", "setup", "train", "train_step"]
+__all__ = ["RefitResult", "RunDirError", "TrainResult", "evaluate_and_save", "setup",
+           "shipped_weights", "train", "train_step"]
+
+
+@dataclass
+class RefitResult:
+    """What the refit phase (``train.refit``) produced."""
+
+    path: Path                  # RUN_DIR/refit.pt
+    epochs: int                 # trained on train + dev: the best epoch of the run
+    steps: int
+    dev_scores: dict[str, Any]  # refit.pt on dev, which it was trained on: NOT held out
+    test_scores: dict[str, Any] | None = None       # refit.pt on data.test (when set)
+    best_test_scores: dict[str, Any] | None = None  # best.pt on data.test, to compare
 
 
 @dataclass
 class TrainResult:
-    """What a finished (or interrupted) run achieved."""
+    """What a finished (or interrupted) run achieved (``best_*``: the run's selection on
+    dev; ``refit``: the refit phase's model, when ``train.refit`` is on and it finished)."""
 
     run_dir: Path
     best_scores: dict[str, Any]
@@ -56,6 +76,8 @@ class TrainResult:
     signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
     is_main: bool = True       # False on the other ranks of a data-parallel run
     history: list[dict[str, Any]] = field(default_factory=list)
+    refit: RefitResult | None = None
+    state_file: Path | None = None  # what --resume continues from (last.pt, refit-last.pt)
 
 
 def train(
@@ -80,8 +102,11 @@ def train(
         log: callback for log lines (they also go to ``train.log``).
         config_file: the config file ``config`` was read from; never deleted or replaced.
 
+    With ``train.refit``, the run then trains ``refit.pt`` on train + dev (see
+    :func:`_refit`); an interrupted refit is resumed by ``resume`` like the run itself.
+
     Returns:
-        The best dev scores and where they were reached.
+        The best dev scores and where they were reached (and the refit's result).
 
     Raises:
         BmesTaggerError: bad data, bad config, a locked or already used run directory, a
@@ -98,6 +123,10 @@ def train(
         with _run_directory(run_dir, par, resume, force, inputs) as state:
             run = setup(config, run_dir, state, par, device, log)
             result = _loop(run, progress)
+            if run.config.train.refit and not result.interrupted:
+                main_config, plan = run.config, _refit_plan(run)
+                del run  # the run's model and optimizer are not needed any more
+                result = _refit(main_config, plan, result, par, device, log, progress)
             finished = True
             return result
     finally:
@@ -112,12 +141,12 @@ def _run_directory(run_dir: Path, par: DataParallel, resume: bool, force: bool,
     if not par.is_main:
         if not par.broadcast_flag(False):
             raise RunDirError(f"{run_dir}: rank 0 could not prepare the run directory")
-        yield _resume_state(run_dir) if resume else None
+        yield _resume_state(run_dir / "last.pt") if resume else None
         return
     with rundir.opened(run_dir):
         try:
             rundir.prepare(run_dir, resume=resume, force=force, inputs=inputs)
-            state = _resume_state(run_dir) if resume else None
+            state = _resume_state(run_dir / "last.pt") if resume else None
         except BaseException:
             par.broadcast_flag(False)
             raise
@@ -125,10 +154,11 @@ def _run_directory(run_dir: Path, par: DataParallel, resume: bool, force: bool,
         yield state
 
 
-def _resume_state(run_dir: Path) -> Checkpoint:
-    state = load_checkpoint(run_dir / "last.pt")
+def _resume_state(path: Path) -> Checkpoint:
+    """``last.pt`` (or ``refit-last.pt``) read for resuming."""
+    state = load_checkpoint(path)
     if state.training is None:
-        raise RunDirError(f"{run_dir / 'last.pt'}: has no training state to resume from")
+        raise RunDirError(f"{path}: has no training state to resume from")
     return state
 
 
@@ -158,9 +188,28 @@ class LoopState:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class RefitPlan:
+    """The refit phase of a run (``train.refit``): what it trains, and which state of the run
+    it belongs to (stored as ``scores["refit"]`` in ``refit-last.pt`` and ``refit.pt``, so a
+    resumed run knows whether they are its own)."""
+
+    epochs: int           # the run's best epoch: the refit trains this many epochs
+    schedule_epochs: int  # the run's train.epochs: the length the learning-rate schedule spans
+    run_steps: int        # the run's optimizer steps when it finished
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"data": "train + dev", **dataclasses.asdict(self)}
+
+    def matches(self, scores: Any) -> bool:
+        stored = scores.get("refit") if isinstance(scores, dict) else None
+        return isinstance(stored, dict) and all(
+            stored.get(k) == v for k, v in dataclasses.asdict(self).items())
+
+
 @dataclass
 class Run:
-    """Everything a run needs, built by :func:`setup`."""
+    """Everything a run needs, built by :func:`setup` (a refit phase's run has ``refit``)."""
 
     config: Config
     run_dir: Path
@@ -177,18 +226,33 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     ema: WeightAverage | None
+    average: EpochAverage | None   # train.average_last > 1
     frozen: FrozenRows | None
     loop: LoopState
     tagger: Tagger
     board: Any = None       # a tensorboard SummaryWriter (train.tensorboard, rank 0)
     started: float = field(default_factory=time.time)
     history: list[dict[str, Any]] = field(default_factory=list)
+    refit: RefitPlan | None = None
+
+    @property
+    def last_path(self) -> Path:
+        """Where this run keeps what resuming it needs."""
+        return self.run_dir / (rundir.REFIT_LAST if self.refit is not None else "last.pt")
 
 
 def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataParallel,
-          device: torch.device, log: Callable[[str], None] | None = None) -> Run:
+          device: torch.device, log: Callable[[str], None] | None = None,
+          refit: RefitPlan | None = None) -> Run:
     """Read the data and build vocabularies, model, optimizer, schedule and averages; with a
-    resume ``state``, restore all of them (and the random generators) from it."""
+    resume ``state``, restore all of them (and the random generators) from it.
+
+    With ``refit``, the run is a refit phase's: it trains on train + dev together (its
+    vocabularies, tag set and training word list come from both), keeps the dev sentences
+    only to report a figure that is not held out, spans the learning-rate schedule over
+    ``refit.schedule_epochs``, and leaves ``config.yaml``, ``metrics.jsonl`` and TensorBoard
+    to the run it follows."""
+    state_path = run_dir / (rundir.REFIT_LAST if refit is not None else "last.pt")
     if state is not None:
         config = _resumed_config(config, state, run_dir)
     tcfg, dcfg = config.train, config.data
@@ -201,6 +265,8 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     torch.manual_seed(tcfg.seed)
 
     train_sents, dev_sents = load_training_data(config)
+    if refit is not None:  # dev is training data now (and selects nothing)
+        train_sents = train_sents + dev_sents
     added: dict[str, int] = {}
     if state is None:
         vocabs = features.build_vocabs([s.chars for s in train_sents], config)
@@ -209,7 +275,7 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
             notes += [f"{name}: {n:,} tokens of the pretrained vectors added to the vocabulary"
                       for name, n in added.items()]
         # A label seen only in dev (a rare POS tag, say) still needs tag ids; characters and
-        # everything the model learns come from train alone.
+        # everything the model learns come from train alone (train + dev for a refit).
         tags = tag_set(train_sents + dev_sents, config)
         train_words = sorted(_word_list(train_sents, config))
     else:
@@ -222,8 +288,11 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     encoded = EncodedCorpus.encode([s.chars for s in train_sents], vocabs, config,
                                    [s.tags or [] for s in train_sents], tag_index).pieces(
         [span_bounds(s.tags or [], dcfg.max_len) for s in train_sents])
-    notes.append(f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
-           f"dev: {len(dev_sents)} sentences; {len(vocabs['chars'])} characters, "
+    notes.append((f"refit on train + dev: {len(train_sents)} sentences "
+                  f"({int(encoded.lengths.sum())} chars) for {tcfg.epochs} epochs, the run's "
+                  "best epoch; " if refit is not None else
+                  f"train: {len(train_sents)} sentences ({int(encoded.lengths.sum())} chars), "
+                  f"dev: {len(dev_sents)} sentences; ") + f"{len(vocabs['chars'])} characters, "
            f"{len(tags)} tags" + (f", {len(vocabs['bigrams'])} bigrams"
                                   if "bigrams" in vocabs else ""))
 
@@ -246,8 +315,10 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         optimizer.register_step_post_hook(lambda *_: frozen.restore())
     batches_per_epoch = len(bucketed_batches(encoded.lengths, tcfg.batch_size,
                                              _epoch_generator(tcfg.seed, 0)))
-    scheduler = make_scheduler(optimizer, config, batches_per_epoch * tcfg.epochs)
+    scheduler = make_scheduler(optimizer, config, batches_per_epoch * (
+        refit.schedule_epochs if refit is not None else tcfg.epochs))
     ema = WeightAverage(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
+    average = EpochAverage(model, tcfg.average_last) if tcfg.average_last > 1 else None
     loop = LoopState()
     if state is not None:
         training = state.training
@@ -259,8 +330,10 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
                 scheduler.load_state_dict(training["scheduler"])
             if ema is not None and training.get("ema"):
                 ema.load_state_dict(training["ema"])
+            if average is not None and training.get("average"):
+                average.load_state_dict(training["average"])
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
-            raise RunDirError(f"{run_dir / 'last.pt'}: its optimizer, schedule or average "
+            raise RunDirError(f"{state_path}: its optimizer, schedule or average "
                               f"does not fit this model ({str(exc).splitlines()[0][:160]})"
                               ) from None
         loop = LoopState(**training["loop"])
@@ -268,17 +341,19 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
             set_rng_state(training)
             random.setstate(_to_random_state(training["python_rng"]))
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise RunDirError(f"{run_dir / 'last.pt'}: its random generator state is not one "
+            raise RunDirError(f"{state_path}: its random generator state is not one "
                               f"this torch and Python can restore "
                               f"({str(exc).splitlines()[0][:160]})") from None
-        if par.is_main:
+        if par.is_main and refit is None:
             rundir.truncate_records(run_dir / "metrics.jsonl", loop.step)
-        notes.append(f"resumed from {run_dir / 'last.pt'} at epoch {loop.epoch + 1}, "
-                     f"step {loop.step}")
-    elif par.is_main:
+        notes.append(f"resumed from {state_path} at epoch {loop.epoch + 1}, step {loop.step}")
+    elif par.is_main and refit is None:
         # the new run has started (data read, model built): only now may the old one go
         rundir.clear(run_dir)
         write_config(config, run_dir / "config.yaml")
+    if average is not None:
+        notes.append(f"averaging: dev figures and best.pt are the mean of the weights at the "
+                     f"last {tcfg.average_last} epoch ends")
     step_model = par.wrap(model, device)
     if par.enabled:
         notes.append(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
@@ -291,14 +366,14 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
     tagger = Tagger(TorchNetwork(model, device), vocabs, tags, config, frozenset(train_words),
                     source=f"the model in training ({run_dir})")
     board = _tensorboard(run_dir, loop.step + 1 if state is not None else None) \
-        if tcfg.tensorboard and par.is_main else None
+        if tcfg.tensorboard and par.is_main and refit is None else None
     for line in notes:
         logger(line)
     return Run(config=config, run_dir=run_dir, par=par, device=device, log=logger,
                encoded=encoded, dev=dev_sents, vocabs=vocabs, tags=tags,
                train_words=train_words, model=model, step_model=step_model,
-               optimizer=optimizer, scheduler=scheduler, ema=ema, frozen=frozen, loop=loop,
-               tagger=tagger, board=board)
+               optimizer=optimizer, scheduler=scheduler, ema=ema, average=average,
+               frozen=frozen, loop=loop, tagger=tagger, board=board, refit=refit)
 
 
 def _tensorboard(run_dir: Path, purge_from: int | None) -> Any:
@@ -340,7 +415,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
 def _loop(run: Run, progress: bool) -> TrainResult:
     tcfg = run.config.train
     loop, par = run.loop, run.par
-    stopped_early = False
+    # a resumed run that had stopped early stays stopped (unless train.patience is raised)
+    stopped_early = tcfg.patience > 0 and loop.bad_evals >= tcfg.patience
     progress = progress and sys.stderr.isatty()  # a log file gets log lines, not bars
     with StopSignals() as stop:
         while loop.epoch < tcfg.epochs and not stopped_early:
@@ -391,25 +467,28 @@ def _loop(run: Run, progress: bool) -> TrainResult:
                 if not tcfg.eval_every or (loop.epoch == tcfg.epochs
                                            and loop.step % tcfg.eval_every):
                     seconds = time.perf_counter() - epoch_started
-                    stopped_early = evaluate_and_save(run, epoch_loss,
-                                                      tokens_seen / max(seconds, 1e-9), seconds)
+                    epoch_end = _refit_epoch_end if run.refit is not None else \
+                        evaluate_and_save
+                    stopped_early = epoch_end(run, epoch_loss,
+                                              tokens_seen / max(seconds, 1e-9), seconds)
         if stop.requested:
             if par.is_main:
-                _save(run, run.run_dir / "last.pt", with_training=True)
+                _save(run, run.last_path, with_training=True)
             # the caller says how to resume (the CLI prints the command line)
-            run.log.file_only(f"interrupted at epoch {loop.epoch + 1}, step {loop.step}; "
-                              f"saved {run.run_dir / 'last.pt'}")
+            run.log.file_only(f"interrupted{' the refit' if run.refit else ''} at epoch "
+                              f"{loop.epoch + 1}, step {loop.step}; saved {run.last_path}")
     if run.board is not None:
         run.board.close()
     if stopped_early:
         run.log(f"early stop: no dev improvement in {tcfg.patience} evaluations")
-    if not stop.requested and par.is_main:
+    if not stop.requested and par.is_main and run.refit is None:
         run.log.file_only(f"best dev F1 {loop.best_f1:.4f} at epoch {loop.best_epoch}; "
                           f"saved {run.run_dir / 'best.pt'}")
     return TrainResult(run_dir=run.run_dir, best_scores=loop.best_scores,
                        best_epoch=loop.best_epoch, epochs_run=loop.epoch, steps=loop.step,
                        stopped_early=stopped_early, interrupted=stop.requested,
-                       signal=stop.signum, is_main=par.is_main, history=run.history)
+                       signal=stop.signum, is_main=par.is_main, history=run.history,
+                       state_file=run.last_path)
 
 
 def _fold(loop: LoopState, loss_sum: torch.Tensor) -> None:
@@ -423,22 +502,21 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
     """Evaluate on dev (rank 0), log, save best/last; True when patience has run out.
 
     The model is scored as it is shipped: in eval mode (see :func:`bmes_tagger.predict.
-    inference`), with the averaged weights when EMA is on, so the logged dev F1 is exactly
+    inference`), with the averaged weights when EMA or ``train.average_last`` is on (see
+    :func:`shipped_weights`), so the logged dev F1 is exactly
     what ``tagger eval`` of ``best.pt`` on the dev file reports.
     """
     loop, par, tcfg = run.loop, run.par, run.config.train
-    if not math.isfinite(train_loss):
-        raise TrainingError(f"training loss became {train_loss} by epoch {loop.epoch + 1} "
-                            f"(step {loop.step}): lower train.lr, or check pretrained vectors "
-                            "for NaN/inf values")
+    _check_finite(loop, train_loss)
     plateau = isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     if not par.is_main:
         f1 = par.broadcast_value(0.0)
         if plateau:
             run.scheduler.step(f1)
         return par.broadcast_flag(False)
-    # With EMA, the averaged weights are the ones evaluated and shipped in best.pt.
-    with run.ema.swapped_in(run.model) if run.ema is not None else contextlib.nullcontext():
+    if run.average is not None:  # an epoch end: eval_every is 0 with average_last > 1
+        run.average.add(run.model)
+    with shipped_weights(run):
         scores = evaluate(run.tagger, run.dev)
         shipped = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
     par.broadcast_value(scores.f1)
@@ -476,8 +554,28 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
     return par.broadcast_flag(tcfg.patience > 0 and loop.bad_evals >= tcfg.patience)
 
 
+def _check_finite(loop: LoopState, train_loss: float) -> None:
+    if not math.isfinite(train_loss):
+        raise TrainingError(f"training loss became {train_loss} by epoch {loop.epoch + 1} "
+                            f"(step {loop.step}): lower train.lr, or check pretrained vectors "
+                            "for NaN/inf values")
+
+
+def shipped_weights(run: Run) -> contextlib.AbstractContextManager[Any]:
+    """Temporarily load the weights a run ships (evaluates and saves) into ``run.model``: the
+    exponential average with ``train.ema_decay``, the mean of the last epoch ends with
+    ``train.average_last``, else the weights as they are. Training never sees them: the
+    model's own weights are restored on leaving."""
+    if run.ema is not None:
+        return run.ema.swapped_in(run.model)
+    if run.average is not None:
+        return run.average.swapped_in(run.model)
+    return contextlib.nullcontext()
+
+
 def _save(run: Run, path: Path, with_training: bool,
-          weights: dict[str, torch.Tensor] | None = None) -> None:
+          weights: dict[str, torch.Tensor] | None = None,
+          scores: dict[str, Any] | None = None) -> None:
     loop = run.loop
     if weights is None:
         weights = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
@@ -487,13 +585,152 @@ def _save(run: Run, path: Path, with_training: bool,
             "optimizer": run.optimizer.state_dict(), "loop": loop.as_dict(),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
             "ema": run.ema.state_dict() if run.ema is not None else {},
+            "average": run.average.state_dict() if run.average is not None else {},
             "python_rng": _from_random_state(), **rng_state(),
             "frozen": run.frozen.rows if run.frozen is not None else {},
         }
-    scores = {"best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
-              "best_step": loop.best_step, "dev": loop.best_scores}
+    if scores is None:
+        scores = {"refit": run.refit.as_dict()} if run.refit is not None else {
+            "best_f1": loop.best_f1, "best_epoch": loop.best_epoch,
+            "best_step": loop.best_step, "dev": loop.best_scores}
     save_checkpoint(make_payload(run.config, run.vocabs, run.tags, run.train_words, weights,
                                  scores, training), path)
+
+
+# --- the refit phase (train.refit) --------------------------------------------------------------
+
+
+def _refit_plan(run: Run) -> RefitPlan:
+    """What the refit of a finished run trains (on every rank: rank 0 alone knows the best
+    epoch)."""
+    best = int(run.par.broadcast_value(float(run.loop.best_epoch)))
+    if best < 1:
+        raise TrainingError("train.refit: the run has no best epoch to refit for")
+    return RefitPlan(epochs=best, schedule_epochs=run.config.train.epochs,
+                     run_steps=run.loop.step)
+
+
+def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParallel,
+           device: torch.device, log: Callable[[str], None] | None,
+           progress: bool) -> TrainResult:
+    """Train ``refit.pt``: a fresh model, same config and seed, on train + dev together for
+    ``plan.epochs`` epochs (nothing is selected on dev, nothing stops early; the
+    learning-rate schedule spans the run's ``train.epochs``, so each refit epoch has the rate
+    that epoch had in the run). The model is shipped as the run ships ``best.pt`` (EMA or
+    ``average_last`` weights when on).
+
+    Resuming: ``refit-last.pt`` (written at every refit epoch end, and on Ctrl-C/SIGTERM) is
+    continued when it belongs to this state of the run (``plan``), else the refit starts
+    again; a ``refit.pt`` of this state means the refit is done. Either way a resumed run
+    ends with the ``refit.pt`` an uninterrupted one writes.
+    """
+    run_dir = result.run_dir
+    path, last = run_dir / rundir.REFIT, run_dir / rundir.REFIT_LAST
+    logger = _Logger(run_dir / "train.log" if par.is_main else None, log)
+    cfg = config.replace(train=dataclasses.replace(
+        config.train, epochs=plan.epochs, patience=0, eval_every=0, refit=False,
+        tensorboard=False))
+    where, state = (_refit_state(path, last, plan, logger) if par.is_main
+                    else ("new", None))
+    where = ("new", "resume", "done")[int(par.broadcast_value(
+        float(("new", "resume", "done").index(where))))]
+    if where == "resume" and state is None:
+        state = _resume_state(last)  # the other ranks of a data-parallel run
+    if where == "done":
+        if not par.is_main:
+            return result
+        logger(f"refit: {path} is already trained for this run")
+        assert state is not None
+        stored = state.scores["refit"]
+        return _refit_report(cfg, plan, path, int(stored.get("steps", 0)),
+                             dict(stored.get("dev_not_held_out") or {}), result, device, logger)
+    with StopSignals() as stop:  # a signal while the refit reads its data
+        run = setup(cfg, run_dir, state, par, device, log, refit=plan)
+        interrupted = par.any(stop.requested)
+    if interrupted:
+        return dataclasses.replace(result, interrupted=True, signal=stop.signum,
+                                   state_file=last if last.exists() else result.state_file)
+    done = _loop(run, progress)
+    if done.interrupted:
+        return dataclasses.replace(result, interrupted=True, signal=done.signal,
+                                   state_file=last)
+    if not par.is_main:
+        return result
+    # refit.pt is scored and saved as best.pt is (see evaluate_and_save)
+    with shipped_weights(run):
+        dev = evaluate(run.tagger, run.dev).to_dict()
+        shipped = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    _save(run, path, with_training=False, weights=shipped,
+          scores={"refit": {**plan.as_dict(), "steps": run.loop.step, "dev_not_held_out": dev}})
+    last.unlink(missing_ok=True)  # refit.pt is complete: nothing left to resume
+    return _refit_report(cfg, plan, path, run.loop.step, dev, result, device, logger)
+
+
+def _refit_state(path: Path, last: Path, plan: RefitPlan, log: _Logger
+                 ) -> tuple[str, Checkpoint | None]:
+    """Where the refit of ``plan`` stands in the run directory: ``done`` (refit.pt, returned,
+    is this plan's), ``resume`` (from refit-last.pt, returned) or ``new`` (whatever refit
+    files there are belong to another state of the run, or cannot be read: removed)."""
+    if path.exists():
+        try:
+            trained = load_checkpoint(path)
+            if plan.matches(trained.scores):
+                last.unlink(missing_ok=True)  # left by a run stopped just after refit.pt
+                return "done", trained
+        except BmesTaggerError:
+            pass  # replaced by the refit below
+    if last.exists():
+        try:
+            state = _resume_state(last)
+            if plan.matches(state.scores):
+                return "resume", state
+            why = "it belongs to another state of the run"
+        except BmesTaggerError as exc:
+            why = str(exc)
+        log(f"refit: starting again, {last} cannot be resumed ({why[:300]})")
+    for stale in (path, last):
+        if stale.exists():
+            stale.unlink()
+            if stale == path:
+                log(f"refit: removed {path}, which was trained after another state of the run")
+    return "new", None
+
+
+def _refit_epoch_end(run: Run, train_loss: float, chars_per_s: float,
+                     epoch_seconds: float) -> bool:
+    """The end of a refit epoch: no dev evaluation (dev is training data now); rank 0 logs
+    the loss, keeps the averaging snapshot and saves ``refit-last.pt``. Never stops early."""
+    loop = run.loop
+    _check_finite(loop, train_loss)
+    if run.par.is_main:
+        if run.average is not None:
+            run.average.add(run.model)
+        run.log(f"refit epoch {loop.epoch}/{run.config.train.epochs} step {loop.step}: loss "
+                f"{train_loss:.4f}  {chars_per_s:,.0f} chars/s")
+        _save(run, run.last_path, with_training=True)
+    return False
+
+
+def _refit_report(config: Config, plan: RefitPlan, path: Path, steps: int,
+                  dev: dict[str, Any], result: TrainResult, device: torch.device,
+                  log: _Logger) -> TrainResult:
+    """Log what the refit gave (its dev F1 is not held out; test F1 of best.pt and refit.pt
+    when the config has ``data.test``) and add it to the run's result."""
+    log(f"refit: saved {path}: {plan.epochs} epochs on train + dev ({steps} steps); its dev "
+        f"F1 {dev.get('f1', 0.0):.4f} is NOT held out (dev was training data)")
+    test = best_test = None
+    d = config.data
+    if d.test is not None:
+        scores = []
+        for model in (result.run_dir / "best.pt", path):
+            tagger = Tagger.load(model, device=str(device))
+            scores.append(evaluate(tagger, read_eval_data(tagger, d.test, d.format, d.scheme,
+                                                          d.repair_gold)).to_dict())
+        best_test, test = scores
+        log(f"test F1: best.pt {best_test['f1']:.4f}, refit.pt {test['f1']:.4f} ({d.test})")
+    return dataclasses.replace(result, refit=RefitResult(
+        path=path, epochs=plan.epochs, steps=steps, dev_scores=dev, test_scores=test,
+        best_test_scores=best_test))
 
 
 # --- data preparation ----------------------------------------------------------------------------
@@ -659,6 +896,75 @@ class WeightAverage:
         device = next(iter(self.shadow.values())).device
         self.updates = int(state["updates"])
         self.shadow = {k: v.to(device).clone() for k, v in state["shadow"].items()}
+
+
+class EpochAverage:
+    """``train.average_last``: the element-wise mean of a model's floating-point state at the
+    last ``size`` epoch ends (checkpoint averaging), fewer at the start.
+
+    The snapshots are kept in host memory (``size`` copies of the state), oldest first; the
+    mean is summed in float64 in that order, so it is the same number whenever it is computed
+    from the same snapshots (a resumed run restores them from ``last.pt``). Parameters that
+    take no gradient (a fixed embedding tail) are not averaged, as in :class:`WeightAverage`.
+    """
+
+    def __init__(self, model: torch.nn.Module, size: int) -> None:
+        self.size = size
+        fixed = {k for k, p in model.named_parameters() if not p.requires_grad}
+        self.shapes = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()
+                       if v.is_floating_point() and k not in fixed}
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def add(self, model: torch.nn.Module) -> None:
+        """Keep the model's current weights as the newest snapshot (dropping the oldest
+        beyond ``size``)."""
+        state = model.state_dict()
+        self.snapshots.append({k: state[k].detach().to("cpu", copy=True) for k in self.shapes})
+        del self.snapshots[:-self.size]
+
+    @torch.no_grad()
+    def mean(self) -> dict[str, torch.Tensor]:
+        """The element-wise mean of the snapshots (CPU tensors of the weights' dtype)."""
+        if not self.snapshots:
+            raise RuntimeError("no snapshot to average yet")
+        out = {}
+        for k, (_, dtype) in self.shapes.items():
+            total = self.snapshots[0][k].to(torch.float64, copy=True)
+            for snapshot in self.snapshots[1:]:
+                total.add_(snapshot[k])
+            out[k] = total.div_(len(self.snapshots)).to(dtype)
+        return out
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
+        """Temporarily load the mean into ``model``."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()
+                  if k in self.shapes}
+        model.load_state_dict(self.mean(), strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"snapshots": [dict(s) for s in self.snapshots]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the snapshots of ``last.pt`` (the newest ``size`` of them, should the run
+        be resumed with a smaller ``train.average_last``)."""
+        snapshots = state.get("snapshots")
+        if not isinstance(snapshots, list):
+            raise ValueError("the averaged snapshots are not a list")
+        for snapshot in snapshots:
+            if not isinstance(snapshot, dict) or set(snapshot) != set(self.shapes):
+                raise ValueError("the averaged snapshots are for another model")
+            for k, (shape, dtype) in self.shapes.items():
+                v = snapshot[k]
+                if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape \
+                        or v.dtype != dtype or not bool(torch.isfinite(v).all()):
+                    raise ValueError(f"the averaged snapshot of {k} does not fit the model")
+        self.snapshots = [{k: v.clone() for k, v in s.items()} for s in snapshots[-self.size:]]
 
 
 def _word_list(sentences: Sequence[Sentence], config: Config) -> set[str]:

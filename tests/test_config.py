@@ -437,3 +437,35 @@ def test_config_from_dict_origins() -> None:
         config_from_dict({"train": {"lr": "x"}}, source="c.yaml", lines={"train.lr": 4},
                          origins={"train.lr": "train.lr=x"})
     assert str(info.value).startswith("--set train.lr=x: train.lr: expected a number")
+
+
+@pytest.mark.parametrize(
+    ("text", "sets", "expected"),
+    [
+        ("train:\n  average_last: 3\n  ema_decay: 0.99\n", [],
+         "c.yaml:2: train.average_last: 3 does not combine with train.ema_decay 0.99"),
+        ("train:\n  eval_every: 50\n", ["train.average_last=2"],
+         "--set train.average_last=2: train.average_last: 2 averages the weights of epoch "
+         "ends, so it needs train.eval_every 0 (got 50)"),
+        ("train:\n  lr_schedule: plateau\n  refit: true\n", [],
+         "c.yaml:3: train.refit: does not combine with train.lr_schedule plateau"),
+    ],
+)
+def test_training_regimes_that_do_not_combine_are_one_line(tmp_path: Path, text: str,
+                                                           sets: list[str], expected: str
+                                                           ) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), sets)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_training_regimes_that_combine_load(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "train:\n  average_last: 3\n  refit: true\n"
+                                      "  lr_schedule: linear\n"))
+    assert (cfg.train.average_last, cfg.train.refit) == (3, True)
+    # 1 is off, so it combines with everything
+    cfg = load_config(write(tmp_path, "train:\n  average_last: 1\n  ema_decay: 0.9\n"
+                                      "  eval_every: 5\n", "d.yaml"))
+    assert cfg.train.average_last == 1
+    with pytest.raises(ConfigError, match="train.average_last: must be >= 1, got 0"):
+        load_config(write(tmp_path, "train:\n  average_last: 0\n", "e.yaml"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bmes_tagger.checkpoint import load_checkpoint
 from bmes_tagger.config import load_config
 from bmes_tagger.parallel import DataParallel
 from bmes_tagger.predict import Tagger
@@ -63,6 +64,7 @@ import os, sys, torch
 import bmes_tagger.train as t
 import pytest
 
+from bmes_tagger.checkpoint import load_checkpoint
 from bmes_tagger.config import load_config
 loop = t._loop
 def keep(run, progress):
@@ -93,3 +95,27 @@ def test_data_parallel_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     # and training changed them: they are not just the broadcast initial weights
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["dev"]["f1"] > 0.3
+
+
+def test_torchrun_refit(tmp_path: Path) -> None:
+    """train.refit under torchrun: every rank trains the refit, rank 0 alone writes and
+    reports refit.pt."""
+    config = tiny_config(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "bmes_tagger", "train", str(config), "--output", str(run), "--quiet",
+         "--set", "train.epochs=2", "--set", "model.hidden_size=16",
+         "--set", "train.refit=true"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("refit on train + dev for") == 1
+    log = (run / "train.log").read_text()
+    assert log.count("refit on train + dev: 580 sentences") == 1
+    epochs = load_checkpoint(run / "best.pt").scores["best_epoch"]
+    assert log.count("refit epoch ") == epochs and log.count("refit: saved") == 1
+    assert load_checkpoint(run / "refit.pt").scores["refit"]["epochs"] == epochs
+    assert not (run / "refit-last.pt").exists() and not (run / ".lock").exists()
+    tagger = Tagger.load(run / "refit.pt")
+    assert "".join(tagger.segment(["我们在北京工作。"])[0]) == "我们在北京工作。"

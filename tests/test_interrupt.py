@@ -101,3 +101,39 @@ def test_sigint_or_sigterm_saves_and_resume_matches(tmp_path: Path, reference: l
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     same_run(records(run), reference)
+
+
+def test_sigterm_during_the_refit_saves_refit_last_and_resume_matches(tmp_path: Path) -> None:
+    """train.refit: SIGTERM in the refit phase saves refit-last.pt and says how to resume;
+    the resumed run writes the refit.pt of an uninterrupted one."""
+    import torch
+
+    config = tiny_config(tmp_path)
+    refit = ["--set", "train.refit=true"]
+    straight = start(config, tmp_path / "straight", *refit)
+    assert straight.wait(timeout=300) == 0, straight.communicate()
+    run = tmp_path / "run"
+    proc = start(config, run, *refit)
+    deadline = time.monotonic() + 120
+    while "refit epoch 1/" not in ((run / "train.log").read_text()
+                                   if (run / "train.log").exists() else ""):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the refit made no progress"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    if (run / "refit.pt").exists():
+        pytest.skip("the refit finished before the signal arrived")
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1, err
+    assert f"saved {run / 'refit-last.pt'}; resume with: tagger train {config} --output {run} " \
+           "--resume" in err
+    resumed = start(config, run, *refit, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "refit on train + dev for" in out
+    a, b = (torch.load(d / "refit.pt", weights_only=True)["model"]
+            for d in (tmp_path / "straight", run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (run / "refit-last.pt").exists()

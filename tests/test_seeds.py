@@ -84,3 +84,24 @@ def test_a_run_directory_that_is_a_dangling_link_says_so(tmp_path: Path) -> None
     assert result.stderr.startswith(f"error: {tmp_path / 'runs' / 'dang'}: is a link to a "
                                     "folder that does not exist"), result.stderr
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_seeds_with_refit_report_each_refit_pt_on_test(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    run = tmp_path / "many"
+    result = runner.invoke(app, ["train", str(config), "--output", str(run), "--quiet",
+                                 "--seeds", "1", "2", "--set", "train.epochs=1",
+                                 "--set", "train.refit=true"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "seeds.json").read_text())
+    f1 = []
+    for row in summary["per_seed"]:
+        assert row["refit"]["epochs"] == row["best_epoch"] == 1
+        out = runner.invoke(app, ["eval", str(config), "--model",
+                                  str(run / f"seed-{row['seed']}" / "refit.pt"), "--json"])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["f1"] == pytest.approx(row["refit"]["test"]["f1"],
+                                                             abs=1e-12)
+        f1.append(row["refit"]["test"]["f1"])
+    assert summary["refit_test"]["f1"]["mean"] == pytest.approx(statistics.fmean(f1))
+    assert "test, refit.pt: P " in result.stdout

@@ -67,6 +67,16 @@ def test_patience_stops_early(tmp_path: Path) -> None:
                                               "train.epochs=6"])
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.stopped_early and result.epochs_run < 6
+    # resumed, it stays stopped (it used to train on, an epoch at a time); a larger
+    # patience lets it go on
+    again = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert again.stopped_early and (again.epochs_run, again.steps) == \
+        (result.epochs_run, result.steps)
+    assert len(metrics(tmp_path / "run")) == result.epochs_run
+    longer = train(load_config(tiny_config(tmp_path), ["train.lr=0.000001", "train.patience=0",
+                                                       "train.epochs=6"]),
+                   tmp_path / "run", resume=True, progress=False)
+    assert not longer.stopped_early and longer.epochs_run == 6
 
 
 def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path: Path) -> None:
@@ -182,17 +192,19 @@ def test_plateau_schedule_and_ema_resume_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("task", ["cws", "ner"])
 @pytest.mark.parametrize("head", ["softmax", "crf"])
-@pytest.mark.parametrize("ema", [0.0, 0.9])
+@pytest.mark.parametrize("average", ["train.ema_decay=0.0", "train.ema_decay=0.9",
+                                     "train.average_last=3"], ids=["raw", "ema", "last3"])
 def test_logged_dev_f1_is_what_eval_of_best_pt_measures(tmp_path: Path, task: str, head: str,
-                                                        ema: float) -> None:
+                                                        average: str) -> None:
     """Oracle across the train/eval boundary: the best dev F1 that training logged (and used
-    to pick best.pt) is what `tagger eval` of that best.pt on the dev file reports."""
+    to pick best.pt) is what `tagger eval` of that best.pt on the dev file reports (the
+    weights as trained, their EMA, or the mean of the last 3 epoch ends)."""
     from typer.testing import CliRunner
 
     from bmes_tagger.cli import app
 
     cfg = load_config(tiny_config(tmp_path, task, head),
-                      [f"train.ema_decay={ema}", "train.epochs=3", "model.dropout=0.5",
+                      [average, "train.epochs=3", "model.dropout=0.5",
                        "model.embedding_dropout=0.5"])
     run = tmp_path / "run"
     train(cfg, run, progress=False)
@@ -201,6 +213,83 @@ def test_logged_dev_f1_is_what_eval_of_best_pt_measures(tmp_path: Path, task: st
                                    str(cfg.data.dev), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["f1"] == pytest.approx(logged, abs=1e-9)
+
+
+def _weights(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_average_last_ships_the_mean_of_the_last_epoch_ends(tmp_path: Path) -> None:
+    """best.pt of train.average_last=2 is the mean of the weights two plain runs end their
+    epochs with (computed here, independently), and training itself never saw the mean:
+    the run ends with the plain run's weights."""
+    import torch
+
+    path = tiny_config(tmp_path)
+    plain = []  # the weights at the end of epochs 1, 2, 3 (a run of each length)
+    for epochs in (1, 2, 3):
+        train(load_config(path, [f"train.epochs={epochs}", "train.patience=0"]),
+              tmp_path / f"plain{epochs}", progress=False)
+        plain.append(_weights(tmp_path / f"plain{epochs}" / "last.pt"))
+    run = tmp_path / "avg"
+    result = train(load_config(path, ["train.epochs=3", "train.patience=0",
+                                      "train.average_last=2"]), run, progress=False)
+    last = torch.load(run / "last.pt", weights_only=True)
+    for key, value in plain[2].items():
+        assert torch.equal(last["model"][key], value), key
+    snapshots = last["training"]["average"]["snapshots"]
+    assert len(snapshots) == 2
+    for snapshot, weights in zip(snapshots, plain[1:]):
+        assert snapshot.keys() == weights.keys()
+        assert all(torch.equal(snapshot[k], weights[k]) for k in weights)
+    epoch = result.best_epoch
+    assert epoch >= 2  # (so that best.pt is a mean of two)
+    best = _weights(run / "best.pt")
+    assert best.keys() == plain[0].keys()
+    for key in best:
+        mean = torch.stack([w[key] for w in plain[epoch - 2:epoch]]).double().mean(0).float()
+        torch.testing.assert_close(best[key], mean, rtol=0, atol=1e-7)
+    assert not all(torch.equal(best[k], plain[epoch - 1][k]) for k in best)
+    assert "mean of the weights at the last 2 epoch ends" in (run / "train.log").read_text()
+
+
+def test_average_last_resumes_bit_identically(tmp_path: Path) -> None:
+    """The snapshots travel in last.pt: split after epoch 2 and resumed, the run logs the
+    same figures and writes the same best.pt and last.pt, bit for bit."""
+    path = tiny_config(tmp_path)
+    sets = ["train.average_last=2", "train.patience=0", "model.bigram_dim=8"]
+    train(load_config(path, [*sets, "train.epochs=3"]), tmp_path / "straight", progress=False)
+    train(load_config(path, [*sets, "train.epochs=2"]), tmp_path / "split", progress=False)
+    train(load_config(path, [*sets, "train.epochs=3"]), tmp_path / "split", resume=True,
+          progress=False)
+    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert [m["epoch"] for m in b] == [1, 2, 3]
+    assert [(m["dev"], m["train_loss"], m["best"]) for m in a] == \
+        [(m["dev"], m["train_loss"], m["best"]) for m in b]
+    import torch
+
+    for name in ("best.pt", "last.pt"):
+        x, y = _weights(tmp_path / "straight" / name), _weights(tmp_path / "split" / name)
+        assert all(torch.equal(x[k], y[k]) for k in x), name
+
+
+def test_a_last_pt_whose_snapshots_do_not_fit_is_refused_on_resume(tmp_path: Path) -> None:
+    import torch
+
+    path, run = tiny_config(tmp_path), tmp_path / "run"
+    sets = ["train.average_last=2", "train.epochs=1"]
+    train(load_config(path, sets), run, progress=False)
+    state = torch.load(run / "last.pt", weights_only=True)
+    (snapshot,) = state["training"]["average"]["snapshots"]
+    key = next(iter(snapshot))
+    snapshot[key] = snapshot[key][:1]
+    torch.save(state, run / "last.pt")
+    with pytest.raises(RunDirError, match="last.pt: its optimizer, schedule or average does "
+                                          "not fit this model"):
+        train(load_config(path, ["train.average_last=2", "train.epochs=2"]), run,
+              resume=True, progress=False)
 
 
 def _vectors(tmp_path: Path, chars: str, dim: int = 16) -> Path:
