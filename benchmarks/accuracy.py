@@ -108,7 +108,9 @@ def run(name: str, setting: str, seeds: list[int], corpora: Path, threads: int,
                      "scores": entry["test"],
                      "epochs": records[-1]["epoch"], "best_epoch": best["epoch"],
                      "dev_f1": best["dev"]["f1"], "wall_s": wall,
-                     "chars_per_s": statistics.mean(r["chars_per_s"] for r in records)})
+                     "chars_per_s": statistics.mean(r["chars_per_s"] for r in records),
+                     # with --set train.refit=true: refit.pt (train + dev, best epoch count)
+                     "refit": (entry.get("refit") or {}).get("test")})
     return rows
 
 
@@ -182,10 +184,12 @@ def format_table(rows: list[dict], args: argparse.Namespace) -> str:
             lines.append(f"| {CORPORA[name][0]} | {', '.join(map(str, seeds))} | "
                          + " | ".join(cells) + f" | {CORPORA[name][1]:.3f} |")
         lines.append("")
+    refits = any(r.get("refit") for r in rows)
+    refit_head = " refit.pt test F1 (train + dev) |" if refits else ""
     lines += [
         "| corpus | setting | seed(s) | test P | test R | test F1 (mean ± sd) | OOV recall | "
-        "target | epochs (best) | wall time | train chars/s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "target | epochs (best) | wall time | train chars/s |" + refit_head,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * bool(refit_head),
     ]
     for name, setting in dict.fromkeys((r["name"], r["setting"]) for r in rows):
         group = [r for r in rows if r["name"] == name and r["setting"] == setting]
@@ -201,7 +205,9 @@ def format_table(rows: list[dict], args: argparse.Namespace) -> str:
             f"{CORPORA[name][1]:.3f} | "
             f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in group)} | "
             f"{statistics.mean(r['wall_s'] for r in group) / 60:.1f} min | "
-            f"{statistics.mean(r['chars_per_s'] for r in group):,.0f} |")
+            f"{statistics.mean(r['chars_per_s'] for r in group):,.0f} |"
+            + (f" {_mean_sd([r['refit']['f1'] for r in group])} |"
+               if refits and all(r.get("refit") for r in group) else " – |" if refits else ""))
     return "\n".join(lines) + "\n"
 
 
