@@ -91,6 +91,7 @@ class Version:
 
             def step(indices: list[int]) -> int:
                 b = encoded.batch(indices)
+                b = b.torch() if hasattr(b, "torch") else b  # NumPy batches since format 3
                 train.train_step(model, optimizer, b, cfg.train.clip_norm).item()
                 return b.num_tokens
         else:

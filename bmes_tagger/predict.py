@@ -39,6 +39,8 @@ MAX_NBEST = 100
 # per character in float32 (max 3.4e38): under this bound a 16 MiB line (the readers' limit)
 # cannot overflow, and real models score in the tens.
 MAX_SCORE = 1e30
+#: Most scores (rows x length x tags) that prediction decodes at once (8 MiB of float32).
+DECODE_CELLS = 1 << 21
 
 
 class Network(Protocol):
@@ -219,12 +221,20 @@ class Tagger:
         """
         # (batch, seq_len, num_tags)
         scores, transitions = self.network_scores(batch)
+        return self._decode_scores(scores, np.asarray(batch.lengths), transitions, tag_mask)
+
+    def _decode_scores(self, scores: np.ndarray, lengths: np.ndarray,
+                       transitions: decoding.Transitions | None,
+                       tag_mask: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`decode` on the network's scores (batch, seq_len, num_tags) of rows of the
+        given lengths, padded at the end (whatever the padding scores are)."""
         if tag_mask is not None:
             scores = np.where(tag_mask, scores, -np.inf).astype(np.float32)
         if transitions is None and self.allowed is None:
-            return np.where(batch.mask, scores.argmax(-1), 0)
+            real = np.arange(scores.shape[1])[None, :] < lengths[:, None]
+            return np.where(real, scores.argmax(-1), 0)
         table = decoding.constrain(transitions or self._no_transitions, self.allowed)
-        return decoding.viterbi(scores, batch.lengths, *table)
+        return decoding.viterbi(scores, lengths, *table)
 
     # --- tagging ---------------------------------------------------------------------------
 
@@ -304,6 +314,12 @@ class Tagger:
                 return
             # encoded whole, then cut: features see the whole line's context
             encoded = EncodedCorpus.encode(whole, self.vocabs, self.config).pieces(bounds)
+            # The network runs batch by batch; decoding runs on groups of consecutive batches
+            # (longest first, so of similar lengths): Viterbi's loop over time costs a few
+            # NumPy calls per step whatever the number of rows, so fewer, taller groups make
+            # it several times cheaper. A group holds at most DECODE_CELLS scores.
+            group: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray | None]] = []
+            transitions: decoding.Transitions | None = None
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
                 tag_mask = None
@@ -311,11 +327,43 @@ class Tagger:
                     tag_mask = self._tag_mask([piece_forced[i] for i in indices],
                                               [piece_breaks[i] for i in indices],
                                               batch.mask.shape[1])
-                # (batch, seq_len)
-                best = self.decode(batch, tag_mask)
-                yield list(indices), best, batch.lengths.tolist()
+                # (batch, seq_len, num_tags)
+                scores, transitions = self.network_scores(batch)
+                if group and (sum(len(g[0]) for g in group) + len(indices)) \
+                        * group[0][1].shape[1] * scores.shape[2] > DECODE_CELLS:
+                    yield self._decode_group(group, transitions)
+                    group = []
+                group.append((list(indices), scores, np.asarray(batch.lengths), tag_mask))
+            if group:
+                yield self._decode_group(group, transitions)
 
         return owners, batches()
+
+    def _decode_group(self, group: Sequence[tuple[list[int], np.ndarray, np.ndarray,
+                                                  np.ndarray | None]],
+                      transitions: decoding.Transitions | None
+                      ) -> tuple[list[int], np.ndarray, list[int]]:
+        """Decode batches together: ``(indices, scores (batch, seq_len, num_tags), lengths,
+        tag mask or None)`` each -> ``(all indices, best tag ids (rows, longest seq_len), all
+        lengths)``, as decoding each batch alone gives (padding never reaches a real
+        position)."""
+        seq_len = max(g[1].shape[1] for g in group)
+        num_tags = group[0][1].shape[2]
+        rows = sum(len(g[0]) for g in group)
+        # (rows, seq_len, num_tags); padding scores are never read on real positions
+        scores = np.zeros((rows, seq_len, num_tags), dtype=np.float32)
+        masked = any(g[3] is not None for g in group)
+        tag_mask = np.ones((rows, seq_len, num_tags), dtype=bool) if masked else None
+        at = 0
+        for _, s, _, m in group:
+            scores[at:at + len(s), :s.shape[1]] = s
+            if m is not None:
+                assert tag_mask is not None
+                tag_mask[at:at + len(s), :m.shape[1]] = m
+            at += len(s)
+        lengths = np.concatenate([g[2] for g in group])
+        best = self._decode_scores(scores, lengths, transitions, tag_mask)
+        return ([i for g in group for i in g[0]], best, lengths.tolist())
 
     def _word_starts(self, sentences: Sequence[Sequence[str]], batch_size: int,
                      forced_words: Sequence[Sequence[tuple[int, int]]] | None,

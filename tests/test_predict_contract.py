@@ -348,3 +348,33 @@ def test_train_output_dash_is_a_usage_error(tmp_path: Path,
     code, _, err = invoke("train", str(tiny_config(tmp_path)), "--output", "-")
     assert code == 2 and "--output" in err
     assert not (tmp_path / "-").exists()
+
+
+# --- decoding many batches at once ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["cws-softmax", "cws-crf", "ner-crf"])
+def test_decoding_batches_together_equals_decoding_each_alone(
+        models: dict[str, Path], model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prediction decodes groups of batches in one Viterbi pass; the tags, words and entities
+    are those of decoding every batch on its own (DECODE_CELLS 1) and of every line alone,
+    with spaces (forced boundaries), a user dictionary and lines longer than max_len."""
+    import bmes_tagger.predict as predict_module
+
+    tagger = Tagger.load(models[model])
+    lines = [line for line in (DATA / "sample-cws" / "raw.txt").read_text(
+        encoding="utf-8").splitlines() if line.strip()][:120]
+    lines += ["我们 在北京 工作。", "好", "他说：" + "我们在北京工作。" * 40]
+    user_dict = UserDict(["北京工作", "我们在"]) if model.startswith("cws") else None
+
+    def run(texts: list[str]) -> list:
+        if model.startswith("cws"):
+            return [tagger.segment(texts, 4, user_dict), tagger.tag(texts, 4)]
+        return [tagger.entities(texts, 4), tagger.tag(texts, 4)]
+
+    together = run(lines)
+    one_by_one = [sum((run([line])[k] for line in lines), []) for k in range(2)]
+    assert together == one_by_one
+    monkeypatch.setattr(predict_module, "DECODE_CELLS", 1)
+    assert run(lines) == together
+    assert len(together[1]) == len(lines)
