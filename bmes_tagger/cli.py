@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import stat
 import sys
@@ -110,17 +111,19 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
         reason = getattr(exc, "strerror", None) or str(exc)
         _fail(f"{name}: {reason}" if name else reason)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        _log_line("interrupted")  # through tqdm: a progress bar on stderr moves aside
         raise typer.Exit(130) from None
     except _Stopped as exc:
-        typer.echo(f"interrupted by {signal.Signals(exc.signum).name}", err=True)
+        _log_line(f"interrupted by {signal.Signals(exc.signum).name}")
         raise typer.Exit(128 + exc.signum) from None
 
 
 class _Stopper:
-    """While it is installed, SIGTERM and SIGHUP raise :class:`_Stopped` (once: a second one
-    while unwinding must not cut the cleanup short). Signals the parent set to be ignored
-    (``nohup``) stay ignored."""
+    """While it is installed, SIGTERM and SIGHUP raise :class:`_Stopped` and Ctrl-C
+    ``KeyboardInterrupt``, once: a second signal while unwinding must not cut the cleanup
+    short (two Ctrl-C 20 ms apart printed a traceback from a finalizer). Signals the parent
+    set to be ignored (``nohup``) stay ignored. (The training loop's own handler takes over
+    inside the loop: there the first Ctrl-C stops after the batch and a second aborts.)"""
 
     SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -128,16 +131,26 @@ class _Stopper:
         self.fired = False
         self.installed = [s for s in self.SIGNALS
                           if signal.getsignal(s) is signal.SIG_DFL and _set_signal(s, self._stop)]
+        self.previous_int = signal.getsignal(signal.SIGINT)
+        self.int_installed = self.previous_int is signal.default_int_handler and \
+            _set_signal(signal.SIGINT, self._interrupt)
 
     def _stop(self, signum: int, frame: object) -> None:
         if not self.fired:
             self.fired = True
             raise _Stopped(signum)
 
+    def _interrupt(self, signum: int, frame: object) -> None:
+        if not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+
     def restore(self) -> None:
         self.fired = True  # from here on a late signal is dropped, not raised mid-cleanup
         for signum in self.installed:
             _set_signal(signum, signal.SIG_DFL)
+        if self.int_installed:
+            _set_signal(signal.SIGINT, self.previous_int)
 
 
 def _set_signal(signum: int, handler: Any) -> bool:
@@ -279,8 +292,18 @@ def train_cli(
         return  # rank 0 of a data-parallel run reports
     if result.interrupted:
         saved = result.state_file or result.run_dir / "last.pt"
-        typer.echo(f"interrupted: saved {saved}; resume with: tagger train "
-                   f"{config} --output {result.run_dir} --resume", err=True)
+        # the same command with --resume: every --set (a resume with the config file alone
+        # would train another run: fewer epochs, no refit, another model size) and, for
+        # --seeds, the seeds and the parent folder (a seed's folder alone would lose them)
+        run_dir = result.run_dir.parent if seed_list is not None else result.run_dir
+        words = ["tagger", "train", str(config), "--output", str(run_dir)]
+        for item in overrides or []:
+            words += ["--set", item]
+        words += ["--device", device] if device is not None else []
+        words += ["--threads", str(threads)] if threads is not None else []
+        words += ["--seeds", *map(str, seed_list)] if seed_list is not None else []
+        typer.echo(f"interrupted: saved {saved}; resume with: "
+                   f"{shlex.join([*words, '--resume'])}", err=True)
         raise typer.Exit(128 + (result.signal or 2))
     if seed_list is not None:
         _out(format_seeds(many.summary, many.run_dir))
@@ -378,7 +401,7 @@ def predict_cli(
                 sys.stdin.buffer, "<stdin>")), "<stdin>")
         else:
             lines = file_lines(input, span)
-        lines = _with_progress(lines, output is not None,
+        lines = _with_progress(lines, output,
                                input if input != "-" and span is None else None)
         dictionary = UserDict.load(user_dict) if user_dict is not None else None
         try:
@@ -398,14 +421,24 @@ def predict_cli(
                 write_records(records, f, str(output))
 
 
-def _with_progress(lines: Iterator[str], to_file: bool, path: str | None = None
+def _with_progress(lines: Iterator[str], output: Path | None, path: str | None = None
                    ) -> Iterator[str]:
     """Show progress on a tqdm bar when stderr is a terminal that the output does not also go
-    to (the bar would be torn by the tagged lines): bytes of the input read, out of the file's
-    size when ``path`` is a whole file, with lines and characters per second."""
-    stdout_tty = sys.stdout is not None and sys.stdout.isatty()
-    if sys.stderr is None or not sys.stderr.isatty() or (stdout_tty and not to_file):
+    to (the bar would be drawn among the tagged lines): bytes of the input read, out of the
+    file's size when ``path`` is a whole file, with lines and characters per second. An
+    ``output`` that is a character device (/dev/tty, /dev/stdout on a terminal) counts as a
+    terminal."""
+    if sys.stderr is None or not sys.stderr.isatty():
         return lines
+    if output is None:
+        if sys.stdout is not None and sys.stdout.isatty():
+            return lines
+    else:
+        try:
+            if stat.S_ISCHR(os.stat(output).st_mode):
+                return lines
+        except OSError:
+            pass  # a file still to be made
     return _progress(lines, os.path.getsize(path) if path is not None else None)
 
 
@@ -935,6 +968,15 @@ def main() -> None:
     # time and, on a busy machine, wall time; the command line uses none of it (its thread
     # policy is --threads / train.threads, 1 by default). A user's own setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        _main()
+    finally:
+        # the command is over: a late Ctrl-C would only interrupt the interpreter's own
+        # shutdown (atexit callbacks of tqdm and torch) with a traceback
+        _set_signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main() -> None:
     try:
         app(prog_name="tagger")
     except SystemExit as exit_:

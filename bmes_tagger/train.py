@@ -127,6 +127,8 @@ def train(
                 main_config, plan = run.config, _refit_plan(run)
                 del run  # the run's model and optimizer are not needed any more
                 result = _refit(main_config, plan, result, par, device, log, progress)
+            elif not result.interrupted and par.is_main:
+                _drop_stale_refit(run)
             finished = True
             return result
     finally:
@@ -337,6 +339,19 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
                               f"does not fit this model ({str(exc).splitlines()[0][:160]})"
                               ) from None
         loop = LoopState(**training["loop"])
+        # positions no run reaches (a hand-edited or damaged file): one line, not a run that
+        # skips an epoch or refits for 999 epochs
+        if loop.batch_in_epoch > batches_per_epoch or loop.best_epoch > loop.epoch + 1 \
+                or loop.best_step > loop.step:
+            raise RunDirError(f"{state_path}: its loop position (epoch {loop.epoch}, batch "
+                              f"{loop.batch_in_epoch} of {batches_per_epoch}, step {loop.step}, "
+                              f"best epoch {loop.best_epoch}, best step {loop.best_step}) is "
+                              "not one this run can reach")
+        stored_k = state.config.train.average_last
+        if average is not None and stored_k > 1 and loop.epoch > 0 and \
+                not (training.get("average") or {}).get("snapshots"):
+            raise RunDirError(f"{state_path}: the run averages its last {stored_k} epochs "
+                              "(train.average_last) but the file holds no snapshots")
         try:
             set_rng_state(training)
             random.setstate(_to_random_state(training["python_rng"]))
@@ -347,6 +362,14 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         if par.is_main and refit is None:
             rundir.truncate_records(run_dir / "metrics.jsonl", loop.step)
         notes.append(f"resumed from {state_path} at epoch {loop.epoch + 1}, step {loop.step}")
+        changed = _train_changes(state.config, config)
+        if changed:
+            notes.append("--resume: " + ", ".join(changed) + " from here on")
+            if par.is_main and refit is None:  # config.yaml says what the run trains with now
+                write_config(config, run_dir / "config.yaml")
+        if loop.epoch >= tcfg.epochs and refit is None:
+            notes.append(f"--resume: the run has done {loop.epoch} of train.epochs "
+                         f"{tcfg.epochs}: nothing more to train (raise train.epochs to go on)")
     elif par.is_main and refit is None:
         # the new run has started (data read, model built): only now may the old one go
         rundir.clear(run_dir)
@@ -643,7 +666,8 @@ def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParall
         assert state is not None
         stored = state.scores["refit"]
         return _refit_report(cfg, plan, path, int(stored.get("steps", 0)),
-                             dict(stored.get("dev_not_held_out") or {}), result, device, logger)
+                             dict(stored.get("dev_not_held_out") or {}), result, device, logger,
+                             kept=True)
     with StopSignals() as stop:  # a signal while the refit reads its data
         run = setup(cfg, run_dir, state, par, device, log, refit=plan)
         interrupted = par.any(stop.requested)
@@ -664,6 +688,30 @@ def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParall
           scores={"refit": {**plan.as_dict(), "steps": run.loop.step, "dev_not_held_out": dev}})
     last.unlink(missing_ok=True)  # refit.pt is complete: nothing left to resume
     return _refit_report(cfg, plan, path, run.loop.step, dev, result, device, logger)
+
+
+def _drop_stale_refit(run: Run) -> None:
+    """A run resumed without ``train.refit`` keeps the refit files of an earlier start only
+    while they are still this run's: refit.pt exists only when it was trained for the run
+    as it stands (a resume that trains on can move the best epoch)."""
+    path, last = run.run_dir / rundir.REFIT, run.run_dir / rundir.REFIT_LAST
+    if not (path.exists() or last.exists()):
+        return
+    plan = RefitPlan(epochs=run.loop.best_epoch, schedule_epochs=run.config.train.epochs,
+                     run_steps=run.loop.step)
+    if path.exists():
+        try:
+            if plan.matches(load_checkpoint(path).scores):
+                last.unlink(missing_ok=True)
+                return
+        except BmesTaggerError:
+            pass
+        path.unlink()
+        run.log(f"refit: removed {path}: it was trained for an earlier state of the run "
+                "(add --set train.refit=true to train it again)")
+    if last.exists():
+        last.unlink()
+        run.log(f"refit: removed {last}: train.refit is off")
 
 
 def _refit_state(path: Path, last: Path, plan: RefitPlan, log: _Logger
@@ -713,10 +761,12 @@ def _refit_epoch_end(run: Run, train_loss: float, chars_per_s: float,
 
 def _refit_report(config: Config, plan: RefitPlan, path: Path, steps: int,
                   dev: dict[str, Any], result: TrainResult, device: torch.device,
-                  log: _Logger) -> TrainResult:
+                  log: _Logger, kept: bool = False) -> TrainResult:
     """Log what the refit gave (its dev F1 is not held out; test F1 of best.pt and refit.pt
-    when the config has ``data.test``) and add it to the run's result."""
-    log(f"refit: saved {path}: {plan.epochs} epochs on train + dev ({steps} steps); its dev "
+    when the config has ``data.test``) and add it to the run's result (``kept``: refit.pt
+    was already there, trained for this run)."""
+    log(f"refit: {'kept' if kept else 'saved'} {path}: {plan.epochs} epochs on train + dev "
+        f"({steps} steps); its dev "
         f"F1 {dev.get('f1', 0.0):.4f} is NOT held out (dev was training data)")
     test = best_test = None
     d = config.data
@@ -992,13 +1042,25 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def _resumed_config(given: Config, state: Checkpoint, run_dir: Path) -> Config:
-    """The stored config, with the given ``train`` section (so epochs can be extended)."""
+    """The stored config, with the given ``train`` section (so epochs can be extended), but
+    never another seed: it fixes every epoch's batch order, so a resume with another seed
+    would silently be another run."""
     stored = state.config
     for section in ("data", "model"):
         if getattr(given, section) != getattr(stored, section):
             raise ConfigError(f"--resume: the {section} section differs from the run being "
                               f"resumed in {run_dir}; resume with the same config")
+    if given.train.seed != stored.train.seed:
+        raise ConfigError(f"--resume: train.seed {given.train.seed} differs from the run being "
+                          f"resumed in {run_dir} (seed {stored.train.seed}); resume with "
+                          f"--set train.seed={stored.train.seed}")
     return stored.replace(train=given.train)
+
+
+def _train_changes(stored: Config, resumed: Config) -> list[str]:
+    """``train.KEY old -> new`` for every train setting a resume changes."""
+    old, new = stored.to_dict()["train"], resumed.to_dict()["train"]
+    return [f"train.{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
 
 
 # --- small helpers -------------------------------------------------------------------------------

@@ -583,6 +583,14 @@ BAD = [
     case("run/resume-negative-epoch", lambda e: e.resume_from(
         lambda p: p["training"]["loop"].update(epoch=-5)),
          "{tmp}/run/last.pt", "training.loop.epoch must be >= 0"),
+    # a third outside tester: positions no run reaches were taken (an epoch skipped, a
+    # refit "for 999 epochs")
+    case("run/resume-best-epoch-beyond-the-run", lambda e: e.resume_real_run(
+        lambda p: p["training"]["loop"].update(best_epoch=999)),
+         "{tmp}/run/last.pt", "is not one this run can reach"),
+    case("run/resume-batch-beyond-the-epoch", lambda e: e.resume_real_run(
+        lambda p: p["training"]["loop"].update(batch_in_epoch=10**6)),
+         "{tmp}/run/last.pt", "is not one this run can reach"),
     case("run/force-would-replace-the-config", lambda e: e.train_in_run_dir("--force"),
          "{tmp}/run/config.yaml", "is the run directory's config.yaml"),
     case("train/loss-becomes-nan", lambda e: e.train(

@@ -263,6 +263,27 @@ def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
                            capture_output=True, timeout=120)
     assert plain.returncode == 0 and b"tagging" not in plain.stderr
     assert (tmp_path / "tty.txt").read_bytes() == (tmp_path / "plain.txt").read_bytes()
+    # the output is the terminal by another name (an outside tester: the bar was drawn
+    # among the tagged lines): no bar
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    try:
+        done = subprocess.run([*base, "--output", "/dev/stdout"], stderr=slave, stdout=slave,
+                              timeout=120)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0, shown
+    assert b"tagging" not in shown and shown.count(b"\n") == 100, shown[:300]
 
 
 def _run_into_closed_pipe(*args: str) -> tuple[int, str]:

@@ -238,3 +238,22 @@ def test_the_refit_has_the_learning_rate_each_epoch_had_in_the_run(
     logged = [r["lr"] for r in records(tmp_path / "run")][:result.best_epoch]
     assert len(rates) == result.best_epoch
     assert rates == pytest.approx(logged, rel=1e-9) and rates[-1] > 0.005
+
+
+@pytest.mark.usefixtures("scripted_dev_f1")
+def test_a_resume_without_refit_removes_a_refit_pt_it_made_stale(tmp_path: Path) -> None:
+    """An outside tester: a resume that trained on without train.refit kept the refit.pt of
+    the shorter run. It stays only while it is still this run's."""
+    path = tiny_config(tmp_path)
+    run = tmp_path / "run"
+    train(load_config(path, ["train.epochs=3", "train.patience=0", "train.refit=true"]), run,
+          progress=False)
+    assert (run / "refit.pt").exists()
+    # nothing more to train: the same run, so its refit.pt stays
+    train(load_config(path, ["train.epochs=3", "train.patience=0"]), run, resume=True,
+          progress=False)
+    assert (run / "refit.pt").exists()
+    train(load_config(path, ["train.epochs=5", "train.patience=0"]), run, resume=True,
+          progress=False)
+    assert not (run / "refit.pt").exists()
+    assert "refit: removed" in (run / "train.log").read_text(encoding="utf-8")

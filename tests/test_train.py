@@ -624,3 +624,44 @@ def test_the_optimizer_is_fused_and_updates_as_the_per_parameter_loop_does(
                 opt.step()
         for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
             assert torch.allclose(a, b, atol=1e-6), (optimizer_name, name)
+
+
+def test_resume_says_what_it_changes_refuses_another_seed_and_updates_config_yaml(
+        tmp_path: Path) -> None:
+    """An outside tester: a resume with another train.seed was silently another run, and
+    config.yaml kept the first start's settings."""
+    import yaml
+
+    from bmes_tagger.errors import ConfigError
+
+    path = tiny_config(tmp_path)
+    run = tmp_path / "run"
+    train(load_config(path, ["train.epochs=1"]), run, progress=False)
+    with pytest.raises(ConfigError, match=r"train\.seed 4 differs .*\(seed 3\)"):
+        train(load_config(path, ["train.epochs=2", "train.seed=4"]), run, resume=True,
+              progress=False)
+    train(load_config(path, ["train.epochs=2", "train.precision=bf16"]), run, resume=True,
+          progress=False)
+    log = (run / "train.log").read_text(encoding="utf-8")
+    assert "--resume: train.epochs 1 -> 2, train.precision 'fp32' -> 'bf16'" in log
+    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["train"]["epochs"] == 2 and saved["train"]["precision"] == "bf16"
+    train(load_config(path, ["train.epochs=1", "train.precision=bf16"]), run, resume=True,
+          progress=False)
+    assert "has done 2 of train.epochs 1: nothing more to train" in \
+        (run / "train.log").read_text(encoding="utf-8")
+
+
+def test_a_last_pt_that_lost_its_averaging_snapshots_is_refused(tmp_path: Path) -> None:
+    """An outside tester: deleting them resumed a K=3 run without its average, silently."""
+    import torch
+
+    path = tiny_config(tmp_path)
+    run = tmp_path / "run"
+    train(load_config(path, ["train.epochs=2", "train.average_last=3"]), run, progress=False)
+    payload = torch.load(run / "last.pt", weights_only=True)
+    payload["training"]["average"] = {"snapshots": []}
+    torch.save(payload, run / "last.pt")
+    with pytest.raises(RunDirError, match="averages its last 3 epochs .* no snapshots"):
+        train(load_config(path, ["train.epochs=3", "train.average_last=3"]), run,
+              resume=True, progress=False)
