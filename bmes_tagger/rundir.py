@@ -214,9 +214,10 @@ def prepare(run_dir: Path, *, resume: bool, force: bool,
     if not force and not held and not (run_dir / MARKER).is_file():
         foreign = [n for n in RUN_FILES if (run_dir / n).exists() or (run_dir / n).is_symlink()]
         if foreign:
-            raise RunDirError(f"{run_dir}: holds {', '.join(foreign)}, which are not the files "
-                              "of a run of this tool; a new run would replace them: use "
-                              "--force, or another --output")
+            which = "which is not a file" if len(foreign) == 1 else "which are not files"
+            raise RunDirError(f"{run_dir}: holds {', '.join(foreign)}, {which} of a run of "
+                              "this tool; a new run would replace them: use --force, or "
+                              "another --output")
 
 
 def clear(run_dir: Path) -> None:

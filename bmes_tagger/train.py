@@ -375,8 +375,9 @@ def setup(config: Config, run_dir: Path, state: Checkpoint | None, par: DataPara
         rundir.clear(run_dir)
         write_config(config, run_dir / "config.yaml")
     if average is not None:
-        notes.append(f"averaging: dev figures and best.pt are the mean of the weights at the "
-                     f"last {tcfg.average_last} epoch ends")
+        what = "refit.pt is" if refit is not None else "dev figures and best.pt are"
+        notes.append(f"averaging: {what} the mean of the weights at the last "
+                     f"{tcfg.average_last} epoch ends")
     step_model = par.wrap(model, device)
     if par.enabled:
         notes.append(f"data parallel: {par.world} processes, rank 0 evaluates and writes")
@@ -740,7 +741,8 @@ def _refit_state(path: Path, last: Path, plan: RefitPlan, log: _Logger
         if stale.exists():
             stale.unlink()
             if stale == path:
-                log(f"refit: removed {path}, which was trained after another state of the run")
+                log(f"refit: removed {path}: it could not be read, or was trained for another "
+                    "state of the run")
     return "new", None
 
 

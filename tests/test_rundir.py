@@ -79,7 +79,7 @@ def test_the_users_files_under_run_file_names_are_never_replaced_without_force(
         train(config(tmp_path, f"data.train={bad_corpus(tmp_path)}"), run, force=True,
               progress=False)
     assert snapshot(run) == mine  # forced, but the run never started: nothing touched
-    with pytest.raises(RunDirError, match="not the files of a run of this tool.*--force"):
+    with pytest.raises(RunDirError, match="not files of a run of this tool.*--force"):
         train(config(tmp_path), run, progress=False)
     assert snapshot(run) == mine
     train(config(tmp_path), run, force=True, progress=False)
