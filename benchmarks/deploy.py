@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from predict_memory import write_section  # noqa: E402
+from speed import _lscpu  # noqa: E402
 
 ONE_LINE = "张三在北京大学工作。\n"
 TARGETS = {"one line": "<= 0.3 s wall", "file": ">= 1.0x jieba's command line at F1 >= 0.945",
@@ -115,16 +116,9 @@ def mid(values: list[float], fmt: str) -> str:
 
 
 def lscpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no lscpu)"
-    model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                  if line.startswith("Model name")), "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in out.splitlines()
-                  if line.startswith("Flags")), [])
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model}; bf16 flags: {', '.join(bf16) if bf16 else 'none'}"
+    """``lscpu``'s model and bf16 flags, as the speed benchmark reads them."""
+    model, flags = _lscpu()
+    return f"{model}; bf16 flags: {', '.join(flags or []) or 'none'}"
 
 
 def default_model() -> Path | None:

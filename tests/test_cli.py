@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,28 +223,22 @@ def test_eval_config_from_another_directory_says_where_it_looked(
     assert code == 0 and json.loads(out2) == json.loads(out)
 
 
-def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
-        cws_run: Path, tmp_path: Path) -> None:
-    """stderr a terminal, output to a file: a 'tagging' bar on stderr; the tagged file equals
-    the one a run without a terminal writes, and a non-terminal stderr gets no bar."""
+def _on_a_terminal(argv: list[str], stdout_too: bool = False
+                   ) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run ``argv`` with stderr (and with ``stdout_too`` stdout) on a new 30 x 100 pty; the
+    process and everything the terminal showed."""
     import fcntl
     import os
     import pty
     import struct
-    import subprocess
-    import sys
     import termios
 
-    raw = tmp_path / "in.txt"
-    raw.write_text("我们在北京工作。\n好\n" * 50, encoding="utf-8")
-    model = str(cws_run / "run" / "best.pt")
-    base = [sys.executable, "-m", "bmes_tagger", "predict", str(raw), "--model", model]
     master, slave = pty.openpty()
     # a new pty is 0 columns wide, and tqdm draws nothing in no columns
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     try:
-        done = subprocess.run([*base, "--output", str(tmp_path / "tty.txt")], stderr=slave,
-                              stdout=subprocess.DEVNULL, timeout=120)
+        done = subprocess.run(argv, stderr=slave,
+                              stdout=slave if stdout_too else subprocess.DEVNULL, timeout=120)
         os.close(slave)
         shown = b""
         while True:
@@ -255,6 +251,18 @@ def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
             shown += chunk
     finally:
         os.close(master)
+    return done, shown
+
+
+def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
+        cws_run: Path, tmp_path: Path) -> None:
+    """stderr a terminal, output to a file: a 'tagging' bar on stderr; the tagged file equals
+    the one a run without a terminal writes, and a non-terminal stderr gets no bar."""
+    raw = tmp_path / "in.txt"
+    raw.write_text("我们在北京工作。\n好\n" * 50, encoding="utf-8")
+    model = str(cws_run / "run" / "best.pt")
+    base = [sys.executable, "-m", "bmes_tagger", "predict", str(raw), "--model", model]
+    done, shown = _on_a_terminal([*base, "--output", str(tmp_path / "tty.txt")])
     assert done.returncode == 0, shown
     # bytes read out of the file's size (a percentage), lines and characters per second
     assert b"tagging" in shown and b"100%" in shown, shown
@@ -265,23 +273,7 @@ def test_predict_shows_progress_on_a_terminal_and_output_is_unchanged(
     assert (tmp_path / "tty.txt").read_bytes() == (tmp_path / "plain.txt").read_bytes()
     # the output is the terminal by another name (an outside tester: the bar was drawn
     # among the tagged lines): no bar
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    try:
-        done = subprocess.run([*base, "--output", "/dev/stdout"], stderr=slave, stdout=slave,
-                              timeout=120)
-        os.close(slave)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            shown += chunk
-    finally:
-        os.close(master)
+    done, shown = _on_a_terminal([*base, "--output", "/dev/stdout"], stdout_too=True)
     assert done.returncode == 0, shown
     assert b"tagging" not in shown and shown.count(b"\n") == 100, shown[:300]
 
