@@ -319,6 +319,7 @@ class Tagger:
             # NumPy calls per step whatever the number of rows, so fewer, taller groups make
             # it several times cheaper. A group holds at most DECODE_CELLS scores.
             group: list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray | None]] = []
+            rows = 0  # in the group
             transitions: decoding.Transitions | None = None
             for indices in bucketed_batches(encoded.lengths, batch_size):
                 batch = encoded.batch(indices)
@@ -329,11 +330,13 @@ class Tagger:
                                               batch.mask.shape[1])
                 # (batch, seq_len, num_tags)
                 scores, transitions = self.network_scores(batch)
-                if group and (sum(len(g[0]) for g in group) + len(indices)) \
-                        * group[0][1].shape[1] * scores.shape[2] > DECODE_CELLS:
+                # the group's first batch is its longest (longest first): its length pads all
+                if group and (rows + len(indices)) * group[0][1].shape[1] * scores.shape[2] \
+                        > DECODE_CELLS:
                     yield self._decode_group(group, transitions)
-                    group = []
+                    group, rows = [], 0
                 group.append((list(indices), scores, np.asarray(batch.lengths), tag_mask))
+                rows += len(indices)
             if group:
                 yield self._decode_group(group, transitions)
 

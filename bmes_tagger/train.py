@@ -624,14 +624,24 @@ def _save(run: Run, path: Path, with_training: bool,
 # --- the refit phase (train.refit) --------------------------------------------------------------
 
 
-def _refit_plan(run: Run) -> RefitPlan:
-    """What the refit of a finished run trains (on every rank: rank 0 alone knows the best
-    epoch)."""
-    best = int(run.par.broadcast_value(float(run.loop.best_epoch)))
-    if best < 1:
-        raise TrainingError("train.refit: the run has no best epoch to refit for")
-    return RefitPlan(epochs=best, schedule_epochs=run.config.train.epochs,
+def _refit_plan(run: Run, best_epoch: int | None = None) -> RefitPlan:
+    """What the refit of a finished run trains (its best epoch, as rank 0 knows it, unless
+    ``best_epoch`` is given)."""
+    if best_epoch is None:  # every rank: rank 0 alone knows the best epoch
+        best_epoch = int(run.par.broadcast_value(float(run.loop.best_epoch)))
+        if best_epoch < 1:
+            raise TrainingError("train.refit: the run has no best epoch to refit for")
+    return RefitPlan(epochs=best_epoch, schedule_epochs=run.config.train.epochs,
                      run_steps=run.loop.step)
+
+
+def _trained_for(path: Path, plan: RefitPlan) -> Checkpoint | None:
+    """``path`` (a refit.pt) when it is readable and was trained for ``plan``, else None."""
+    try:
+        trained = load_checkpoint(path)
+    except BmesTaggerError:
+        return None
+    return trained if plan.matches(trained.scores) else None
 
 
 def _refit(config: Config, plan: RefitPlan, result: TrainResult, par: DataParallel,
@@ -698,15 +708,10 @@ def _drop_stale_refit(run: Run) -> None:
     path, last = run.run_dir / rundir.REFIT, run.run_dir / rundir.REFIT_LAST
     if not (path.exists() or last.exists()):
         return
-    plan = RefitPlan(epochs=run.loop.best_epoch, schedule_epochs=run.config.train.epochs,
-                     run_steps=run.loop.step)
     if path.exists():
-        try:
-            if plan.matches(load_checkpoint(path).scores):
-                last.unlink(missing_ok=True)
-                return
-        except BmesTaggerError:
-            pass
+        if _trained_for(path, _refit_plan(run, run.loop.best_epoch)) is not None:
+            last.unlink(missing_ok=True)
+            return
         path.unlink()
         run.log(f"refit: removed {path}: it was trained for an earlier state of the run "
                 "(add --set train.refit=true to train it again)")
@@ -720,14 +725,10 @@ def _refit_state(path: Path, last: Path, plan: RefitPlan, log: _Logger
     """Where the refit of ``plan`` stands in the run directory: ``done`` (refit.pt, returned,
     is this plan's), ``resume`` (from refit-last.pt, returned) or ``new`` (whatever refit
     files there are belong to another state of the run, or cannot be read: removed)."""
-    if path.exists():
-        try:
-            trained = load_checkpoint(path)
-            if plan.matches(trained.scores):
-                last.unlink(missing_ok=True)  # left by a run stopped just after refit.pt
-                return "done", trained
-        except BmesTaggerError:
-            pass  # replaced by the refit below
+    trained = _trained_for(path, plan) if path.exists() else None
+    if trained is not None:
+        last.unlink(missing_ok=True)  # left by a run stopped just after refit.pt
+        return "done", trained
     if last.exists():
         try:
             state = _resume_state(last)

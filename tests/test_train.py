@@ -176,14 +176,23 @@ def test_all_features_train_deterministically_and_round_trip(tmp_path: Path) -> 
     assert "".join(tagger.segment(texts)[1]) == texts[1]
 
 
-def test_plateau_schedule_and_ema_resume_exactly(tmp_path: Path) -> None:
+def straight_and_split(tmp_path: Path, sets: list[str], epochs: int, split_after: int
+                       ) -> tuple[list[dict], list[dict]]:
+    """Metrics of a run trained straight to ``epochs`` (in tmp_path/straight) and of the same
+    run stopped after ``split_after`` epochs and resumed to ``epochs`` (tmp_path/split)."""
     path = tiny_config(tmp_path)
-    opts = ["model.bigram_dim=8", "train.lr_schedule=plateau", "train.ema_decay=0.9"]
-    train(load_config(path, [*opts, "train.epochs=3"]), tmp_path / "straight", progress=False)
-    train(load_config(path, [*opts, "train.epochs=1"]), tmp_path / "split", progress=False)
-    train(load_config(path, [*opts, "train.epochs=3"]), tmp_path / "split", resume=True,
+    train(load_config(path, [*sets, f"train.epochs={epochs}"]), tmp_path / "straight",
           progress=False)
-    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    train(load_config(path, [*sets, f"train.epochs={split_after}"]), tmp_path / "split",
+          progress=False)
+    train(load_config(path, [*sets, f"train.epochs={epochs}"]), tmp_path / "split",
+          resume=True, progress=False)
+    return metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+
+
+def test_plateau_schedule_and_ema_resume_exactly(tmp_path: Path) -> None:
+    a, b = straight_and_split(tmp_path, ["model.bigram_dim=8", "train.lr_schedule=plateau",
+                                         "train.ema_decay=0.9"], epochs=3, split_after=1)
     assert len(a) == len(b) == 3
     for x, y in zip(a, b):
         assert x["dev"]["f1"] == pytest.approx(y["dev"]["f1"], abs=1e-6)
@@ -258,13 +267,8 @@ def test_average_last_ships_the_mean_of_the_last_epoch_ends(tmp_path: Path) -> N
 def test_average_last_resumes_bit_identically(tmp_path: Path) -> None:
     """The snapshots travel in last.pt: split after epoch 2 and resumed, the run logs the
     same figures and writes the same best.pt and last.pt, bit for bit."""
-    path = tiny_config(tmp_path)
-    sets = ["train.average_last=2", "train.patience=0", "model.bigram_dim=8"]
-    train(load_config(path, [*sets, "train.epochs=3"]), tmp_path / "straight", progress=False)
-    train(load_config(path, [*sets, "train.epochs=2"]), tmp_path / "split", progress=False)
-    train(load_config(path, [*sets, "train.epochs=3"]), tmp_path / "split", resume=True,
-          progress=False)
-    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    a, b = straight_and_split(tmp_path, ["train.average_last=2", "train.patience=0",
+                                         "model.bigram_dim=8"], epochs=3, split_after=2)
     assert [m["epoch"] for m in b] == [1, 2, 3]
     assert [(m["dev"], m["train_loss"], m["best"]) for m in a] == \
         [(m["dev"], m["train_loss"], m["best"]) for m in b]
