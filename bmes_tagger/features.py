@@ -273,13 +273,18 @@ class Bigrams(Feature):
         return Vocab.build(count_bigrams(sentences, config.data.normalize_width),
                            config.data.min_bigram_freq)
 
+    def load(self, raw: Any, config: Config) -> Vocab:
+        return vocab_from(raw, pairs=True)
+
     def encode(self, tokens: Tokens, vocabs: dict[str, Vocab], config: Config,
                char_ids: np.ndarray) -> np.ndarray:
         vocab = vocabs[self.name]
         context = config.model.bigram_context
-        # The code table costs a pass over the whole bigram vocabulary once; for a few lines
-        # (a one-line predict) string keys are cheaper than building it. Both give the same ids.
-        if BigramTable.built(vocabs["chars"], vocab) or len(char_ids) * 4 >= len(vocab):
+        # The code table costs a pass over the whole bigram vocabulary once (a vectorised one
+        # for a loaded PairVocab); for a few lines (a one-line predict) string keys are
+        # otherwise cheaper than building it. Both give the same ids.
+        if isinstance(vocab, PairVocab) or BigramTable.built(vocabs["chars"], vocab) \
+                or len(char_ids) * 4 >= len(vocab):
             table = BigramTable.of(vocabs["chars"], vocab)
             if table is not None:
                 return table.encode(char_ids, tokens.lengths, context)
@@ -586,9 +591,10 @@ def vocab_data(vocab: Vocab, where: str) -> str | dict[str, Any]:
     return {"tokens": joined, "fixed": vocab.fixed} if vocab.fixed else joined
 
 
-def vocab_from(raw: Any) -> Vocab:
+def vocab_from(raw: Any, pairs: bool = False) -> Vocab:
     """A vocabulary from checkpoint data: its tokens ``"\n"``-joined (format 2 on) or listed
-    (format 1), or :func:`vocab_data`'s mapping with fixed rows.
+    (format 1), or :func:`vocab_data`'s mapping with fixed rows. With ``pairs`` (bigram
+    vocabularies) a joined vocabulary of one-character pairs is read as a :class:`PairVocab`.
 
     Raises:
         ValueError: not tokens, an empty or duplicate token, no ``<pad>``, ``<unk>`` first, or
@@ -600,6 +606,10 @@ def vocab_from(raw: Any) -> Vocab:
                 type(raw["fixed"]) is not int or raw["fixed"] < 1:
             raise ValueError("must be tokens, or a mapping of tokens and fixed (a count >= 1)")
         raw, fixed = raw["tokens"], raw["fixed"]
+    if pairs and isinstance(raw, str):
+        vocab = PairVocab.parse(raw, fixed)
+        if vocab is not None:
+            return vocab
     if isinstance(raw, str):
         tokens = raw.split("\n") if raw else []
     elif isinstance(raw, list) and all(isinstance(t, str) for t in raw):
@@ -717,6 +727,65 @@ def encode_bigram_keys(flat: Sequence[str], lengths: np.ndarray, vocab: Vocab, c
     return np.stack([next_ids, prev_ids], axis=1)
 
 
+class PairVocab(Vocab):
+    """A bigram vocabulary read from a checkpoint whose tokens are all two single characters
+    joined by :data:`SEP` (every vocabulary built from text to predict on): held as the two
+    code-point columns, so that loading it and building its :class:`BigramTable` are a few
+    NumPy calls, not a string and a dict entry per bigram. The token list and the index are
+    built on first use only (training on it, the string-key path), and equal
+    :class:`Vocab`'s of the same tokens.
+    """
+
+    def __init__(self, joined: str, firsts: np.ndarray, seconds: np.ndarray, fixed: int
+                 ) -> None:
+        # not Vocab.__init__: its token list and dict are what this class avoids building
+        self._joined = joined
+        self.firsts, self.seconds = firsts, seconds  # (num_tokens - 2,) code points
+        self.fixed = fixed
+        self.derived: dict[Any, Any] = {}
+        self._tokens: list[str] | None = None
+        self._index: dict[str, int] | None = None
+
+    @classmethod
+    def parse(cls, joined: str, fixed: int) -> PairVocab | None:
+        """The vocabulary of ``"\n"``-joined tokens, or None unless it is ``<pad>``, ``<unk>``
+        and then only distinct one-character pairs (:func:`vocab_from` reads the rest)."""
+        head = f"{PAD_TOKEN}\n{UNK_TOKEN}\n"
+        if not joined.startswith(head) or len(joined) == len(head):
+            return None
+        # (4 * num_pairs,) code points of "a SEP b \n" rows, the last newline added
+        points = np.frombuffer((joined[len(head):] + "\n").encode("utf-32-le", "surrogatepass"),
+                               dtype=np.uint32)
+        if len(points) % 4:
+            return None
+        rows = points.reshape(-1, 4)  # (num_pairs, 4)
+        firsts, seconds = rows[:, 0].astype(np.int64), rows[:, 2].astype(np.int64)
+        special = (ord("\n"), ord(SEP))
+        if not ((rows[:, 1] == ord(SEP)).all() and (rows[:, 3] == ord("\n")).all()) \
+                or np.isin(firsts, special).any() or np.isin(seconds, special).any():
+            return None  # another layout, or tokens a row of four cannot be cut into
+        # a sort, not np.unique: several times faster here, and all a duplicate check needs
+        ordered = np.sort(firsts << 21 | seconds)
+        if fixed > len(rows) or (ordered[1:] == ordered[:-1]).any():
+            return None  # vocab_from says what is wrong
+        return cls(joined, firsts, seconds, fixed)
+
+    @property
+    def tokens(self) -> list[str]:  # type: ignore[override]
+        if self._tokens is None:
+            self._tokens = self._joined.split("\n")
+        return self._tokens
+
+    @property
+    def index(self) -> dict[str, int]:  # type: ignore[override]
+        if self._index is None:
+            self._index = {t: i for i, t in enumerate(self.tokens)}
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self.firsts) + 2
+
+
 class BigramTable:
     """Bigram ids looked up from character ids, without building bigram strings.
 
@@ -750,6 +819,8 @@ class BigramTable:
 
     @classmethod
     def _build(cls, vocab: Vocab, bigram_vocab: Vocab) -> BigramTable | None:
+        if isinstance(bigram_vocab, PairVocab):
+            return cls._build_pairs(vocab, bigram_vocab)
         width = len(vocab) + 2
         special = {BOS: width - 2, EOS: width - 1}
         codes, ids = [], []
@@ -763,6 +834,30 @@ class BigramTable:
         codes_a = np.array(codes, dtype=np.int64)
         order = np.argsort(codes_a, kind="stable")
         return cls(codes_a[order], np.array(ids, dtype=np.int64)[order], width)
+
+    @classmethod
+    def _build_pairs(cls, vocab: Vocab, bigram_vocab: PairVocab) -> BigramTable | None:
+        """:meth:`_build` for a :class:`PairVocab`, in NumPy: the same table, or None."""
+        width = len(vocab) + 2
+        key = ("code points", False)  # the exact tokens, as vocab.index would find them
+        if key not in vocab.derived:
+            vocab.derived[key] = _code_point_table(vocab, False)
+        known, known_ids = vocab.derived[key]
+        # (max code point + 2,) code point -> id, -1 for none: one gather per column instead
+        # of a binary search per pair
+        dense = np.full(max(int(known[-1]), ord(EOS)) + 2, -1, dtype=np.int64)
+        dense[known[known >= 0]] = known_ids[known >= 0]
+        dense[ord(BOS)], dense[ord(EOS)] = width - 2, width - 1  # before any character token
+
+        def ids_of(points: np.ndarray) -> np.ndarray:  # (num_pairs,) code points -> ids
+            return dense[np.minimum(points, len(dense) - 1)]
+
+        first, second = ids_of(bigram_vocab.firsts), ids_of(bigram_vocab.seconds)
+        if (first < 2).any() or (second < 2).any():
+            return None  # a bigram with a token the character ids cannot name
+        codes = first * width + second
+        order = np.argsort(codes, kind="stable")
+        return cls(codes[order], np.arange(2, len(bigram_vocab), dtype=np.int64)[order], width)
 
     def lookup(self, codes: np.ndarray) -> np.ndarray:
         """Bigram ids of ``codes`` (any shape); codes not in the table give ``<unk>``."""

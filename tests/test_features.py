@@ -26,7 +26,7 @@ from bmes_tagger.features import (
     load_vectors,
 )
 from bmes_tagger.model import BiLSTMTagger
-from bmes_tagger.vocab import UNK, Vocab
+from bmes_tagger.vocab import PAD_TOKEN, UNK, UNK_TOKEN, Vocab
 
 
 def config(normalize: bool = True, **model: object) -> Config:
@@ -165,6 +165,54 @@ def test_a_few_lines_use_string_keys_and_a_corpus_builds_the_code_table() -> Non
         want = encode_bigram_keys([c for s in corpus for c in s],
                                   np.array([len(s) for s in corpus]), bigrams, "both")
         assert np.array_equal(columns["bigrams"], want)
+
+
+# tokens a character vocabulary may hold: Han, Latin, a lone surrogate, an astral character,
+# a two-character grapheme, and the separator / marker / newline code points themselves
+_PAIR_TOKENS = ["我", "们", "A", "\ud800", "\U0001f600", "e\u0301", "\x1f", "\x02", "\x03"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(st.sampled_from(_PAIR_TOKENS), st.sampled_from(_PAIR_TOKENS)),
+                      max_size=12),
+       chars=st.lists(st.sampled_from(_PAIR_TOKENS), max_size=6),
+       fixed=st.integers(0, 3), corpus=st.lists(st.lists(st.sampled_from(_PAIR_TOKENS[:4]),
+                                                         min_size=1, max_size=6), max_size=4))
+def test_a_loaded_pair_vocabulary_is_the_plain_vocabulary_of_its_tokens(
+        pairs: list[tuple[str, str]], chars: list[str], fixed: int,
+        corpus: list[list[str]]) -> None:
+    """Reading a bigram vocabulary as code-point columns (PairVocab) gives the tokens, ids,
+    refusals and code table of the plain Vocab of the same checkpoint data; layouts it
+    cannot hold (a two-character token, the separator inside a token, duplicates) go to the
+    plain reading, errors included."""
+    from bmes_tagger.features import SEP, BigramTable, PairVocab, encode_bigram_keys, vocab_from
+
+    tokens = [PAD_TOKEN, UNK_TOKEN, *(a + SEP + b for a, b in pairs)]
+    raw: object = {"tokens": "\n".join(tokens), "fixed": fixed} if fixed else "\n".join(tokens)
+    try:
+        plain = vocab_from(raw)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)):
+            vocab_from(raw, pairs=True)
+        return
+    loaded = vocab_from(raw, pairs=True)
+    regular = len(pairs) > 0 and all(len(a) == len(b) == 1 and "\n" not in a + b
+                                     and SEP not in a + b for a, b in pairs)
+    assert isinstance(loaded, PairVocab) is regular
+    assert len(loaded) == len(plain) and loaded.fixed == plain.fixed
+    char_vocab = Vocab([PAD_TOKEN, UNK_TOKEN, *dict.fromkeys(chars)])
+    table, want = BigramTable._build(char_vocab, loaded), BigramTable._build(char_vocab, plain)
+    assert (table is None) == (want is None)
+    if table is not None and want is not None:
+        assert np.array_equal(table.codes, want.codes) and np.array_equal(table.ids, want.ids)
+    if corpus:  # the ids of real text, by whichever path encoding takes
+        cfg = config(False, bigram_dim=4, bigram_context="both")
+        got = encode(corpus, {"chars": char_vocab, "bigrams": loaded}, cfg)["bigrams"]
+        lengths = np.array([len(x) for x in corpus])
+        assert np.array_equal(got, encode_bigram_keys([c for x in corpus for c in x], lengths,
+                                                      plain, "both"))
+    # built last: the lazy token list and index equal the plain ones
+    assert loaded.tokens == plain.tokens and loaded.index == plain.index
 
 
 def test_class_ids_from_the_vocabulary_table_equal_per_character_classes() -> None:
