@@ -137,6 +137,11 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Any, Run, list[str]]:
     # fatal only: onnxruntime logs a failed run as a coloured line on stderr before raising,
     # and the exception it raises is what the one-line error reports
     options.log_severity_level = 4
+    # No arena and no memory pattern: with them a session keeps a pool sized (rounded up) for
+    # the largest batch it has run, much of a whole-file predict's peak memory; without them
+    # tensors come from malloc, at no cost the A/B runs of this change could measure.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types

@@ -21,7 +21,7 @@ OUTPUT_FORMATS = {"cws": ("segmented", "conll", "jsonl"), "ner": ("jsonl", "conl
 
 def predict_lines(
     tagger: Tagger, lines: Iterable[str], output_format: str | None = None,
-    batch_size: int = 64, buffer_lines: int = 2000, user_dict: UserDict | None = None,
+    batch_size: int = 64, buffer_lines: int = 1000, user_dict: UserDict | None = None,
     nbest: int = 0,
 ) -> Iterator[str]:
     """Tag a stream of raw lines and yield one output record per input line, in input order.
@@ -36,7 +36,8 @@ def predict_lines(
             joint segmentation + POS ``pos`` (``word/POS`` joined by two spaces) or ``conll``.
             Default: the first of these for the task.
         batch_size: sentences per forward pass.
-        buffer_lines: lines read ahead, sorted by length and batched together.
+        buffer_lines: lines read ahead, sorted by length and batched together (more sort
+            better, but the block's tokens, features and scores are what peak memory holds).
         user_dict: CWS: words to keep whole (segmented and jsonl output).
         nbest: if > 0, JSON lines with the ``nbest`` best analyses and their probabilities
             (CRF models; overrides ``output_format``).
