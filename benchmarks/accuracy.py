@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--corpora PATH] [--only resume pku ...] [--seeds 1 2 3]
                                   [--settings closed lexicon vectors lexicon_vectors]
-                                  [--threads N] [--set KEY=VALUE ...]
+                                  [--threads N] [--set KEY=VALUE ...] [--label NAME]
 
 Each corpus and setting runs exactly `tagger train configs/<name><suffix>.yaml --seeds S1 S2 ...`
 (with BMES_CORPORA pointing at --corpora), which trains one run per seed and scores each seed's
@@ -19,7 +19,9 @@ missing they are built first, by the two commands
     python benchmarks/raw_text.py --out runs/raw/raw.txt
     tagger vectors runs/raw/raw.txt --out runs/vectors --jieba
 
-(every raw text of the corpora but the test sets). A CWS row with a lexicon or vectors is
+(every raw text of the corpora but the test sets). A run with ``--set`` (another training
+regime) should carry ``--label NAME``: its table gets a section of its own in RESULTS.md
+instead of replacing the row of the plain config. A CWS row with a lexicon or vectors is
 "open": jieba's dictionary and the raw text overlap People's Daily.
 """
 
@@ -123,6 +125,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "accuracy")
+    # a run with --set is another regime: its own section, so it does not replace the plain row
+    parser.add_argument("--label", default="", help="name of this regime's RESULTS.md section")
     args = parser.parse_args()
     if not args.corpora.is_dir():
         sys.exit(f"error: corpora not found at {args.corpora} (use --corpora PATH)")
@@ -146,6 +150,7 @@ def main() -> None:
     print("\n" + section)
     # one section per set of corpora and settings, so separate runs add up
     suffix = "" if args.settings == ["closed"] else "-" + "-".join(args.settings)
+    suffix += f"-{args.label}" if args.label else ""
     write_section(ROOT / "benchmarks" / "RESULTS.md", "accuracy-" + "-".join(args.only) + suffix,
                   section)
 
