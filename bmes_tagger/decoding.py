@@ -57,7 +57,10 @@ def viterbi(scores: np.ndarray, lengths: np.ndarray, start: np.ndarray, trans: n
     score = start + scores[:, 0]
     # (seq_len - 1, batch, num_tags): the best predecessor of each tag at each step; padding
     # steps point every tag at itself, so the backtrack walks through them unchanged
-    back = np.empty((max(seq_len - 1, 0), batch, num_tags), dtype=np.int64)
+    # held in the smallest integer type of the tag ids (a byte for any BMES tag set of up to
+    # 63 types): a decoding group's largest array
+    back = np.empty((max(seq_len - 1, 0), batch, num_tags),
+                    dtype=np.min_scalar_type(max(num_tags - 1, 0)))
     back[...] = np.arange(num_tags)
     for t in range(1, seq_len):
         k = int(active[t])

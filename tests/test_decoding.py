@@ -110,6 +110,29 @@ class TestViterbi:
             assert np.array_equal(decoding.viterbi(dirty, lengths, *q),
                                   decoding.viterbi(clean, lengths, *q))
 
+    @pytest.mark.parametrize("num_tags", [2, 255, 256, 257, 300])
+    def test_tag_sets_past_a_byte_match_the_textbook_recursion(self, num_tags: int) -> None:
+        """Back pointers are stored in the smallest integer type of the tag ids: the paths of
+        tag sets at and past 256 equal a plain per-sentence recursion with int64 pointers."""
+        p = params(num_tags, 11, scale=2.0)
+        lengths = [5, 3, 1, 6, 4]
+        scores = batch(num_tags, lengths, 12, scale=2.0)
+        # so that the paths run through the ids a byte cannot hold, where there are such
+        scores[..., 256 if num_tags > 256 else num_tags // 2:] += 10.0
+        best = decoding.viterbi(scores, np.array(lengths), *p)
+        assert num_tags <= 256 or (best >= 256).sum() >= 5
+        start, trans, end = p
+        for b, n in enumerate(lengths):
+            score, pointers = start + scores[b, 0], []
+            for t in range(1, n):
+                cand = score[:, None] + trans  # (from, to)
+                pointers.append(cand.argmax(0))
+                score = cand.max(0) + scores[b, t]
+            path = [int((score + end).argmax())]
+            for back in reversed(pointers):
+                path.append(int(back[path[-1]]))
+            assert best[b, :n].tolist() == path[::-1]
+
     def test_padding_invariance(self) -> None:
         p = params(5, 4)
         lengths = [5, 1, 3, 7]
