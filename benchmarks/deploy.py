@@ -18,7 +18,9 @@ command line, peak memory, install size.
      jieba, dictionary cache warm), outputs scored against the gold segmentation with
      ``bmes_tagger.metrics.cws_scores`` (the SIGHAN scorer's counting).
    Wall time, CPU time (user + system of the child, from ``wait4``) and peak RSS (the child's
-   ``ru_maxrss``) per run; the tables give the median (min-max).
+   ``ru_maxrss``; the child is forked from a small launcher interpreter, whose own memory is
+   the floor any figure can show: the ``python -c pass`` row) per run; the tables give the
+   median (min-max).
 
 Writes its section into benchmarks/RESULTS.md (``deploy`` markers) with the machine and date.
 """
@@ -64,21 +66,49 @@ class Runs:
         self.rss.append(rss_kib / 1024)
 
 
+# Started by timed(): forks and execs the command, then writes its wall time and wait4
+# usage to the descriptor it was given. A child's ru_maxrss is at least what its parent held
+# when it forked (Linux keeps the high-water mark across exec), so the commands measured
+# are forked from this small interpreter, not from the benchmark (which holds torch).
+_LAUNCHER = """
+import os, sys, time
+fd = int(sys.argv[1])
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+os.write(fd, f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}".encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def timed(argv: list[str], stdin: Path | None = None, stdout: Path | None = None,
           env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Run ``argv`` once; (wall s, user + system CPU s, peak RSS KiB) of that child alone."""
-    with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.PIPE, env=env)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    read_end, write_end = os.pipe()
+    try:
+        with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout:
+            proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, str(write_end),
+                                     *argv], stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                                    env=env, pass_fds=(write_end,))
+            os.close(write_end)
+            write_end = -1
+            err = proc.communicate()[1]
+        report = os.read(read_end, 200).decode().split()
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    if proc.returncode != 0 or len(report) != 3:
         raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}: "
                          f"{err.decode(errors='replace').strip()[-500:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return float(report[0]), float(report[1]), int(report[2])
 
 
 def make_venv(venv: Path, log: callable) -> Path:
