@@ -556,6 +556,8 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
         loop.bad_evals = 0
     else:
         loop.bad_evals += 1
+    if improved:  # before the record, which must not say best for a best.pt never written
+        _save(run, run.run_dir / "best.pt", with_training=False, weights=shipped)
     record = {"epoch": epoch, "step": loop.step, "train_loss": round(train_loss, 6),
               "chars_per_s": round(chars_per_s, 1), "lr": lr,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -572,8 +574,6 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
     run.log(f"epoch {epoch} step {loop.step}: loss {train_loss:.4f}  dev "
             f"P {scores.precision:.4f} R {scores.recall:.4f} F1 {scores.f1:.4f}"
             f"{'  (best)' if improved else ''}  {chars_per_s:,.0f} chars/s")
-    if improved:
-        _save(run, run.run_dir / "best.pt", with_training=False, weights=shipped)
     _save(run, run.run_dir / "last.pt", with_training=True)
     return par.broadcast_flag(tcfg.patience > 0 and loop.bad_evals >= tcfg.patience)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import pickle
 from pathlib import Path
@@ -126,6 +128,14 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_last_pt(tmp_path: Pat
     assert not list(run.glob(".*.tmp"))
     proc = train(None, "--set", "train.epochs=1", "--force")
     assert proc.returncode == 0, proc.stderr
+    # a resumed epoch that improves on dev but cannot write best.pt: the evaluation's record
+    # comes after best.pt, so metrics.jsonl never claims a best model that was not saved
+    proc = train(20, "--set", "train.epochs=2", "--resume")
+    assert proc.returncode == 1
+    assert proc.stderr == (f"error: {run}/best.pt: could not write the checkpoint: "
+                           "File too large\n")  # the seeded tiny run improves at epoch 2
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1]
     last = (run / "last.pt").read_bytes()
     # best.pt fits under the limit, last.pt (optimizer state: ~3x larger) does not
     limit_kb = ((run / "best.pt").stat().st_size + len(last)) // 2 // 1024
