@@ -252,6 +252,9 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
     tags = _tags(raw["tags"], config.data.task)
     vocabs = _vocabs(raw["vocabs"], config)
     train_words = _tokens(raw.get("train_words", ""), "train_words", allow_empty=True)
+    # written sorted and distinct: anything else was not written by save_checkpoint
+    _check("" not in train_words, "train_words holds an empty word")
+    _check(len(set(train_words)) == len(train_words), "train_words holds duplicate words")
     scores = _scores(raw.get("scores"))
     crf = None
     state = None
@@ -266,6 +269,11 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
         training = _training(training)
     extra = {k: raw[k] for k in ("bmes_tagger_version", "exported_as", "exported_from",
                                  "parameters", "format_version") if k in raw}
+    for key in ("bmes_tagger_version", "exported_as", "exported_from"):
+        _check(isinstance(extra.get(key, ""), str),
+               f"{key} must be a string, got {_short(extra.get(key))}")
+    _check(type(extra.get("parameters", 0)) is int and extra.get("parameters", 0) >= 0,
+           f"parameters must be a count, got {_short(extra.get('parameters'))}")
     return Checkpoint(config=config, vocabs=vocabs, tags=tags, train_words=train_words,
                       weights=state, scores=scores, training=training, crf=crf, extra=extra)
 
@@ -469,7 +477,10 @@ def _crf(value: Any, num_tags: int, config: Config) -> dict[str, np.ndarray] | N
             # a value beyond float32 becomes inf (refused below), without numpy's warning
             with np.errstate(over="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                array = np.asarray(value[name], dtype=np.float32)
+                given = np.asarray(value[name])
+                if given.dtype.kind not in "iuf":  # booleans, strings, ragged nesting
+                    raise TypeError
+                array = given.astype(np.float32)
         except (TypeError, ValueError, OverflowError):
             raise CheckpointError(f"crf.{name} must be numbers of shape {shape}") from None
         _check(array.shape == shape, f"crf.{name} has shape {array.shape}, expected {shape}")

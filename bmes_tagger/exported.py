@@ -347,7 +347,9 @@ def _packed(data: memoryview, pos: int, end: int) -> list[int]:
 def _parse_metadata(path: Path, raw: str | bytes) -> Any:
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    # ValueError: besides JSONDecodeError (its subclass), an integer literal past Python's
+    # digit limit for int()
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"{path}: exported model has unreadable bmes_tagger metadata"
                               ) from None
 

@@ -287,6 +287,19 @@ def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
                                            lambda m: m.update(config="x")),
                             "config must be a non-empty mapping"),
         "metadata not JSON": (None, "unreadable bmes_tagger metadata"),
+        "an integer past Python's digit limit": (None, "unreadable bmes_tagger metadata"),
+        "crf booleans": (_with_metadata(good, tmp_path / "h.onnx", lambda m: m["crf"].update(
+            start_transitions=[True] * len(m["tags"]))), "crf.start_transitions must be numbers"),
+        "parameters a string": (_with_metadata(good, tmp_path / "i.onnx",
+                                               lambda m: m.update(parameters="x")),
+                                "parameters must be a count"),
+        "exported_from a number": (_with_metadata(good, tmp_path / "j.onnx",
+                                                  lambda m: m.update(exported_from=5)),
+                                   "exported_from must be a string"),
+        "train_words with duplicates": (_with_metadata(good, tmp_path / "k.onnx", lambda m: m.update(
+            train_words="\n".join(["我们", "我们"]))), "train_words holds duplicate words"),
+        "train_words with an empty word": (_with_metadata(good, tmp_path / "l.onnx", lambda m: m.update(
+            train_words="\n".join(["", "我们"]))), "train_words holds an empty word"),
         # the NER graph scores 9 tags; CWS metadata says 4
         "more tags than the metadata": (_with_metadata(ner, tmp_path / "d.onnx", lambda m: m.update(
             json.loads(onnx.load(str(good)).metadata_props[0].value))), "output has shape"),
@@ -299,6 +312,11 @@ def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
     graph.metadata_props[0].value = "{not json"
     onnx.save(graph, str(tmp_path / "e.onnx"))
     cases["metadata not JSON"] = (tmp_path / "e.onnx", cases["metadata not JSON"][1])
+    graph = onnx.load(str(good))
+    graph.metadata_props[0].value = graph.metadata_props[0].value.replace(
+        '"format_version": ', '"format_version": ' + "9" * 5000 + ", \"x\": ", 1)
+    onnx.save(graph, str(tmp_path / "m.onnx"))
+    cases["an integer past Python's digit limit"] = (tmp_path / "m.onnx", "unreadable")
     # a graph with a bigram input, under metadata of a model without bigrams
     (tmp_path / "bg").mkdir()
     bigram_ckpt = random_checkpoint(tmp_path / "bg", ["model.bigram_dim=4"])
