@@ -296,10 +296,13 @@ def test_hostile_onnx_files_are_one_line_errors(trained: dict[str, Path],
         "exported_from a number": (_with_metadata(good, tmp_path / "j.onnx",
                                                   lambda m: m.update(exported_from=5)),
                                    "exported_from must be a string"),
-        "train_words with duplicates": (_with_metadata(good, tmp_path / "k.onnx", lambda m: m.update(
-            train_words="\n".join(["我们", "我们"]))), "train_words holds duplicate words"),
-        "train_words with an empty word": (_with_metadata(good, tmp_path / "l.onnx", lambda m: m.update(
-            train_words="\n".join(["", "我们"]))), "train_words holds an empty word"),
+        "train_words with duplicates": (
+            _with_metadata(good, tmp_path / "k.onnx",
+                           lambda m: m.update(train_words="我们\n我们")),
+            "train_words holds duplicate words"),
+        "train_words with an empty word": (
+            _with_metadata(good, tmp_path / "l.onnx", lambda m: m.update(train_words="\n我们")),
+            "train_words holds an empty word"),
         # the NER graph scores 9 tags; CWS metadata says 4
         "more tags than the metadata": (_with_metadata(ner, tmp_path / "d.onnx", lambda m: m.update(
             json.loads(onnx.load(str(good)).metadata_props[0].value))), "output has shape"),
