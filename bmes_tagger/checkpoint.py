@@ -272,8 +272,8 @@ def _read_payload(raw: Any, weights: bool) -> Checkpoint:
     for key in ("bmes_tagger_version", "exported_as", "exported_from"):
         _check(isinstance(extra.get(key, ""), str),
                f"{key} must be a string, got {_short(extra.get(key))}")
-    _check(type(extra.get("parameters", 0)) is int and extra.get("parameters", 0) >= 0,
-           f"parameters must be a count, got {_short(extra.get('parameters'))}")
+    count = extra.get("parameters", 0)
+    _check(type(count) is int and count >= 0, f"parameters must be a count, got {_short(count)}")
     return Checkpoint(config=config, vocabs=vocabs, tags=tags, train_words=train_words,
                       weights=state, scores=scores, training=training, crf=crf, extra=extra)
 

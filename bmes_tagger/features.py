@@ -642,10 +642,7 @@ def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.n
     # cannot hold) from raising
     codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32
                           ).astype(np.int64)
-    key = ("code points", normalize)
-    if key not in vocab.derived:
-        vocab.derived[key] = _code_point_table(vocab, normalize)
-    known, known_ids = vocab.derived[key]
+    known, known_ids = _code_point_table(vocab, normalize)
     pos = np.searchsorted(known, codes).clip(max=len(known) - 1)
     return np.where(known[pos] == codes, known_ids[pos], UNK)
 
@@ -653,7 +650,15 @@ def _single_char_ids(flat: Sequence[str], vocab: Vocab, normalize: bool) -> np.n
 def _code_point_table(vocab: Vocab, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
     """(sorted code points, their ids): the vocabulary's one-character tokens, and with
     ``normalize`` also every code point that :func:`normalize_width` maps onto one of them (a
-    raw full-width code point then finds its half-width id without a normalising pass)."""
+    raw full-width code point then finds its half-width id without a normalising pass).
+    Built once per vocabulary and kept in ``vocab.derived``."""
+    key = ("code points", normalize)
+    if key not in vocab.derived:
+        vocab.derived[key] = _build_code_point_table(vocab, normalize)
+    return vocab.derived[key]
+
+
+def _build_code_point_table(vocab: Vocab, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
     pairs = {ord(t): i for i, t in enumerate(vocab.tokens[2:], start=2) if len(t) == 1}
     if normalize:
         # normalised text never holds a folded form, so such a vocabulary entry is unreachable
@@ -839,10 +844,7 @@ class BigramTable:
     def _build_pairs(cls, vocab: Vocab, bigram_vocab: PairVocab) -> BigramTable | None:
         """:meth:`_build` for a :class:`PairVocab`, in NumPy: the same table, or None."""
         width = len(vocab) + 2
-        key = ("code points", False)  # the exact tokens, as vocab.index would find them
-        if key not in vocab.derived:
-            vocab.derived[key] = _code_point_table(vocab, False)
-        known, known_ids = vocab.derived[key]
+        known, known_ids = _code_point_table(vocab, False)  # as vocab.index finds tokens
         # (max code point + 2,) code point -> id, -1 for none: one gather per column instead
         # of a binary search per pair
         dense = np.full(max(int(known[-1]), ord(EOS)) + 2, -1, dtype=np.int64)

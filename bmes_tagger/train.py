@@ -554,10 +554,10 @@ def evaluate_and_save(run: Run, train_loss: float, chars_per_s: float,
         loop.best_f1, loop.best_epoch, loop.best_step = scores.f1, epoch, loop.step
         loop.best_scores = scores.to_dict()
         loop.bad_evals = 0
+        # before the record, which must not say best for a best.pt never written
+        _save(run, run.run_dir / "best.pt", with_training=False, weights=shipped)
     else:
         loop.bad_evals += 1
-    if improved:  # before the record, which must not say best for a best.pt never written
-        _save(run, run.run_dir / "best.pt", with_training=False, weights=shipped)
     record = {"epoch": epoch, "step": loop.step, "train_loss": round(train_loss, 6),
               "chars_per_s": round(chars_per_s, 1), "lr": lr,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
