@@ -112,10 +112,10 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
         _fail(f"{name}: {reason}" if name else reason)
     except KeyboardInterrupt:
         _log_line("interrupted")  # through tqdm: a progress bar on stderr moves aside
-        raise typer.Exit(130) from None
+        raise _interrupted(130) from None
     except _Stopped as exc:
         _log_line(f"interrupted by {signal.Signals(exc.signum).name}")
-        raise typer.Exit(128 + exc.signum) from None
+        raise _interrupted(128 + exc.signum) from None
 
 
 class _Stopper:
@@ -147,6 +147,10 @@ class _Stopper:
 
     def restore(self) -> None:
         self.fired = True  # from here on a late signal is dropped, not raised mid-cleanup
+        if _PROCESS.ends_with_command:
+            # keep dropping until main() ignores SIGINT: a default handler put back here
+            # would let a late Ctrl-C cut the exit short with a traceback
+            return
         for signum in self.installed:
             _set_signal(signum, signal.SIG_DFL)
         if self.int_installed:
@@ -304,7 +308,7 @@ def train_cli(
         words += ["--seeds", *map(str, seed_list)] if seed_list is not None else []
         typer.echo(f"interrupted: saved {saved}; resume with: "
                    f"{shlex.join([*words, '--resume'])}", err=True)
-        raise typer.Exit(128 + (result.signal or 2))
+        raise _interrupted(128 + (result.signal or 2))
     if seed_list is not None:
         _out(format_seeds(many.summary, many.run_dir))
         return
@@ -952,6 +956,23 @@ def _fraction(value: float | None) -> str:
     return "--" if value is None else f"{value:.4f}"
 
 
+class _Process:
+    """What :func:`main` knows about the process that an in-process caller (a test's
+    ``CliRunner``, a notebook) does not: it ends when the command does."""
+
+    ends_with_command = False
+    interrupt_reported = False
+
+
+_PROCESS = _Process()
+
+
+def _interrupted(code: int) -> typer.Exit:
+    """The exit of a command that has said it was interrupted."""
+    _PROCESS.interrupt_reported = True
+    return typer.Exit(code)
+
+
 def _log_line(message: str) -> None:
     from tqdm import tqdm
 
@@ -968,12 +989,25 @@ def main() -> None:
     # time and, on a busy machine, wall time; the command line uses none of it (its thread
     # policy is --threads / train.threads, 1 by default). A user's own setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _PROCESS.ends_with_command = True
     try:
         _main()
+    except SystemExit as exit_:
+        if exit_.code == 130 and not _PROCESS.interrupt_reported:
+            # a Ctrl-C before a command's handlers were in place (while it imports):
+            # typer turns it into a silent exit 130
+            _set_signal(signal.SIGINT, signal.SIG_IGN)
+            _log_line("interrupted")
+        raise
     finally:
         # the command is over: a late Ctrl-C would only interrupt the interpreter's own
         # shutdown (atexit callbacks of tqdm and torch) with a traceback
         _set_signal(signal.SIGINT, signal.SIG_IGN)
+        # CPython remembers a KeyboardInterrupt that left code run by exec() or eval() of a
+        # string (namedtuple, dataclass and typing code an import generates), even when a
+        # handler caught it later, and then ends the process by SIGINT instead of with its
+        # exit status (-2, not 130). Running a string that succeeds clears that flag.
+        exec("None")  # noqa: S102 - a constant, to reset the flag above
 
 
 def _main() -> None:

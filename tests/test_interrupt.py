@@ -172,3 +172,43 @@ def test_two_ctrl_c_in_a_row_end_predict_with_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 130, err
         assert err == "interrupted\n", err
         assert not out.exists()
+
+
+def _main_with(tmp_path: Path, patch: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``tagger ARGV`` in a fresh interpreter through the real entry point (``main``),
+    after PATCH, so that a Ctrl-C lands at a chosen place rather than at a chosen time. As a
+    module (``-m``), as ``python -m bmes_tagger`` runs: only that path ends by SIGINT."""
+    script = "\n".join(["import sys", "from bmes_tagger import cli", patch,
+                        f"sys.argv = ['tagger', *{list(argv)!r}]", "cli.main()"])
+    (tmp_path / "probe_entry.py").write_text(script, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "probe_entry"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+
+
+def test_a_ctrl_c_inside_generated_code_still_ends_with_130(tmp_path: Path) -> None:
+    """CI: two Ctrl-C during predict ended the process by SIGINT (-2) after it had printed
+    'interrupted'. CPython remembers a KeyboardInterrupt that left code run by exec() of a
+    string (what namedtuple and dataclass do on import) and kills the process with SIGINT at
+    exit, even though our handler caught it."""
+    config = tiny_config(tmp_path)
+    # tqdm imported beforehand, as predict has by then: its import runs generated code too,
+    # which would clear the flag by chance
+    patch = ("import tqdm\n"
+             "import bmes_tagger.config as c\n"
+             "def boom(*args, **kwargs):\n"
+             "    exec('raise KeyboardInterrupt')\n"
+             "c.load_config = boom")
+    done = _main_with(tmp_path, patch, "debug-data", str(config))
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
+
+
+def test_a_ctrl_c_before_the_commands_handlers_says_interrupted(tmp_path: Path) -> None:
+    """While a command still imports, typer turns Ctrl-C into a silent exit 130; the
+    entry point says what happened, as it does later."""
+    patch = ("def boom(*args, **kwargs):\n"
+             "    raise KeyboardInterrupt\n"
+             "cli._shard_of = boom")
+    (tmp_path / "in.txt").write_text("我们\n", encoding="utf-8")
+    done = _main_with(tmp_path, patch, "predict", str(tmp_path / "in.txt"), "--model",
+                      str(tmp_path / "missing.pt"))
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
