@@ -159,6 +159,34 @@ def default_model() -> Path | None:
     return None
 
 
+def import_profile(argv: list[str], env: dict[str, str], reps: int
+                   ) -> tuple[dict[str, list[float]], list[float]]:
+    """Where a one-line command's start-up goes: ``-X importtime``'s *self* time of every
+    module summed per top-level package (a partition of all import time, unlike the
+    cumulative column, which charges numpy to whoever imported it first), per repeat; and
+    each repeat's wall time."""
+    per_package: dict[str, list[float]] = {}
+    walls = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env,
+                              capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - t0)
+        sums: dict[str, float] = {}
+        for line in done.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            package = name.split(".")[0]
+            sums[package] = sums.get(package, 0.0) + int(self_us) / 1e6
+        for package, seconds in sums.items():
+            per_package.setdefault(package, []).append(seconds)
+    # a package missing from a repeat imported nothing in it
+    for seconds in per_package.values():
+        seconds.extend([0.0] * (reps - len(seconds)))
+    return per_package, walls
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
@@ -228,6 +256,11 @@ def main() -> None:
             results_whole[k].add(*timed(argv, stdout=out, env=e))
         loads.append(os.getloadavg()[0])
 
+    log("import profile of the one-line command (int8)")
+    profile_argv = one_line["deploy env, onnx int8"][0]
+    imports, profile_walls = import_profile(profile_argv, env, args.reps)
+    start_up = statistics.median(results_one["`python -c pass` (deploy env's interpreter)"].wall)
+
     chars = sum(len(line.replace(" ", "")) for line in test.read_text(encoding="utf-8")
                 .splitlines())
     lines = len(test.read_text(encoding="utf-8").splitlines())
@@ -262,6 +295,30 @@ def main() -> None:
     for k, r in results_one.items():
         w.append(f"| {k} | {mid(r.wall, '{:.3f}')} | {mid(r.cpu, '{:.3f}')} | "
                  f"{mid(r.rss, '{:.0f}')} |")
+    w.append("")
+    total_imports = [sum(v[i] for v in imports.values()) for i in range(args.reps)]
+    wall = statistics.median(profile_walls)
+    w.append("Where the one-line time goes (deploy env, onnx int8, run again under `python -X "
+             f"importtime`, which adds its own overhead: median wall {wall:.3f} s over "
+             f"{args.reps} runs). Import time is each module's own (self) time summed per "
+             "top-level package; the rest is the interpreter's start (`python -c pass`) and "
+             "what the command does after its imports (reading the model, building the "
+             "onnxruntime session, predicting, writing, exiting):")
+    w.append("")
+    w.append("| part | s (median) | share of wall |")
+    w.append("|---|---:|---:|")
+    ranked = sorted(imports.items(), key=lambda kv: -statistics.median(kv[1]))
+    shown = [(k, v) for k, v in ranked if statistics.median(v) >= 0.005]
+    rest = [sum(v[i] for k, v in ranked if (k, v) not in shown) for i in range(args.reps)]
+    for k, v in shown:
+        w.append(f"| import `{k}` | {statistics.median(v):.3f} | "
+                 f"{statistics.median(v) / wall:.0%} |")
+    w.append(f"| import, every other package (each < 5 ms) | {statistics.median(rest):.3f} | "
+             f"{statistics.median(rest) / wall:.0%} |")
+    w.append(f"| interpreter start (`python -c pass`) | {start_up:.3f} | {start_up / wall:.0%} |")
+    after = wall - statistics.median(total_imports) - start_up
+    w.append(f"| after the imports (model, session, predict, exit) | {after:.3f} | "
+             f"{after / wall:.0%} |")
     w.append("")
     w.append(f"**The whole SIGHAN 2005 PKU test input** ({lines:,} lines, {chars:,} characters) "
              f"to a file, start-up included (target {TARGETS['file']}); F1 and OOV recall "

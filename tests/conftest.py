@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 import torch
+
+# A suite started in the background of a script (`pytest &`, `setsid sh -c '...' &`) inherits
+# SIGINT ignored; the commands rightly keep an ignored signal ignored, so the tests that send
+# Ctrl-C (to this process or to the commands they start, which inherit it) would see nothing.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

@@ -156,22 +156,31 @@ def test_two_ctrl_c_in_a_row_end_predict_with_one_line(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("我们在北京工作，今天的天气很好。\n" * 100_000, encoding="utf-8")
     out = tmp_path / "out.txt"
+    interrupted = 0
     for gap in (0.0, 0.005, 0.02):
         proc = subprocess.Popen(
             [sys.executable, "-m", "bmes_tagger", "predict", str(big), "--model",
              str(tmp_path / "run" / "best.pt"), "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"})
-        time.sleep(2.0)
+        # mid-write, whatever the machine's speed: once the output's temporary exists
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.txt.*.tmp")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "predict never started writing"
+            time.sleep(0.01)
+        time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         time.sleep(gap)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         if proc.returncode == 0:
-            continue  # it finished first: nothing to check on this machine
+            out.unlink()  # it finished first: nothing to check on this machine
+            continue
         assert proc.returncode == 130, err
         assert err == "interrupted\n", err
         assert not out.exists()
+        interrupted += 1
+    assert interrupted, "every predict finished before its Ctrl-C: nothing was tested"
 
 
 def _main_with(tmp_path: Path, patch: str, *argv: str) -> subprocess.CompletedProcess[str]:
