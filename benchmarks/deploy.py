@@ -159,6 +159,19 @@ def default_model() -> Path | None:
     return None
 
 
+def package_self_times(importtime: str) -> dict[str, float]:
+    """Seconds of ``-X importtime`` output (its stderr) per top-level package, from each
+    module's own time."""
+    sums: dict[str, float] = {}
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        package = name.split(".")[0]
+        sums[package] = sums.get(package, 0.0) + int(self_us) / 1e6
+    return sums
+
+
 def import_profile(argv: list[str], env: dict[str, str], reps: int
                    ) -> tuple[dict[str, list[float]], list[float]]:
     """Where a one-line command's start-up goes: ``-X importtime``'s *self* time of every
@@ -172,14 +185,7 @@ def import_profile(argv: list[str], env: dict[str, str], reps: int
         done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env,
                               capture_output=True, text=True, check=True)
         walls.append(time.perf_counter() - t0)
-        sums: dict[str, float] = {}
-        for line in done.stderr.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
-            package = name.split(".")[0]
-            sums[package] = sums.get(package, 0.0) + int(self_us) / 1e6
-        for package, seconds in sums.items():
+        for package, seconds in package_self_times(done.stderr).items():
             per_package.setdefault(package, []).append(seconds)
     # a package missing from a repeat imported nothing in it
     for seconds in per_package.values():
