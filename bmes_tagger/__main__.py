@@ -1,3 +1,3 @@
-from bmes_tagger.cli import main
+from bmes_tagger.entry import main
 
 main()

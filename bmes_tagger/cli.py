@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from .atomic import atomic_write, check_output, same_file
-from .errors import BmesTaggerError, ConfigError, UsageError, require_torch
+from .errors import BmesTaggerError, ConfigError, UsageError, interrupted, require_torch
 from .tags import SCHEMES
 
 app = typer.Typer(
@@ -104,6 +104,11 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
         # killed by SIGPIPE
         _discard_stdout()
         raise typer.Exit(141) from None
+    except ImportError as exc:
+        if not interrupted(exc):
+            raise
+        _log_line("interrupted")  # a Ctrl-C while an extension module initialised
+        raise _interrupted(130) from None
     except (OSError, UnicodeError) as exc:
         if debug:
             raise
@@ -129,8 +134,11 @@ class _Stopper:
 
     def __init__(self) -> None:
         self.fired = False
-        self.installed = [s for s in self.SIGNALS
-                          if signal.getsignal(s) is signal.SIG_DFL and _set_signal(s, self._stop)]
+        # what was there before (the default, or the entry point's start-up handler) comes
+        # back afterwards; an ignored signal, or one handled outside Python, is left alone
+        self.previous = {s: signal.getsignal(s) for s in self.SIGNALS}
+        self.installed = [s for s, h in self.previous.items()
+                          if h not in (signal.SIG_IGN, None) and _set_signal(s, self._stop)]
         self.previous_int = signal.getsignal(signal.SIGINT)
         self.int_installed = self.previous_int is signal.default_int_handler and \
             _set_signal(signal.SIGINT, self._interrupt)
@@ -152,7 +160,7 @@ class _Stopper:
             # would let a late Ctrl-C cut the exit short with a traceback
             return
         for signum in self.installed:
-            _set_signal(signum, signal.SIG_DFL)
+            _set_signal(signum, self.previous[signum])
         if self.int_installed:
             _set_signal(signal.SIGINT, self.previous_int)
 
@@ -725,7 +733,7 @@ def vectors_cli(
         settings = VectorSettings(char_dim=char_dim, bigram_dim=bigram_dim, word_dim=word_dim,
                                   epochs=epochs, min_count=min_count, threads=max(threads, 1))
         written = train_vectors(list(raw_lines(raw)), out, settings, segmenter, force=force,
-                                progress=sys.stderr.isatty())
+                                progress=sys.stderr.isatty(), source=", ".join(map(str, raw)))
     for name, path in written.items():
         _out(f"{path} ({name})")
 
@@ -980,7 +988,8 @@ def _log_line(message: str) -> None:
 
 
 def main() -> None:
-    """Entry point of ``tagger`` and ``python -m bmes_tagger``.
+    """The command line (:func:`bmes_tagger.entry.main`, the entry point of ``tagger`` and
+    ``python -m bmes_tagger``, calls it once it is imported).
 
     What click prints itself (``--help``, usage errors) fails outside the commands'
     handlers: a reader that went away becomes 141 here too (click exits 1 and swaps in its

@@ -113,6 +113,7 @@ CORPUS_ERROR_KINDS = (
     "bad_span",          # JSON mention offsets that do not match the text
     "overlap",           # overlapping JSON mentions
     "unlabelled",        # a JSON line without "label"
+    "bad_frequency",     # a word list's frequency column: not a whole number, or too large
     "format",            # any other malformed line (JSON syntax, CoNLL-U columns, word/POS)
 )
 
@@ -188,6 +189,25 @@ class TrainingError(BmesTaggerError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a Ctrl-C: an extension module built with pybind11
+    (onnxruntime, torch) that is interrupted while it initialises raises
+    ``ImportError('initialization failed')`` from the ``KeyboardInterrupt``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def import_failure(exc: ImportError, message: str) -> BaseException:
+    """What a failed import of an optional dependency raises: the ``KeyboardInterrupt`` it
+    hid, or the one-line error ``message`` (what to install)."""
+    return KeyboardInterrupt() if interrupted(exc) else BmesTaggerError(message)
+
+
 #: What to run where torch is missing (a deployment install has only numpy and onnxruntime).
 TORCH_INSTALL = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
 
@@ -205,5 +225,5 @@ def require_torch(what: str, hint: str = "") -> None:
         import torch  # noqa: F401
     except ImportError as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "missing"
-        raise BmesTaggerError(f"{what} needs torch, which cannot be imported ({reason}): "
-                              f"{TORCH_INSTALL}" + (f"; {hint}" if hint else "")) from None
+        raise import_failure(exc, f"{what} needs torch, which cannot be imported ({reason}): "
+                             f"{TORCH_INSTALL}" + (f"; {hint}" if hint else "")) from None

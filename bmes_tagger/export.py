@@ -37,7 +37,7 @@ from torch import nn
 
 from .atomic import OutputError, atomic_write, check_output
 from .checkpoint import load_checkpoint, make_payload
-from .errors import BmesTaggerError
+from .errors import import_failure
 from .exported import EXTRA_FILE, METADATA_KEY, SUFFIXES, exported_kind
 from .model import BiLSTMTagger, build_model
 
@@ -243,6 +243,6 @@ def _onnx() -> Any:
         import onnx
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        raise BmesTaggerError(f"ONNX support needs the onnx extra ({exc.name} is missing): "
-                              "pip install 'bmes_tagger[onnx]'") from None
+        raise import_failure(exc, f"ONNX support needs the onnx extra ({exc.name} is "
+                             "missing): pip install 'bmes_tagger[onnx]'") from None
     return onnx

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import FORMAT_VERSION, Checkpoint, read_payload
-from .errors import BmesTaggerError, CheckpointError, require_torch
+from .errors import CheckpointError, import_failure, require_torch
 from .features import embedding_specs, input_names
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".ts"}
@@ -359,6 +359,6 @@ def onnxruntime() -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise BmesTaggerError(f"ONNX support needs the onnx extra ({exc.name} is missing): "
-                              "pip install 'bmes_tagger[onnx]'") from None
+        raise import_failure(exc, f"ONNX support needs the onnx extra ({exc.name} is "
+                             "missing): pip install 'bmes_tagger[onnx]'") from None
     return ort

@@ -79,8 +79,11 @@ class LexiconOptions:
         choices=("vectors", "counts"))
     lexicon_dim: int = option(50, "size of the word embeddings (vectors) or of the count "
                               "embeddings (counts); the input grows by 4 x lexicon_dim", min=1)
+    # bounded: a character begins or ends at most MAX_WORD_LEN words, and the encoded input
+    # grows with it (batch x length x 4 x lexicon_max_words): a model file's huge value must
+    # not allocate what it asks
     lexicon_max_words: int = option(5, "words kept per set and character, most frequent "
-                                    "first (vectors)", min=1)
+                                    "first (vectors)", min=1, max=64)
     lexicon_frequency: str = option(
         "auto", "word frequencies for the weights: file (the lexicon's frequency column), "
         "train (occurrences in the training text; never test data) or auto (file when it has "
@@ -423,12 +426,14 @@ class Lexicon(Feature):
         if type(fixed) is not int:
             raise ValueError("fixed must be an integer")
         words = raw["words"].split("\n") if raw["words"] else []
-        try:
-            freqs = np.array(raw["freqs"].split("\n") if raw["freqs"] else [], dtype=np.int64)
-        except ValueError:
-            raise ValueError("freqs must be integers") from None
-        if len(freqs) != len(words) or (len(freqs) and freqs.min() < 1):
-            raise ValueError("needs one frequency >= 1 per word")
+        texts = raw["freqs"].split("\n") if raw["freqs"] else []
+        # digits only and bounded before NumPy reads them: past int64 it raises OverflowError
+        if not all(t.isascii() and t.isdigit() and len(t) <= 16 and
+                   1 <= int(t) <= lexicon_module.MAX_FREQ for t in texts):
+            raise ValueError(f"freqs must be whole numbers from 1 to {lexicon_module.MAX_FREQ}")
+        freqs = np.array([int(t) for t in texts], dtype=np.int64)
+        if len(freqs) != len(words):
+            raise ValueError("needs one frequency per word")
         if len(set(words)) != len(words) or not all(words):
             raise ValueError("words must be distinct and non-empty")
         table = None

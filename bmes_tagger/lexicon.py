@@ -13,6 +13,7 @@ long lines are cut, so training and predict see the same words.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .corpus import iter_lines
-from .errors import BmesTaggerError
+from .errors import BmesTaggerError, CorpusFormatError, import_failure
 from .vocab import normalize_width
 
 B, M, E, S = 0, 1, 2, 3  # the four roles of a character in a matched word
@@ -29,6 +30,13 @@ ROLES = 4
 # words longer than this are ignored: the sets of a character in a 30-character name are
 # dominated by the name itself, and matching cost grows with word length
 MAX_WORD_LEN = 16
+# Frequencies become float64 weights: past 2**53 they are no longer exact, and far past it a
+# sum of them leaves int64 (real counts, jieba's among them, stay below 10**7)
+MAX_FREQ = 2**53
+# a second field that looks like a number is meant as a frequency (jieba's `word freq pos`);
+# any other second field (`word pos`) is not one
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf(inity)?)|"
+                     r"0[xXoObB][0-9a-fA-F_]+", re.IGNORECASE)
 
 
 @dataclass
@@ -52,7 +60,8 @@ class Lexicon:
         for word, freq in pairs:
             word = normalize_width(word) if normalize else word
             if word and len(word) <= MAX_WORD_LEN and "\n" not in word:
-                merged[word] = merged.get(word, 0) + max(1, freq if freq else default_freq)
+                total = merged.get(word, 0) + max(1, freq if freq else default_freq)
+                merged[word] = min(total, MAX_FREQ)  # duplicates summed, within float range
         words = sorted(merged)
         return cls(words, np.array([merged[w] for w in words], dtype=np.int64))
 
@@ -61,9 +70,9 @@ class Lexicon:
         if self._automaton is None:
             try:
                 import ahocorasick
-            except ImportError:
-                raise BmesTaggerError("the lexicon feature needs pyahocorasick: pip install "
-                                      "'bmes_tagger[lexicon]'") from None
+            except ImportError as exc:
+                raise import_failure(exc, "the lexicon feature needs pyahocorasick: pip "
+                                     "install 'bmes_tagger[lexicon]'") from None
             automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
             for i, word in enumerate(self.words):
                 automaton.add_word(word, i)
@@ -77,14 +86,21 @@ def read_lexicon(path: str | Path) -> list[tuple[str, int | None]]:
     ``dict.txt``: ``word freq pos``); further fields are ignored.
 
     Raises:
-        CorpusFormatError: unreadable file (named with the line).
+        CorpusFormatError: unreadable file, or a frequency that is not a whole number from 0
+            to 2**53 (named with the line).
     """
     out: list[tuple[str, int | None]] = []
-    for _, text in iter_lines(path):
+    for number, text in iter_lines(path):
         fields = text.split()
         if not fields:
             continue
-        freq = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        freq = None
+        if len(fields) > 1 and _NUMBER.fullmatch(fields[1]):
+            if not (fields[1].isascii() and fields[1].isdigit()) or int(fields[1]) > MAX_FREQ:
+                raise CorpusFormatError(path, number, f"frequency {fields[1][:30]!r} of "
+                                        f"{fields[0][:30]!r}: must be a whole number from 0 "
+                                        f"to {MAX_FREQ}", kind="bad_frequency")
+            freq = int(fields[1])
         out.append((fields[0], freq))
     return out
 

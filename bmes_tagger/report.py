@@ -8,7 +8,7 @@ from typing import Any
 
 from .atomic import atomic_write, check_output
 from .checkpoint import Checkpoint
-from .errors import BmesTaggerError
+from .errors import BmesTaggerError, import_failure
 from .rundir import read_records
 
 
@@ -106,9 +106,9 @@ def plot_run(run_dir: str | Path, output: str | Path, force: bool = False) -> Pa
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        raise BmesTaggerError("tagger plot needs matplotlib: pip install 'bmes_tagger[plot]'"
-                              ) from None
+    except ImportError as exc:
+        raise import_failure(exc, "tagger plot needs matplotlib: pip install "
+                             "'bmes_tagger[plot]'") from None
     steps = [r["step"] for r in records]
     fig, loss_ax = plt.subplots(figsize=(7, 4))
     loss_ax.plot(steps, [r["train_loss"] for r in records], "o-", color="tab:blue",

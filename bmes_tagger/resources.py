@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_write
 from .corpus import iter_lines
-from .errors import BmesTaggerError
+from .errors import BmesTaggerError, import_failure
 from .features import bigram_keys, first_bigram
 from .predict import Tagger
 from .text import split_graphemes
@@ -51,9 +51,9 @@ def segmented(lines: Iterable[str], segmenter: Tagger | str) -> Iterator[list[st
             raise ValueError(f"unknown segmenter {segmenter!r}")
         try:
             import jieba
-        except ImportError:
-            raise BmesTaggerError("segmenting with jieba needs the jieba package: pip install "
-                                  "'bmes_tagger[jieba]'") from None
+        except ImportError as exc:
+            raise import_failure(exc, "segmenting with jieba needs the jieba package: pip "
+                                 "install 'bmes_tagger[jieba]'") from None
         jieba.setLogLevel(60)  # its start-up notices
         for line in lines:
             yield [w for w in jieba.lcut(line) if w.strip()]
@@ -116,23 +116,31 @@ class VectorSettings:
     normalize: bool = True  # as data.normalize_width: vectors are looked up normalised
 
 
+_SINGULAR = {"chars": "character", "bigrams": "bigram", "words": "word"}
+
+
 def train_vectors(lines: Sequence[str], out_dir: str | Path, settings: VectorSettings,
                   segmenter: Tagger | str | None = None, force: bool = False,
-                  progress: bool = False) -> dict[str, Path]:
+                  progress: bool = False, source: str = "the raw text") -> dict[str, Path]:
     """Train and write ``chars.vec``, ``bigrams.vec`` and (with a ``segmenter``) ``words.vec``
-    in ``out_dir`` (``progress``: tqdm bars on stderr). Tokens are spelled as the
+    in ``out_dir`` (``progress``: tqdm bars on stderr; ``source`` names the text in errors).
+    Tokens are spelled as the
     vocabularies spell them (normalised characters; bigram keys as
     :func:`bmes_tagger.features.bigram_keys`, sentence edges included), so every vector can
     be found.
 
     Returns:
         ``{"chars" | "bigrams" | "words": path}`` of the files written.
+
+    Raises:
+        BmesTaggerError: a kind of token with none that occurs ``min_count`` times (before
+            anything is written).
     """
     try:
         from gensim.models import Word2Vec
-    except ImportError:
-        raise BmesTaggerError("tagger vectors needs gensim: pip install 'bmes_tagger[vectors]'"
-                              ) from None
+    except ImportError as exc:
+        raise import_failure(exc, "tagger vectors needs gensim: pip install "
+                             "'bmes_tagger[vectors]'") from None
     out = Path(out_dir)
     chars = [[normalize_width(c) if settings.normalize else c for c in split_graphemes(line)[0]]
              for line in lines]
@@ -147,6 +155,12 @@ def train_vectors(lines: Sequence[str], out_dir: str | Path, settings: VectorSet
                                 total=len(lines), unit=" lines", disable=not progress,
                                 leave=False)]
         corpora["words"] = ([w for w in words if w], settings.word_dim)
+    for name, (sentences, _) in corpora.items():
+        # gensim's own complaint is a traceback ("you must first build vocabulary")
+        if not any(n >= settings.min_count for n in Counter(t for s in sentences for t in s)
+                   .values()):
+            raise BmesTaggerError(f"{source}: no {_SINGULAR[name]} occurs {settings.min_count} "
+                                  "times or more (--min-count): nothing to train vectors on")
     written = {}
     for name, (sentences, dim) in corpora.items():
         bar, callbacks = _epoch_bar(settings.epochs, f"word2vec {name}", progress)

@@ -37,7 +37,7 @@ from .checkpoint import Checkpoint, load_checkpoint, make_payload, save_checkpoi
 from .config import Config, input_paths, write_config
 from .corpus import Sentence, read_corpus, read_word_list
 from .devices import resolve_device, rng_state, set_rng_state
-from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError
+from .errors import BmesTaggerError, ConfigError, RunDirError, TrainingError, import_failure
 from .evaluate import evaluate, read_eval_data
 from .model import BiLSTMTagger, TorchNetwork, allocating, build_model, set_rows
 from .parallel import DataParallel
@@ -406,9 +406,9 @@ def _tensorboard(run_dir: Path, purge_from: int | None) -> Any:
     truncated."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise BmesTaggerError("train.tensorboard needs the tensorboard package: pip install "
-                              "'bmes_tagger[tensorboard]'") from None
+    except ImportError as exc:
+        raise import_failure(exc, "train.tensorboard needs the tensorboard package: pip "
+                             "install 'bmes_tagger[tensorboard]'") from None
     return SummaryWriter(str(run_dir / rundir.TENSORBOARD), purge_step=purge_from)
 
 

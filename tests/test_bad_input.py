@@ -225,6 +225,11 @@ class Env:
         return self.train(f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL
                           .replace("model:\n", f"model:\n  char_vectors: {vectors}\n"), *extra)
 
+    def train_with_lexicon(self, words: str) -> list[str]:
+        """``tagger train`` of a tiny model whose lexicon is ./w.txt holding ``words``."""
+        return self.train(f"data:\n  train: {CWS_TRAIN}\n  dev: {CWS_DEV}\n" + TINY_MODEL
+                          .replace("model:\n", f"model:\n  lexicon: {self.file('w.txt', words)}\n"))
+
     def convert_jsonl(self, content: str) -> list[str]:
         """``tagger convert`` of ./c.jsonl holding ``content`` to conll."""
         return ["convert", str(self.file("c.jsonl", content)), str(self.tmp / "out.txt"),
@@ -808,6 +813,15 @@ BAD = [
     case("vectors/duplicate-token-extend-vocab", lambda e: e.train_with_vectors(e.file(
         "v.txt", "龘 1 2 3 4\n龘 5 6 7 8\n"), "--set", "model.extend_vocab=true"),
          "{tmp}/v.txt:2", "token '龘' has a vector already (line 1)"),
+    # a lexicon's frequency column: past int64 was an OverflowError traceback (outside tester)
+    case("lexicon/frequency-past-int64", lambda e: e.train_with_lexicon(
+        "我们 3\n北京 " + "9" * 25 + "\n"), "{tmp}/w.txt:2", "must be a whole number from 0 to"),
+    case("lexicon/negative-frequency", lambda e: e.train_with_lexicon("我们 -3 r\n"),
+         "{tmp}/w.txt:1", "frequency '-3' of '我们'"),
+    # gensim's "you must first build vocabulary" traceback (outside tester)
+    case("vectors-command/nothing-reaches-min-count", lambda e: [
+        "vectors", str(e.file("raw.txt", "我们\n")), "--out", str(e.tmp / "vec")],
+         "{tmp}/raw.txt", "no character occurs 2 times or more (--min-count)"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),

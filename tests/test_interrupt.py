@@ -221,3 +221,56 @@ def test_a_ctrl_c_before_the_commands_handlers_says_interrupted(tmp_path: Path) 
     done = _main_with(tmp_path, patch, "predict", str(tmp_path / "in.txt"), "--model",
                       str(tmp_path / "missing.pt"))
     assert (done.returncode, done.stderr) == (130, "interrupted\n")
+
+
+SLOW_START = """\
+import importlib.abc, sys, time
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "bmes_tagger.cli":  # the command line, typer and all, is being imported
+            print("importing", flush=True)
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, Slow())
+sys.argv = ["tagger", "--help"]
+from bmes_tagger.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("signum", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted\n"),
+    (signal.SIGTERM, 143, "interrupted by SIGTERM\n"),
+    (signal.SIGHUP, 129, "interrupted by SIGHUP\n")], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_line_imports_is_one_line(
+        tmp_path: Path, signum: int, code: int, said: str) -> None:
+    """An outside tester: Ctrl-C in the first ~0.1-0.3 s of any command printed a
+    KeyboardInterrupt traceback, and SIGTERM there killed it without a word."""
+    (tmp_path / "slow_start.py").write_text(SLOW_START, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "slow_start"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "importing\n"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (code, said)
+
+
+def test_an_import_a_ctrl_c_broke_is_an_interrupt_not_a_missing_extra() -> None:
+    """An outside tester: Ctrl-C during `tagger export` said 'ONNX support needs the onnx
+    extra (None is missing)': a pybind11 module interrupted while it initialises raises
+    ImportError('initialization failed') from the KeyboardInterrupt."""
+    from bmes_tagger.errors import BmesTaggerError, import_failure, interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as cause:
+            raise ImportError("initialization failed") from cause
+    except ImportError as exc:
+        broken = exc
+    assert interrupted(broken)
+    assert isinstance(import_failure(broken, "install it"), KeyboardInterrupt)
+    missing = ImportError("No module named 'onnx'", name="onnx")
+    assert not interrupted(missing)
+    failure = import_failure(missing, "install it")
+    assert isinstance(failure, BmesTaggerError) and str(failure) == "install it"

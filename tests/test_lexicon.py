@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +170,97 @@ def test_exported_lexicon_models_predict_like_the_checkpoint(
                                eager.network.emissions(batch.inputs, batch.lengths)[batch.mask],
                                atol=1e-4)
     assert exported.entities(texts) == eager.entities(texts)
+
+
+def _edited_onnx(model: Path, out: Path, edit: Any) -> Path:
+    """The ONNX export of ``model`` with its bmes_tagger metadata changed by ``edit``."""
+    import json
+
+    onnx = pytest.importorskip("onnx")
+    from bmes_tagger.export import export_model
+
+    graph = onnx.load(export_model(model, out.with_name("plain.onnx"), "onnx"))
+    prop = graph.metadata_props[0]
+    meta = json.loads(prop.value)
+    edit(meta)
+    prop.value = json.dumps(meta)
+    onnx.save(graph, out)
+    return out
+
+
+def _one_line_refusal(model: Path, *needles: str) -> None:
+    from typer.testing import CliRunner
+
+    from bmes_tagger.cli import app
+
+    for argv in (["info", str(model)], ["predict", str(DATA / "sample-cws" / "raw.txt"),
+                                        "--model", str(model)]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert all(n in result.stderr for n in needles), result.stderr
+
+
+def test_a_model_file_asking_for_huge_lexicon_sets_is_refused(
+        lexicon_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """An outside tester: model.lexicon_max_words = 10**9 in a .pt or .onnx passed `tagger
+    info` and made predict allocate 477 GiB (a MemoryError traceback)."""
+    import torch
+
+    model, _ = lexicon_run
+    ckpt = torch.load(model, weights_only=True)
+    ckpt["config"]["model"]["lexicon_max_words"] = 10**9
+    torch.save(ckpt, tmp_path / "huge.pt")
+    _one_line_refusal(tmp_path / "huge.pt", "lexicon_max_words", "must be <= 64")
+    pytest.importorskip("onnxruntime")
+
+    def huge(meta: dict) -> None:
+        meta["config"]["model"]["lexicon_max_words"] = 10**9
+
+    _one_line_refusal(_edited_onnx(model, tmp_path / "huge.onnx", huge),
+                      "lexicon_max_words", "must be <= 64")
+
+
+@pytest.mark.parametrize("freq", ["9" * 40, "9007199254740993", "0", "-3", "1.5", "٣"])
+def test_lexicon_frequencies_a_model_file_cannot_hold_are_refused(
+        lexicon_run: tuple[Path, Path], tmp_path: Path, freq: str) -> None:
+    """Frequencies past int64 in a model file were an OverflowError traceback (tagger info,
+    predict); anything but a whole number from 1 to 2**53 is refused in one line."""
+    pytest.importorskip("onnxruntime")
+    model, _ = lexicon_run
+
+    def bad(meta: dict) -> None:
+        lexicon = meta["vocabs"]["lexicon"]
+        n = len(lexicon["freqs"].split("\n"))
+        lexicon["freqs"] = "\n".join(["5"] * (n - 1) + [freq])
+
+    _one_line_refusal(_edited_onnx(model, tmp_path / "f.onnx", bad), "freqs must be whole")
+
+
+@pytest.mark.parametrize(("line", "ok"), [
+    ("北京 12 ns", 12), ("北京 ns", None), ("北京", None), ("北京 0", 0),
+    (f"北京 {2**53}", 2**53), (f"北京 {2**53 + 1}", False), ("北京 " + "9" * 30, False),
+    ("北京 -5", False), ("北京 nan", False), ("北京 inf", False), ("北京 1e3", False),
+    ("北京 1_000", False), ("北京 0x10", False), ("北京 2.5", False), ("北京 ²", None)])
+def test_a_word_lists_frequency_column(tmp_path: Path, line: str, ok: int | None | bool) -> None:
+    """A second field that reads as a number must be a whole number from 0 to 2**53 (else an
+    error naming the file and line); one that does not (a POS tag) is no frequency."""
+    from bmes_tagger.errors import CorpusFormatError
+    from bmes_tagger.lexicon import read_lexicon
+
+    path = tmp_path / "words.txt"
+    path.write_text(f"上海 3\n{line}\n", encoding="utf-8")
+    if ok is False:
+        with pytest.raises(CorpusFormatError) as caught:
+            read_lexicon(path)
+        assert caught.value.line == 2 and "whole number from 0" in str(caught.value)
+    else:
+        assert read_lexicon(path) == [("上海", 3), ("北京", ok)]
+
+
+def test_duplicate_words_sum_within_the_float_range() -> None:
+    """The same word twice at 2**53 summed past int64's reach in training (OverflowError)."""
+    from bmes_tagger.lexicon import MAX_FREQ
+
+    lexicon = Lexicon.of([("北京", MAX_FREQ), ("北京", MAX_FREQ), ("上海", 2)], normalize=False)
+    assert lexicon.words == ["上海", "北京"] and lexicon.freqs.tolist() == [2, MAX_FREQ]
