@@ -314,6 +314,8 @@ def train_cli(
         words += ["--device", device] if device is not None else []
         words += ["--threads", str(threads)] if threads is not None else []
         words += ["--seeds", *map(str, seed_list)] if seed_list is not None else []
+        words += ["--quiet"] if quiet else []  # the resumed run reports as this one did
+        words += ["--verbose"] if verbose else []
         typer.echo(f"interrupted: saved {saved}; resume with: "
                    f"{shlex.join([*words, '--resume'])}", err=True)
         raise _interrupted(128 + (result.signal or 2))

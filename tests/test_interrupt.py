@@ -98,6 +98,7 @@ def test_sigint_or_sigterm_saves_and_resume_matches(tmp_path: Path, reference: l
     assert err.count("\n") == 1, err
     assert f"tagger train {config} --output {run} " in err and "Traceback" not in err
     assert err.rstrip().endswith("--resume"), err
+    assert " --quiet --resume" in err, err  # the run was started --quiet (an outside tester)
     assert (run / "last.pt").exists() and not (run / ".lock").exists()
     resumed = start(config, run, "--resume")
     out, err = resumed.communicate(timeout=300)
