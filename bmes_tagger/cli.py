@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from .atomic import atomic_write, check_output, same_file
-from .errors import BmesTaggerError, ConfigError, UsageError, interrupted, require_torch
+from .errors import BmesTaggerError, ConfigError, UsageError, interruption, require_torch
 from .tags import SCHEMES
 
 app = typer.Typer(
@@ -68,6 +68,11 @@ SetOpt = Annotated[
 ]
 
 
+# word2vec allocates vocabulary x dim floats several times over: a typo of a size must be a
+# usage error, not an attempt at terabytes
+_MAX_VECTOR_DIM = 4096
+
+
 class _Stopped(BaseException):
     """SIGTERM or SIGHUP, raised where the command is (like Ctrl-C's KeyboardInterrupt), so
     that the writers' cleanup runs: no partial temporary is left behind."""
@@ -105,10 +110,17 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
         _discard_stdout()
         raise typer.Exit(141) from None
     except ImportError as exc:
-        if not interrupted(exc):
-            raise
-        _log_line("interrupted")  # a Ctrl-C while an extension module initialised
-        raise _interrupted(130) from None
+        # a signal while an extension module initialised (see errors.interruption)
+        cause = interruption(exc)
+        if isinstance(cause, KeyboardInterrupt):
+            _log_line("interrupted")
+            raise _interrupted(130) from None
+        if isinstance(cause, _Stopped):
+            _log_line(f"interrupted by {signal.Signals(cause.signum).name}")
+            raise _interrupted(128 + cause.signum) from None
+        if cause is not None:
+            raise cause from None  # the entry point's SystemExit: it has said so already
+        raise
     except (OSError, UnicodeError) as exc:
         if debug:
             raise
@@ -163,6 +175,11 @@ class _Stopper:
             _set_signal(signum, self.previous[signum])
         if self.int_installed:
             _set_signal(signal.SIGINT, self.previous_int)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGINT, *_Stopper.SIGNALS):
+        _set_signal(signum, signal.SIG_IGN)
 
 
 def _set_signal(signum: int, handler: Any) -> bool:
@@ -696,11 +713,14 @@ def vectors_cli(
                                                "model for word vectors.")] = None,
     jieba: Annotated[bool, typer.Option("--jieba", help="Word vectors from text segmented by "
                                         "jieba.")] = False,
-    char_dim: Annotated[int, typer.Option("--char-dim", min=1, help="= model.embedding_dim.")]
+    char_dim: Annotated[int, typer.Option("--char-dim", min=1,
+                                                    help="= model.embedding_dim.")]
     = 100,
-    bigram_dim: Annotated[int, typer.Option("--bigram-dim", min=1, help="= model.bigram_dim.")]
+    bigram_dim: Annotated[int, typer.Option("--bigram-dim", min=1,
+                                                    help="= model.bigram_dim.")]
     = 50,
-    word_dim: Annotated[int, typer.Option("--word-dim", min=1, help="= model.lexicon_dim.")]
+    word_dim: Annotated[int, typer.Option("--word-dim", min=1,
+                                                    help="= model.lexicon_dim.")]
     = 50,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="word2vec epochs.")] = 5,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Skip tokens seen less "
@@ -725,6 +745,10 @@ def vectors_cli(
     with _user_errors(debug, stop_signals=True):
         if model is not None and jieba:
             raise UsageError("give --model or --jieba, not both")
+        for flag, dim in (("--char-dim", char_dim), ("--bigram-dim", bigram_dim),
+                          ("--word-dim", word_dim)):
+            if dim > _MAX_VECTOR_DIM:
+                raise UsageError(f"{flag}: {dim} is more than {_MAX_VECTOR_DIM}")
         inputs = {**{f"RAW {i + 1}": p for i, p in enumerate(raw)}, "--model": model}
         names = ["chars", "bigrams", *(["words"] if model is not None or jieba else [])]
         for name in names:
@@ -1011,9 +1035,11 @@ def main() -> None:
             _log_line("interrupted")
         raise
     finally:
-        # the command is over: a late Ctrl-C would only interrupt the interpreter's own
-        # shutdown (atexit callbacks of tqdm and torch) with a traceback
-        _set_signal(signal.SIGINT, signal.SIG_IGN)
+        # the command is over: a late signal would only interrupt the interpreter's own
+        # shutdown (atexit callbacks of tqdm and torch) with a traceback, or, once the
+        # interpreter has put the default handlers back, end it without a word; an ignored
+        # signal stays ignored through the shutdown
+        _ignore_stop_signals()
         # CPython remembers a KeyboardInterrupt that left code run by exec() or eval() of a
         # string (namedtuple, dataclass and typing code an import generates), even when a
         # handler caught it later, and then ends the process by SIGINT instead of with its

@@ -18,7 +18,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _stop_while_starting(signum: int, frame: Any) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # once: a second one must not cut the exit short
+    # once: a second signal, of any kind, must not cut the exit short
+    for other in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(other, signal.SIG_IGN)
     sys.stderr.write(f"interrupted by {signal.Signals(signum).name}\n")
     raise SystemExit(128 + signum)
 
@@ -32,7 +34,8 @@ def main() -> None:
     try:
         from .cli import main as cli_main
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)
         sys.stderr.write("interrupted\n")
         # see cli.main: a KeyboardInterrupt that left exec()'d code would otherwise end the
         # process by SIGINT instead of exit status 130

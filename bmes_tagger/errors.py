@@ -189,23 +189,25 @@ class TrainingError(BmesTaggerError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was caused by, a Ctrl-C: an extension module built with pybind11
-    (onnxruntime, torch) that is interrupted while it initialises raises
-    ``ImportError('initialization failed')`` from the ``KeyboardInterrupt``."""
+def interruption(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C or stop signal behind ``exc``, if one is: an extension module built with
+    pybind11 (onnxruntime, torch) that is interrupted while it initialises raises
+    ``ImportError('initialization failed')`` from the ``KeyboardInterrupt`` (or from what a
+    SIGTERM handler raised: anything that is a ``BaseException`` but no ``Exception``)."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if not isinstance(current, Exception):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def import_failure(exc: ImportError, message: str) -> BaseException:
-    """What a failed import of an optional dependency raises: the ``KeyboardInterrupt`` it
-    hid, or the one-line error ``message`` (what to install)."""
-    return KeyboardInterrupt() if interrupted(exc) else BmesTaggerError(message)
+    """What a failed import of an optional dependency raises: the interruption it hid
+    (:func:`interruption`), or the one-line error ``message`` (what to install)."""
+    return interruption(exc) or BmesTaggerError(message)
 
 
 #: What to run where torch is missing (a deployment install has only numpy and onnxruntime).

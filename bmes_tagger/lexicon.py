@@ -96,7 +96,9 @@ def read_lexicon(path: str | Path) -> list[tuple[str, int | None]]:
             continue
         freq = None
         if len(fields) > 1 and _NUMBER.fullmatch(fields[1]):
-            if not (fields[1].isascii() and fields[1].isdigit()) or int(fields[1]) > MAX_FREQ:
+            # the length first: int() of over 4,300 digits is itself an error
+            if not (fields[1].isascii() and fields[1].isdigit()) or len(fields[1]) > 16 or \
+                    int(fields[1]) > MAX_FREQ:
                 raise CorpusFormatError(path, number, f"frequency {fields[1][:30]!r} of "
                                         f"{fields[0][:30]!r}: must be a whole number from 0 "
                                         f"to {MAX_FREQ}", kind="bad_frequency")

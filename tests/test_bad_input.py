@@ -822,6 +822,12 @@ BAD = [
     case("vectors-command/nothing-reaches-min-count", lambda e: [
         "vectors", str(e.file("raw.txt", "我们\n")), "--out", str(e.tmp / "vec")],
          "{tmp}/raw.txt", "no character occurs 2 times or more (--min-count)"),
+    # word2vec tried to allocate 21.8 TiB (an outside tester)
+    case("vectors-command/huge-dim", lambda e: [
+        "vectors", str(e.file("raw.txt", "我们\n我们\n")), "--out", str(e.tmp / "vec"),
+        "--char-dim", "999999999999"], "--char-dim: 999999999999 is more than 4096"),
+    case("lexicon/frequency-of-5000-digits", lambda e: e.train_with_lexicon(
+        "我们 " + "9" * 5000 + "\n"), "{tmp}/w.txt:1", "must be a whole number from 0 to"),
     # --- outputs: never an input, a directory or a missing link target; named by the user's path
     case("output/predict-into-its-input", lambda e: e.predict(
         e.cws, "--output", str(e.tmp / "in.txt"), "--force"),
@@ -898,7 +904,7 @@ def assert_no_traceback(result: Result) -> None:
 # Mistakes in the command line itself exit 2 (like the parser's own errors), not 1
 USAGE = {"predict/bad-format-cws", "predict/bad-format-ner", "eval/nothing-given",
          "eval/model-without-data", "eval/set-without-config", "eval/bad-format",
-         "eval/bad-scheme"}
+         "eval/bad-scheme", "vectors-command/huge-dim"}
 
 
 @pytest.mark.parametrize(("build", "needles"), BAD)

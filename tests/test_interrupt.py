@@ -257,21 +257,36 @@ def test_a_signal_while_the_command_line_imports_is_one_line(
 
 
 def test_an_import_a_ctrl_c_broke_is_an_interrupt_not_a_missing_extra() -> None:
-    """An outside tester: Ctrl-C during `tagger export` said 'ONNX support needs the onnx
-    extra (None is missing)': a pybind11 module interrupted while it initialises raises
-    ImportError('initialization failed') from the KeyboardInterrupt."""
-    from bmes_tagger.errors import BmesTaggerError, import_failure, interrupted
+    """An outside tester: Ctrl-C (or SIGTERM, whose start-up handler raises SystemExit)
+    during `tagger export` / a torch-free predict said 'ONNX support needs the onnx extra
+    (None is missing)': a pybind11 module interrupted while it initialises raises
+    ImportError('initialization failed') from what the signal raised."""
+    from bmes_tagger.errors import BmesTaggerError, import_failure, interruption
 
-    try:
+    for signal_raised in (KeyboardInterrupt(), SystemExit(143)):
         try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as cause:
-            raise ImportError("initialization failed") from cause
-    except ImportError as exc:
-        broken = exc
-    assert interrupted(broken)
-    assert isinstance(import_failure(broken, "install it"), KeyboardInterrupt)
+            try:
+                raise signal_raised
+            except BaseException as cause:
+                raise ImportError("initialization failed") from cause
+        except ImportError as exc:
+            broken = exc
+        assert interruption(broken) is signal_raised
+        assert import_failure(broken, "install it") is signal_raised
     missing = ImportError("No module named 'onnx'", name="onnx")
-    assert not interrupted(missing)
+    assert interruption(missing) is None
     failure = import_failure(missing, "install it")
     assert isinstance(failure, BmesTaggerError) and str(failure) == "install it"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_after_the_command_is_dropped(tmp_path: Path, signum: int) -> None:
+    """An outside tester: SIGTERM or SIGHUP right after a command's output (tagger info)
+    ended it silently (-15, once the interpreter had put the default handler back) or
+    printed 'interrupted' and a traceback from an atexit callback with exit 0."""
+    patch = ("import atexit, os, signal, time\n"
+             f"atexit.register(lambda: (os.kill(os.getpid(), {int(signum)}), time.sleep(0.2)))")
+    done = _main_with(tmp_path, patch, "--help")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "Usage: tagger" in done.stdout
