@@ -112,27 +112,30 @@ def _user_errors(debug: bool, stop_signals: bool = False) -> Iterator[None]:
     except ImportError as exc:
         # a signal while an extension module initialised (see errors.interruption)
         cause = interruption(exc)
-        if isinstance(cause, KeyboardInterrupt):
-            _log_line("interrupted")
-            raise _interrupted(130) from None
-        if isinstance(cause, _Stopped):
-            _log_line(f"interrupted by {signal.Signals(cause.signum).name}")
-            raise _interrupted(128 + cause.signum) from None
-        if cause is not None:
-            raise cause from None  # the entry point's SystemExit: it has said so already
-        raise
+        if cause is None:
+            raise
+        raise _interrupted_by(cause) from None
     except (OSError, UnicodeError) as exc:
         if debug:
             raise
         name = getattr(exc, "filename", None)
         reason = getattr(exc, "strerror", None) or str(exc)
         _fail(f"{name}: {reason}" if name else reason)
-    except KeyboardInterrupt:
-        _log_line("interrupted")  # through tqdm: a progress bar on stderr moves aside
-        raise _interrupted(130) from None
-    except _Stopped as exc:
+    except (KeyboardInterrupt, _Stopped) as exc:
+        raise _interrupted_by(exc) from None
+
+
+def _interrupted_by(exc: BaseException) -> BaseException:
+    """Say (once) what interrupted the command and give the exit to raise: 130 for Ctrl-C,
+    128+N for SIGTERM/SIGHUP; the entry point's SystemExit has said so already."""
+    if isinstance(exc, SystemExit):
+        return exc
+    # through tqdm: a progress bar on stderr moves aside
+    if isinstance(exc, _Stopped):
         _log_line(f"interrupted by {signal.Signals(exc.signum).name}")
-        raise _interrupted(128 + exc.signum) from None
+        return _interrupted(128 + exc.signum)
+    _log_line("interrupted")
+    return _interrupted(130)
 
 
 class _Stopper:
@@ -713,14 +716,11 @@ def vectors_cli(
                                                "model for word vectors.")] = None,
     jieba: Annotated[bool, typer.Option("--jieba", help="Word vectors from text segmented by "
                                         "jieba.")] = False,
-    char_dim: Annotated[int, typer.Option("--char-dim", min=1,
-                                                    help="= model.embedding_dim.")]
+    char_dim: Annotated[int, typer.Option("--char-dim", min=1, help="= model.embedding_dim.")]
     = 100,
-    bigram_dim: Annotated[int, typer.Option("--bigram-dim", min=1,
-                                                    help="= model.bigram_dim.")]
+    bigram_dim: Annotated[int, typer.Option("--bigram-dim", min=1, help="= model.bigram_dim.")]
     = 50,
-    word_dim: Annotated[int, typer.Option("--word-dim", min=1,
-                                                    help="= model.lexicon_dim.")]
+    word_dim: Annotated[int, typer.Option("--word-dim", min=1, help="= model.lexicon_dim.")]
     = 50,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="word2vec epochs.")] = 5,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Skip tokens seen less "
