@@ -17,10 +17,13 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+def _ignore_all() -> None:
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _stop_while_starting(signum: int, frame: Any) -> None:
-    # once: a second signal, of any kind, must not cut the exit short
-    for other in (signal.SIGINT, *STOP_SIGNALS):
-        signal.signal(other, signal.SIG_IGN)
+    _ignore_all()  # once: a second signal, of any kind, must not cut the exit short
     sys.stderr.write(f"interrupted by {signal.Signals(signum).name}\n")
     raise SystemExit(128 + signum)
 
@@ -34,8 +37,7 @@ def main() -> None:
     try:
         from .cli import main as cli_main
     except KeyboardInterrupt:
-        for signum in (signal.SIGINT, *STOP_SIGNALS):
-            signal.signal(signum, signal.SIG_IGN)
+        _ignore_all()
         sys.stderr.write("interrupted\n")
         # see cli.main: a KeyboardInterrupt that left exec()'d code would otherwise end the
         # process by SIGINT instead of exit status 130

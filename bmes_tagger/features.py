@@ -427,11 +427,11 @@ class Lexicon(Feature):
             raise ValueError("fixed must be an integer")
         words = raw["words"].split("\n") if raw["words"] else []
         texts = raw["freqs"].split("\n") if raw["freqs"] else []
-        # digits only and bounded before NumPy reads them: past int64 it raises OverflowError
-        if not all(t.isascii() and t.isdigit() and len(t) <= 16 and
-                   1 <= int(t) <= lexicon_module.MAX_FREQ for t in texts):
+        # read as a word list's column is, before NumPy: past int64 it raises OverflowError
+        values = [lexicon_module.frequency(t) for t in texts]
+        if not all(v is not None and v >= 1 for v in values):
             raise ValueError(f"freqs must be whole numbers from 1 to {lexicon_module.MAX_FREQ}")
-        freqs = np.array([int(t) for t in texts], dtype=np.int64)
+        freqs = np.array(values, dtype=np.int64)
         if len(freqs) != len(words):
             raise ValueError("needs one frequency per word")
         if len(set(words)) != len(words) or not all(words):

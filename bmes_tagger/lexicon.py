@@ -81,6 +81,15 @@ class Lexicon:
         return self._automaton
 
 
+def frequency(text: str) -> int | None:
+    """``text`` as a frequency: a whole number from 0 to :data:`MAX_FREQ` in ASCII digits, or
+    None. The length is checked first: ``int()`` of over 4,300 digits is itself an error."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_FREQ)):
+        return None
+    value = int(text)
+    return value if value <= MAX_FREQ else None
+
+
 def read_lexicon(path: str | Path) -> list[tuple[str, int | None]]:
     """A word list: one word per line, optionally followed by a frequency (jieba's
     ``dict.txt``: ``word freq pos``); further fields are ignored.
@@ -96,13 +105,11 @@ def read_lexicon(path: str | Path) -> list[tuple[str, int | None]]:
             continue
         freq = None
         if len(fields) > 1 and _NUMBER.fullmatch(fields[1]):
-            # the length first: int() of over 4,300 digits is itself an error
-            if not (fields[1].isascii() and fields[1].isdigit()) or len(fields[1]) > 16 or \
-                    int(fields[1]) > MAX_FREQ:
+            freq = frequency(fields[1])
+            if freq is None:
                 raise CorpusFormatError(path, number, f"frequency {fields[1][:30]!r} of "
                                         f"{fields[0][:30]!r}: must be a whole number from 0 "
                                         f"to {MAX_FREQ}", kind="bad_frequency")
-            freq = int(fields[1])
         out.append((fields[0], freq))
     return out
 
