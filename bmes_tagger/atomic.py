@@ -33,7 +33,6 @@ import glob
 import io
 import os
 import re
-import socket
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -219,7 +218,8 @@ _MAX_NAME_BYTES = 150
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32] or "host"
+    # uname's node name is what socket.gethostname() returns, without importing socket
+    return re.sub(r"[^A-Za-z0-9]", "_", os.uname().nodename)[:32] or "host"
 
 
 def _owner_tag() -> str:

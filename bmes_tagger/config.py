@@ -34,14 +34,18 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from . import features
 from .errors import ConfigError
 from .tags import SCHEMES
+
+# PyYAML is imported where YAML is read or written, never at import: reading a model file's
+# config (predict, eval, info) needs none, and a one-line predict pays for every import.
+if TYPE_CHECKING:
+    import yaml
 
 TASKS = ("cws", "ner", "pos")
 # names of the encoders in bmes_tagger.model.ENCODERS, kept here so that reading a config needs
@@ -347,6 +351,8 @@ def input_paths(cfg: Config) -> dict[str, str]:
 
 def write_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (the run directory's ``config.yaml``), atomically."""
+    import yaml
+
     from .atomic import atomic_write
 
     with atomic_write(path) as f:
@@ -425,25 +431,29 @@ _YAML12_FLOAT = re.compile(r"^[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-
 _YAML12_FLOAT_TAG = "tag:bmes_tagger,2026:yaml12-float"
 
 
-class _SafeLoader(yaml.SafeLoader):
+@cache
+def _safe_loader() -> type[yaml.SafeLoader]:
     """SafeLoader whose value errors (``2001-13-45``, ``!!int x``) are YAML errors with a line,
-    and which reads YAML 1.2 floats (``1e-3``) as numbers."""
+    and which reads YAML 1.2 floats (``1e-3``) as numbers (built on first use: see the import
+    note at the top)."""
+    import yaml
 
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            shown = (_preview(node.value) if isinstance(node, yaml.ScalarNode)
-                     else _type_name([] if isinstance(node, yaml.SequenceNode) else {}))
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {shown} as {_clip(str(node.tag), _KEY_SHOWN)}: "
-                f"{_clip(str(exc), _VALUE_SHOWN)}", node.start_mark) from None
+    class SafeLoader(yaml.SafeLoader):
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                shown = (_preview(node.value) if isinstance(node, yaml.ScalarNode)
+                         else _type_name([] if isinstance(node, yaml.SequenceNode) else {}))
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {shown} as {_clip(str(node.tag), _KEY_SHOWN)}: "
+                    f"{_clip(str(exc), _VALUE_SHOWN)}", node.start_mark) from None
 
-
-# add_implicit_resolver copies the inherited table first, so yaml.SafeLoader is not changed.
-_SafeLoader.add_implicit_resolver(_YAML12_FLOAT_TAG, _YAML12_FLOAT, list("-+0123456789."))
-_SafeLoader.add_constructor(
-    _YAML12_FLOAT_TAG, lambda loader, node: _Yaml12Float(loader.construct_scalar(node)))
+    # add_implicit_resolver copies the inherited table first, so yaml.SafeLoader is unchanged
+    SafeLoader.add_implicit_resolver(_YAML12_FLOAT_TAG, _YAML12_FLOAT, list("-+0123456789."))
+    SafeLoader.add_constructor(
+        _YAML12_FLOAT_TAG, lambda loader, node: _Yaml12Float(loader.construct_scalar(node)))
+    return SafeLoader
 
 
 def _check_size(node: yaml.Node, source: str, depth: int = 1, key: str | None = None) -> None:
@@ -456,6 +466,8 @@ def _check_size(node: yaml.Node, source: str, depth: int = 1, key: str | None = 
     for an alias bomb, whose expansion nothing else may then attempt (constructing shares the
     aliased objects, but ``<<`` merges and any repr() of the value would expand them).
     """
+    import yaml
+
     stack = [(node, depth)]
     count = 1
     while stack:
@@ -479,10 +491,12 @@ def _check_size(node: yaml.Node, source: str, depth: int = 1, key: str | None = 
 
 def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Parse YAML and record the line of every ``section.key`` for error messages."""
+    import yaml
+
     loader = None
     try:
         # the reader already rejects control characters here
-        loader = _SafeLoader(text)
+        loader = _safe_loader()(text)
         node = loader.get_single_node()
         lines: dict[str, int] = {}
         if node is not None:
@@ -511,6 +525,8 @@ def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]
 def _key_lines(node: yaml.Node, source: str) -> dict[str, int]:
     """``section`` and ``section.key`` -> line, refusing a section or key given twice (PyYAML
     would silently keep the last one, so half of what the user wrote would be ignored)."""
+    import yaml
+
     lines: dict[str, int] = {}
 
     def scan(mapping: yaml.MappingNode, prefix: str) -> list[tuple[str, yaml.Node]]:
@@ -538,11 +554,13 @@ def _key_lines(node: yaml.Node, source: str) -> dict[str, int]:
 
 def _parse_override_value(text: str, source: str, key: str) -> Any:
     """A ``--set`` value as YAML, or the text itself if it is not valid YAML."""
+    import yaml
+
     if not text.strip():
         return None
     loader = None
     try:
-        loader = _SafeLoader(text)
+        loader = _safe_loader()(text)
         node = loader.get_single_node()
         if node is None:
             return None

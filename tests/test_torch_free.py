@@ -15,12 +15,13 @@ from conftest import DATA, tiny_config
 
 pytest.importorskip("onnxruntime", reason="needs the onnx extra")
 
-# also names the heavy packages a one-line predict must not pay for: typer 0.29's pydantic
-# adapters and rich's console were a third of the start-up of `tagger predict`
+# also names the packages a one-line predict must not pay for: typer 0.29's pydantic adapters
+# and rich's console were a third of the start-up of `tagger predict`; PyYAML reads configs,
+# which predicting from a model file never does
 PROBE = """
 import sys, atexit
 def report():
-    heavy = [m for m in ("pydantic", "rich") if m in sys.modules]
+    heavy = [m for m in ("pydantic", "rich", "yaml") if m in sys.modules]
     print(f"heavy: {{' '.join(heavy)}}" if heavy else "light", file=sys.stderr)
     print("torch imported" if "torch" in sys.modules else "torch-free", file=sys.stderr)
 atexit.register(report)
