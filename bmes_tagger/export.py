@@ -39,7 +39,7 @@ from .atomic import OutputError, atomic_write, check_output
 from .checkpoint import load_checkpoint, make_payload
 from .errors import import_failure
 from .exported import EXTRA_FILE, METADATA_KEY, SUFFIXES, exported_kind
-from .model import BiLSTMTagger, build_model
+from .model import BiLSTMTagger, RecurrentEncoder, build_model
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -66,10 +66,82 @@ class EmissionNetwork(nn.Module):
         return self.model.emissions(inputs, lengths)
 
 
+class _TimeMajorRecurrent(nn.Module):
+    """The network of a :class:`~bmes_tagger.model.RecurrentEncoder` model as ONNX runs it
+    best: time-major, each layer one ONNX LSTM/GRU/RNN node for both directions, which reads
+    each row's length itself (``sequence_lens``, added to the traced graph by
+    :func:`_with_sequence_lens`: traced alone, this module's backward direction would read a
+    row's padding first).
+
+    Eager training runs each direction as its own module on the padded batch and reverses
+    rows within their lengths around the backward one; exported that way, the graph carried
+    a second recurrent node, row reversals (gathers over whole hidden states) and transposes
+    of the float activations into and out of the time-major layout ONNX's recurrent
+    operators read. Here only the integer ids (before the embedding) and the (seq_len, batch,
+    tags) scores (after the output layer) are transposed. The same weights, so the same
+    emissions on real positions (tests check it at many shapes); on padding the recurrent
+    nodes output zeros, as the eager encoder does.
+    """
+
+    def __init__(self, network: EmissionNetwork) -> None:
+        super().__init__()
+        self.model = network.model
+        encoder = self.model.encoder
+        assert isinstance(encoder, RecurrentEncoder)
+        layers = []
+        for directions in encoder.layers:
+            first = directions[0]
+            extra = {"nonlinearity": first.nonlinearity} if isinstance(first, nn.RNN) else {}
+            rnn = type(first)(first.input_size, first.hidden_size,
+                              bidirectional=len(directions) == 2, **extra)
+            # the backward module's weights are the "_reverse" ones of a bidirectional layer
+            rnn.load_state_dict({name + ("_reverse" if d else ""): weight
+                                 for d, module in enumerate(directions)
+                                 for name, weight in module.state_dict().items()})
+            layers.append(rnn)
+        self.layers = nn.ModuleList(layers)
+        self.eval()
+
+    def forward(self, inputs: dict[str, torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+        """For tracing only (see the class): inputs {name: (batch, seq_len, slots)}, lengths
+        (batch,) -> (batch, seq_len, num_tags)."""
+        model = self.model
+        # (seq_len, batch, input_dim)
+        x = model.embedding({name: ids.transpose(0, 1) for name, ids in inputs.items()})
+        for rnn in self.layers:
+            # (seq_len, batch, directions * hidden)
+            x = rnn(x)[0]
+        # (seq_len, batch, num_tags) -> (batch, seq_len, num_tags)
+        return model.output(x).transpose(0, 1)
+
+
+# the recurrent operators of ONNX, whose input 4 is sequence_lens (int32, one per row)
+_RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+
+def _with_sequence_lens(graph: Any, onnx: Any) -> None:
+    """Give every recurrent node of a traced :class:`_TimeMajorRecurrent` graph the rows'
+    lengths (the graph input ``lengths``, as int32) as its ``sequence_lens``: each direction
+    then runs over a row's real positions only (the backward one starts at its last real
+    character) and outputs zeros on padding."""
+    nodes = [n for n in graph.graph.node if n.op_type in _RECURRENT_OPS]
+    assert nodes and all(len(n.input) > 4 and not n.input[4] for n in nodes), \
+        "expected recurrent nodes without sequence_lens"
+    if "lengths" not in [i.name for i in graph.graph.input]:
+        # the tracer drops an input that nothing read
+        graph.graph.input.insert(0, onnx.helper.make_tensor_value_info(
+            "lengths", onnx.TensorProto.INT64, ["batch"]))
+    cast = onnx.helper.make_node("Cast", ["lengths"], ["sequence_lens"],
+                                 to=onnx.TensorProto.INT32, name="sequence_lens")
+    graph.graph.node.insert(0, cast)
+    for node in nodes:
+        node.input[4] = "sequence_lens"
+
+
 class _Positional(nn.Module):
     """The network with one positional argument per input, for ONNX's named graph inputs."""
 
-    def __init__(self, network: EmissionNetwork, names: list[str]) -> None:
+    def __init__(self, network: nn.Module, names: list[str]) -> None:
         super().__init__()
         self.network = network
         self.names = names
@@ -192,10 +264,16 @@ def _onnx_bytes(network: EmissionNetwork, metadata: str, quantize: bool) -> byte
         # The TorchScript-based exporter maps each nn.LSTM/GRU/RNN to the ONNX operator of the
         # same name, which runs at any batch size and length. (torch.export-based export, the
         # `dynamo=True` path in torch 2.13, unrolls the LSTM and pins the length to the example's.)
-        torch.onnx.export(_Positional(network, names), (lengths, *inputs.values()), str(path),
+        time_major = isinstance(network.model.encoder, RecurrentEncoder)
+        exported = _TimeMajorRecurrent(network) if time_major else network
+        torch.onnx.export(_Positional(exported, names), (lengths, *inputs.values()), str(path),
                           dynamo=False, input_names=["lengths", *names],
                           output_names=["emissions"], dynamic_axes=axes,
                           opset_version=ONNX_OPSET)
+        if time_major:
+            graph = onnx.load(str(path))
+            _with_sequence_lens(graph, onnx)
+            onnx.save(graph, str(path))
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 

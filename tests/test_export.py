@@ -97,6 +97,20 @@ def test_exported_emissions_equal_eager_at_any_shape(tmp_path: Path, fmt: str,
         # real positions only: padding rows are never read by decoding
         assert np.allclose(got[batch.mask], want[batch.mask], atol=1e-4), (
             f"{fmt} differs at shape {batch.mask.shape}")
+    if fmt == "onnx":
+        # one recurrent node per layer runs both directions over each row's own length
+        # (the eager model's second module and row reversals are not in the graph)
+        import onnx
+
+        nodes = onnx.load(str(tmp_path / "m.onnx")).graph.node
+        recurrent = [n for n in nodes if n.op_type in ("LSTM", "GRU", "RNN")]
+        assert len(recurrent) == eager.config.model.num_layers
+        assert all(n.input[4] == "sequence_lens" for n in recurrent)
+        # ONNX's default direction is forward
+        directions = {next((onnx.helper.get_attribute_value(a) for a in n.attribute
+                            if a.name == "direction"), b"forward") for n in recurrent}
+        assert directions == ({b"bidirectional"} if eager.config.model.bidirectional
+                              else {b"forward"})
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
