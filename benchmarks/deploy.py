@@ -89,14 +89,16 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def timed(argv: list[str], stdin: Path | None = None, stdout: Path | None = None,
-          env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """Run ``argv`` once; (wall s, user + system CPU s, peak RSS KiB) of that child alone."""
+          env: dict[str, str] | None = None, cwd: Path | None = None
+          ) -> tuple[float, float, int]:
+    """Run ``argv`` once (in ``cwd``); (wall s, user + system CPU s, peak RSS KiB) of that
+    child alone."""
     read_end, write_end = os.pipe()
     try:
         with open(stdin or os.devnull, "rb") as fin, open(stdout or os.devnull, "wb") as fout:
             proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, str(write_end),
                                      *argv], stdin=fin, stdout=fout, stderr=subprocess.PIPE,
-                                    env=env, pass_fds=(write_end,))
+                                    env=env, cwd=cwd, pass_fds=(write_end,))
             os.close(write_end)
             write_end = -1
             err = proc.communicate()[1]
@@ -172,7 +174,7 @@ def package_self_times(importtime: str) -> dict[str, float]:
     return sums
 
 
-def import_profile(argv: list[str], env: dict[str, str], reps: int
+def import_profile(argv: list[str], env: dict[str, str], reps: int, cwd: Path | None = None
                    ) -> tuple[dict[str, list[float]], list[float]]:
     """Where a one-line command's start-up goes: ``-X importtime``'s *self* time of every
     module summed per top-level package (a partition of all import time, unlike the
@@ -182,7 +184,7 @@ def import_profile(argv: list[str], env: dict[str, str], reps: int
     walls = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env,
+        done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, cwd=cwd,
                               capture_output=True, text=True, check=True)
         walls.append(time.perf_counter() - t0)
         for package, seconds in package_self_times(done.stderr).items():
@@ -206,7 +208,8 @@ def main() -> None:
     if model is None:
         raise SystemExit("no CWS model: give --model, or train one with "
                          "`tagger train configs/pku_tiny.yaml --output runs/pku_tiny`")
-    pku = args.corpora / "sighan2005_pku"
+    model = model.resolve()  # the commands run in a folder of their own (see `work`)
+    pku = args.corpora.resolve() / "sighan2005_pku"
     test, gold = pku / "pku_test.utf8", pku / "pku_test_gold.utf8"
     if not test.exists():
         raise SystemExit(f"{test}: not found (needs ../shared/corpora)")
@@ -215,22 +218,34 @@ def main() -> None:
     python = make_venv(args.venv, log)
     tagger_venv = [str(python), "-m", "bmes_tagger"]
     here = [sys.executable, "-m", "bmes_tagger"]
+    # Every command runs in this empty folder: `python -m` puts the current folder first on
+    # the path, so from the checkout the deployment environment would import the checkout's
+    # sources (compiled again at every start where bytecode is not written) instead of the
+    # package installed there. This environment's commands get the checkout by PYTHONPATH.
     work = Path(tempfile.mkdtemp(prefix="bmes_deploy_"))
+    here_env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     onnx = {"onnx fp32": work / "m.onnx", "onnx int8": work / "m.int8.onnx"}
     subprocess.run([*here, "export", str(model), "--output", str(onnx["onnx fp32"])],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=here_env, cwd=work)
     subprocess.run([*here, "export", str(model), "--quantize", "--output",
-                    str(onnx["onnx int8"])], check=True, capture_output=True)
+                    str(onnx["onnx int8"])], check=True, capture_output=True, env=here_env,
+                   cwd=work)
     one = work / "one.txt"
     one.write_text(ONE_LINE, encoding="utf-8")
     # the deployment environment must not see this checkout's sources or site-packages
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    imported = subprocess.run([str(python), "-c", "import bmes_tagger; print(bmes_tagger"
+                               ".__file__)"], env=env, cwd=work, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    if not Path(imported).resolve().is_relative_to(args.venv.resolve()):
+        raise SystemExit(f"the deployment environment imports {imported}, not its own package")
 
     one_line: dict[str, tuple[list[str], dict[str, str] | None]] = {
         f"deploy env, {k}": ([*tagger_venv, "predict", str(one), "--model", str(p)], env)
         for k, p in onnx.items()}
     one_line["this env (torch), checkpoint"] = ([*here, "predict", str(one), "--model",
-                                                 str(model)], None)
+                                                 str(model)], here_env)
     one_line["`python -c pass` (deploy env's interpreter)"] = ([str(python), "-c", "pass"], env)
     outputs = {k: work / f"{k.replace(' ', '_')}.txt" for k in onnx}
     whole: dict[str, tuple[list[str], dict[str, str] | None, Path]] = {
@@ -241,9 +256,9 @@ def main() -> None:
 
     log("warm-up (untimed)")
     for argv, e in one_line.values():
-        timed(argv, env=e)
+        timed(argv, env=e, cwd=work)
     for argv, e, out in whole.values():
-        timed(argv, stdout=out, env=e)
+        timed(argv, stdout=out, env=e, cwd=work)
     from bmes_tagger.corpus import read_word_list
     from bmes_tagger.metrics import cws_scores
 
@@ -257,14 +272,14 @@ def main() -> None:
     for rep in range(args.reps):
         log(f"repeat {rep + 1}/{args.reps}")
         for k, (argv, e) in one_line.items():
-            results_one[k].add(*timed(argv, env=e))
+            results_one[k].add(*timed(argv, env=e, cwd=work))
         for k, (argv, e, out) in whole.items():
-            results_whole[k].add(*timed(argv, stdout=out, env=e))
+            results_whole[k].add(*timed(argv, stdout=out, env=e, cwd=work))
         loads.append(os.getloadavg()[0])
 
     log("import profile of the one-line command (int8)")
     profile_argv = one_line["deploy env, onnx int8"][0]
-    imports, profile_walls = import_profile(profile_argv, env, args.reps)
+    imports, profile_walls = import_profile(profile_argv, env, args.reps, cwd=work)
     start_up = statistics.median(results_one["`python -c pass` (deploy env's interpreter)"].wall)
 
     chars = sum(len(line.replace(" ", "")) for line in test.read_text(encoding="utf-8")
