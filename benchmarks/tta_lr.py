@@ -35,10 +35,10 @@ from speed import OurRun, _code_version, _lscpu  # noqa: E402
 from bmes_tagger.evaluate import evaluate  # noqa: E402
 
 # batch size -> learning rates tried (Adam; the config's 0.002 at batch 10, and the rates
-# speed.py used before this sweep: 0.003 at 32, 0.004 at 64)
+# speed.py used before this sweep: 0.003 at 32, 0.004 at 64), each grid reaching past its pick
 GRID: dict[int, tuple[float, ...]] = {10: (0.002, 0.004, 0.006, 0.008),
-                                      32: (0.003, 0.006, 0.009),
-                                      64: (0.004, 0.008, 0.012)}
+                                      32: (0.003, 0.006, 0.009, 0.012),
+                                      64: (0.004, 0.008, 0.012, 0.016)}
 
 
 def sweep(corpora: Path, epochs: int, log: callable) -> list[dict]:

@@ -1,0 +1,38 @@
+"""benchmarks/tta_lr.py: the learning rate picked per batch size is the one with the best mean
+dev F1, whatever the test F1 says."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "tta_lr.py"
+
+
+def load():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("tta_lr", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tta_lr"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(batch: int, lr: float, dev: list[float], test: list[float]) -> dict:
+    return {"batch": batch, "lr": lr, "dev": dev, "test": test, "cpu": [1.0] * len(dev)}
+
+
+def test_the_pick_is_the_best_mean_dev_f1_never_the_test_f1() -> None:
+    tta_lr = load()
+    rows = [row(10, 0.002, [0.5, 1.0], [0.99, 0.99]),     # best test, worse dev
+            row(10, 0.004, [0.75, 0.875], [0.50, 0.50]),  # best mean dev (0.8125)
+            row(10, 0.008, [0.875, 0.75], [0.60, 0.60]),  # the same mean: the first wins
+            row(64, 0.012, [0.70, 0.70], [0.90, 0.90]),
+            row(64, 0.008, [0.71, 0.72], [0.10, 0.10])]
+    assert tta_lr.picks(rows) == {10: 0.004, 64: 0.008}
+    text = tta_lr.render(rows, tta_lr.picks(rows), {"date": "d", "cpu": "c", "flags": "f",
+                                                    "code": "commit x", "minutes": 1.0})
+    picked = [line for line in text.splitlines() if line.endswith("| yes |")]
+    assert [line.split(" | ")[1] for line in picked] == ["0.004", "0.008"]
