@@ -15,7 +15,7 @@ What is measured (characters = real, non-padding characters):
 0. NCRF++ itself, in this run (``benchmarks/ncrfpp.py``, from ``--peers``, default
    ../shared/peers; its rows say why when it is absent): 8 epochs (quick: 1) on Resume NER at
    its own configuration (batch 10), stopped at the start of each epoch while each of our runs
-   of ``configs/resume_ncrfpp.yaml`` (batch 10, and 32 and 64 with larger learning rates) trains
+   of ``configs/resume_ncrfpp.yaml`` (batch 10, 32 and 64 at benchmarks/tta_lr.py's rates) trains
    one epoch with the library's real ``train_step`` and the bare padded LSTM runs over the same
    batches; training chars per CPU-second (``/proc/<pid>/stat`` for NCRF++, process time for
    us) and per wall-second of both, ours / NCRF++ per pair, ours / padded LSTM, NER decoding
@@ -449,11 +449,12 @@ def bench_training_pku(corpora: Path, plan: Plan, log: Callable[[str], None]) ->
 
 # --- NCRF++ side by side, time to accuracy -----------------------------------------------------
 
-# configs/resume_ncrfpp.yaml and its larger-batch variants (--set overrides; batch 64 at lr 0.004
-# as the config's header suggests, batch 32 in between)
-# and each again with bfloat16 training (train.precision=bf16). Keys are the runs' labels.
-_BATCHES = {"10": (), "32": ("train.batch_size=32", "train.lr=0.003"),
-            "64": ("train.batch_size=64", "train.lr=0.004")}
+# configs/resume_ncrfpp.yaml at batch 10, 32 and 64 (--set overrides), each at the learning rate
+# benchmarks/tta_lr.py picks on mean dev F1 over 8 epochs (RESULTS.md, "tta-lr" section: above
+# the config's 0.002, which is tuned for 20 epochs), and each again with bfloat16 training
+# (train.precision=bf16). Keys are the runs' labels.
+_BATCHES = {"10": ("train.lr=0.006",), "32": ("train.batch_size=32", "train.lr=0.012"),
+            "64": ("train.batch_size=64", "train.lr=0.016")}
 OUR_RUNS: dict[str, tuple[str, ...]] = {
     **_BATCHES, **{f"{bs} bf16": (*o, "train.precision=bf16") for bs, o in _BATCHES.items()}}
 NCRFPP_CONFIG = REPO / "configs" / "resume_ncrfpp.yaml"
@@ -1130,7 +1131,6 @@ def render_side(side: dict[str, Any], w: Callable[[str], None]) -> None:
     import ncrfpp
 
     res, n, runs = side["ncrfpp"], side["paired"], side["runs"]
-    first = runs["10"].config
     w(f"### NCRF++ side by side (Resume NER at NCRF++'s size: embedding {side['emb']}, BiLSTM "
       f"{side['hidden']} per direction, CRF; 1 thread each)")
     w("")
@@ -1139,10 +1139,11 @@ def render_side(side: dict[str, Any], w: Callable[[str], None]) -> None:
       f"{res.command}; its configuration `ncrfpp-resume.config.tmpl`: random embeddings, SGD "
       f"lr 0.015 decay 0.05, dropout 0.5, summed loss) trained {len(res.epochs)} epochs in this "
       "run. It was stopped (SIGSTOP) at the start of each of its epochs; while it was stopped, "
-      f"each of our runs trained one epoch (`configs/resume_ncrfpp.yaml`, Adam lr "
-      f"{first.train.lr:g}, at batch {', '.join(str(b) for b in runs)}; the larger batches with "
+      f"each of our runs trained one epoch (`configs/resume_ncrfpp.yaml`, Adam, at batch "
+      f"{', '.join(str(b) for b in runs)}: "
       + ", ".join(f"`{' '.join(OUR_RUNS[b])}`" for b in runs if OUR_RUNS[b])
-      + ") and the bare padded LSTM ran over the same batches, so epoch i of NCRF++ is paired "
+      + "; learning rates from `benchmarks/tta_lr.py`) and the bare padded LSTM ran over the "
+      "same batches, so epoch i of NCRF++ is paired "
       "with the epochs i of ours timed just before it, and load from other processes hits both "
       f"alike (1-minute load average during these rounds: {min(loads):.1f}–{max(loads):.1f}). "
       "NCRF++'s wall time is its own printed training time minus the time we kept it stopped; "
