@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -65,3 +68,16 @@ def require_corpora() -> Path:
     if not CORPORA.is_dir():
         pytest.skip(f"needs the public corpora at {CORPORA} (not part of the repository)")
     return CORPORA
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/NAME.py`` as module ``NAME`` (registered in ``sys.modules``, where its
+    dataclasses look their module up), with ``benchmarks/`` on the path for its own imports."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 
-from conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "deploy.py"
+from conftest import load_benchmark
 
 
 def load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("deploy", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("deploy")
 
 
 def test_import_profile_partitions_the_import_time_by_package() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
 import time
@@ -10,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "ncrfpp.py"
+from conftest import load_benchmark
 
 # Prints what NCRF++'s main.py prints (the lines the wrapper reads), burning CPU per epoch.
 FAKE_MAIN = textwrap.dedent("""\
@@ -51,12 +48,7 @@ TEMPLATE = textwrap.dedent("""\
 
 
 def load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("ncrfpp", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ncrfpp"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ncrfpp")
 
 
 def fake_setup(tmp_path: Path, template: str = TEMPLATE) -> tuple[Path, Path]:
@@ -134,13 +126,7 @@ def test_corpus_counts(tmp_path: Path) -> None:
 
 def load_speed():  # type: ignore[no-untyped-def]
     load()
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["speed"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("speed")
 
 
 def fake_side(speed, ncrfpp, b32: bool):  # type: ignore[no-untyped-def]

@@ -3,21 +3,11 @@ dev F1, whatever the test F1 says."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
-from conftest import REPO
-
-SCRIPT = REPO / "benchmarks" / "tta_lr.py"
+from conftest import load_benchmark
 
 
 def load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("tta_lr", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tta_lr"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("tta_lr")
 
 
 def row(batch: int, lr: float, dev: list[float], test: list[float]) -> dict:
