@@ -16,6 +16,11 @@ import torch
 # Ctrl-C (to this process or to the commands they start, which inherit it) would see nothing.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# The same for a suite run under nohup (SIGHUP ignored) or with SIGTERM ignored: the tests
+# that send them would wait for commands that, rightly, go on.
+for _stop in (signal.SIGHUP, signal.SIGTERM):
+    if signal.getsignal(_stop) is signal.SIG_IGN:
+        signal.signal(_stop, signal.SIG_DFL)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
