@@ -211,7 +211,8 @@ def import_failure(exc: ImportError, message: str) -> BaseException:
 
 
 #: What to run where torch is missing (a deployment install has only numpy and onnxruntime).
-TORCH_INSTALL = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
+# pinned: an unpinned torch (the train extra's) resolves to the multi-GB CUDA build
+TORCH_INSTALL = "pip install torch==2.13.0"
 
 
 #: Said where a checkpoint is refused for want of torch.

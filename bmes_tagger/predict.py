@@ -142,15 +142,24 @@ class Tagger:
         Args:
             path: the file.
             bf16: run the network under bfloat16 autocast when predicting (faster on CPUs
-                with bf16 instructions; decoding stays in float32). Checkpoints only.
+                with bf16 instructions; decoding stays in float32). Checkpoints only: an
+                exported model with ``bf16`` is a :class:`~bmes_tagger.errors.UsageError`.
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``;
-                exported models run on the CPU.
+                exported models run on the CPU (``auto`` or ``cpu`` only).
             trust_code: allow loading TorchScript.
             threads: CPU threads of the network (torch, or onnxruntime for ONNX files); 0:
                 the library's default (all cores); None: torch's current setting for
                 checkpoints, 1 for ONNX.
         """
         if exported_kind(path) is not None:
+            # refused, not ignored: the run would go on in float32 on the CPU and look as
+            # if the option had worked
+            if bf16 or device not in ("auto", "cpu"):
+                from .errors import UsageError
+
+                asked = "bf16 (--bf16)" if bf16 else f"device {device} (--device)"
+                raise UsageError(f"{path}: an exported model runs on the CPU in float32; "
+                                 f"{asked} is for checkpoints (.pt)")
             meta, network = load_exported(path, threads=threads, trust_code=trust_code)
             return cls.from_checkpoint(meta, network=network, source=str(path))
         # a checkpoint needs torch: imported here, so the exported-model path never does

@@ -3,6 +3,7 @@ line imports it (checked in a fresh interpreter, where nothing else could have).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_what_needs_torch_says_so_in_one_line(onnx_model: Path) -> None:
 
     checkpoint = onnx_model.parent / "run" / "best.pt"
     script = export_model(checkpoint, onnx_model.with_suffix(".ts"), "torchscript", force=True)
-    install = "pip install torch==2.13.0 (or pip install 'bmes_tagger[train]')"
+    install = "pip install torch==2.13.0"
     cases = {
         ("info", str(checkpoint)): f"{checkpoint}: reading a checkpoint (.pt) needs torch",
         ("predict", "-", "--model", str(checkpoint)):
@@ -117,3 +118,24 @@ def test_what_needs_torch_says_so_in_one_line(onnx_model: Path) -> None:
     # the exported ONNX model still predicts there
     proc = without_torch("predict", "-", "--model", str(onnx_model))
     assert proc.returncode == 0 and proc.stdout.strip() == "我们", proc.stderr
+
+
+def test_cuda_or_bf16_with_an_exported_model_is_refused_not_ignored(onnx_model: Path) -> None:
+    """An outside tester: `--device cuda` and `--bf16` with an ONNX model exited 0 and ran in
+    float32 on the CPU, where the same options with the checkpoint fail or take effect."""
+    from bmes_tagger import Tagger
+    from bmes_tagger.errors import UsageError
+
+    for kwargs, said in (({"device": "cuda"}, "device cuda (--device)"),
+                         ({"device": "cuda:3"}, "device cuda:3 (--device)"),
+                         ({"bf16": True}, "bf16 (--bf16)")):
+        with pytest.raises(UsageError, match=re.escape(said)):
+            Tagger.load(onnx_model, **kwargs)
+    assert Tagger.load(onnx_model, device="cpu").segment(["好"]) == [["好"]]
+    run = "import runpy, sys; sys.argv = {argv!r}; runpy.run_module('bmes_tagger', " \
+          "run_name='__main__')"
+    done = probe(run.format(argv=["tagger", "predict", "-", "--model", str(onnx_model),
+                                  "--device", "cuda"]), stdin="我们\n")
+    assert done.returncode == 2 and done.stderr.splitlines()[0] == (
+        f"error: {onnx_model}: an exported model runs on the CPU in float32; device cuda "
+        "(--device) is for checkpoints (.pt)"), done.stderr
