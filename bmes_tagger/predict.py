@@ -24,7 +24,7 @@ from . import decoding
 from .batching import Batch, EncodedCorpus, bucketed_batches, text_bounds
 from .config import Config
 from .corpus import read_dictionary
-from .errors import ONNX_HINT, BmesTaggerError, require_torch
+from .errors import ONNX_HINT, BmesTaggerError, UsageError, require_torch
 from .exported import exported_kind, load_exported
 from .tags import allowed_transitions, split_tag, tags_to_spans
 from .text import split_graphemes
@@ -155,8 +155,6 @@ class Tagger:
             # refused, not ignored: the run would go on in float32 on the CPU and look as
             # if the option had worked
             if bf16 or device not in ("auto", "cpu"):
-                from .errors import UsageError
-
                 asked = "bf16 (--bf16)" if bf16 else f"device {device} (--device)"
                 raise UsageError(f"{path}: an exported model runs on the CPU in float32; "
                                  f"{asked} is for checkpoints (.pt)")

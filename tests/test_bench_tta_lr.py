@@ -3,7 +3,7 @@ dev F1, whatever the test F1 says."""
 
 from __future__ import annotations
 
-from conftest import load_benchmark
+from conftest import REPO, load_benchmark
 
 
 def load():  # type: ignore[no-untyped-def]
@@ -26,3 +26,18 @@ def test_the_pick_is_the_best_mean_dev_f1_never_the_test_f1() -> None:
                                                     "code": "commit x", "minutes": 1.0})
     picked = [line for line in text.splitlines() if line.endswith("| yes |")]
     assert [line.split(" | ")[1] for line in picked] == ["0.004", "0.008"]
+
+
+def test_speed_trains_at_the_rates_the_recorded_sweep_picked() -> None:
+    """speed.py's time-to-accuracy runs hold tta_lr.py's picks as constants: they must be the
+    ones its last recorded run (RESULTS.md, tta-lr section) marked."""
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    section = results[results.index("<!-- tta-lr:start -->"):
+                      results.index("<!-- tta-lr:end -->")]
+    picked = {int(cells[1]): float(cells[2]) for line in section.splitlines()
+              if line.endswith("| yes |") for cells in [line.split("|")]}
+    speed = load_benchmark("speed")
+    used = {int(label): float(next(o for o in overrides if o.startswith("train.lr=")
+                                   ).split("=")[1])
+            for label, overrides in speed._BATCHES.items()}
+    assert picked and used == picked
